@@ -1,0 +1,1 @@
+//! Password authentication: SCRAM-SHA-256, MD5, cleartext.

@@ -1,0 +1,267 @@
+//! One error type for the whole crate.
+//!
+//! Callers ask predicates (`code()`, `as_db_error()`, `is_closed()`) instead of matching strings.
+//! Nothing in here ever carries a password or a SCRAM key: messages are built from
+//! static text, server-sent fields and user-visible names only.
+
+use std::fmt;
+use std::time::Duration;
+
+/// A boxed error, as returned by [`ToSql`](crate::types::ToSql) and
+/// [`FromSql`](crate::types::FromSql) implementations.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// The crate's result type.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong talking to PostgreSQL.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The socket failed (connect refused, reset, EOF in the middle of a message, ...).
+    #[error("I/O error: {0}")]
+    Io(#[from] std::io::Error),
+    /// The server sent bytes that do not follow the protocol, or sent something we did not expect
+    /// at this point. The connection is unusable afterwards.
+    #[error("protocol error: {0}")]
+    Protocol(String),
+    /// The server answered with an ErrorResponse.
+    #[error("{0}")]
+    Db(Box<DbError>),
+    /// Authentication could not be carried out on our side: an unsupported method, a server
+    /// that could not prove it knows the password, a password that is needed but missing.
+    #[error("authentication failed: {0}")]
+    Auth(String),
+    /// The configuration (DSN, builder values, environment) is invalid.
+    #[error("invalid configuration: {0}")]
+    Config(#[from] ConfigError),
+    /// The connection is closed or broken and cannot be used any more.
+    #[error("connection closed: {0}")]
+    Closed(&'static str),
+    /// An operation did not finish in time.
+    #[error("timed out: {0}")]
+    Timeout(&'static str),
+    /// A Rust value could not be converted to or from a PostgreSQL value.
+    #[error("{0}")]
+    Conversion(String),
+}
+
+impl Error {
+    /// The SQLSTATE code of a database error, e.g. `Some("28P01")` for a wrong password.
+    pub fn code(&self) -> Option<&str> {
+        match self {
+            Error::Db(db) => Some(db.code()),
+            _ => None,
+        }
+    }
+
+    /// The database error, if this is one.
+    pub fn as_db_error(&self) -> Option<&DbError> {
+        match self {
+            Error::Db(db) => Some(db),
+            _ => None,
+        }
+    }
+
+    /// True when the connection can no longer be used (closed socket, I/O failure, protocol
+    /// violation, or a FATAL/PANIC from the server).
+    pub fn is_closed(&self) -> bool {
+        match self {
+            Error::Io(_) | Error::Protocol(_) | Error::Closed(_) => true,
+            Error::Db(db) => db.is_fatal(),
+            _ => false,
+        }
+    }
+
+    /// True for [`Error::Timeout`].
+    pub fn is_timeout(&self) -> bool {
+        matches!(self, Error::Timeout(_))
+    }
+
+    pub(crate) fn protocol(msg: impl Into<String>) -> Error {
+        Error::Protocol(msg.into())
+    }
+
+    pub(crate) fn auth(msg: impl Into<String>) -> Error {
+        Error::Auth(msg.into())
+    }
+
+    pub(crate) fn timeout_after(what: &'static str, _after: Duration) -> Error {
+        Error::Timeout(what)
+    }
+}
+
+impl From<DbError> for Error {
+    fn from(e: DbError) -> Self {
+        Error::Db(Box::new(e))
+    }
+}
+
+/// A configuration error. It names the part of the input that is wrong, and never contains
+/// a password.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{what}")]
+pub struct ConfigError {
+    what: String,
+}
+
+impl ConfigError {
+    /// A new configuration error with the given description.
+    pub fn new(what: impl Into<String>) -> Self {
+        ConfigError { what: what.into() }
+    }
+
+    /// The description of what is wrong.
+    pub fn message(&self) -> &str {
+        &self.what
+    }
+}
+
+/// Every field of a PostgreSQL ErrorResponse (or NoticeResponse).
+///
+/// Field names follow the "Error and Notice Message Fields" page of the protocol documentation.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct DbError {
+    /// `S`: ERROR, FATAL, PANIC (or WARNING, NOTICE, ... in a notice), possibly localized.
+    pub severity: String,
+    /// `V`: the severity, never localized (PostgreSQL 9.6+).
+    pub severity_nonlocalized: Option<String>,
+    /// `C`: the SQLSTATE code.
+    pub code: String,
+    /// `M`: the primary message.
+    pub message: String,
+    /// `D`: detail.
+    pub detail: Option<String>,
+    /// `H`: hint.
+    pub hint: Option<String>,
+    /// `P`: 1-based character position in the query string.
+    pub position: Option<u32>,
+    /// `p`: position in an internally generated query.
+    pub internal_position: Option<u32>,
+    /// `q`: the internally generated query.
+    pub internal_query: Option<String>,
+    /// `W`: the context (call stack) of the error.
+    pub where_: Option<String>,
+    /// `s`: schema name.
+    pub schema: Option<String>,
+    /// `t`: table name.
+    pub table: Option<String>,
+    /// `c`: column name.
+    pub column: Option<String>,
+    /// `d`: data type name.
+    pub datatype: Option<String>,
+    /// `n`: constraint name.
+    pub constraint: Option<String>,
+    /// `F`: source file of the server.
+    pub file: Option<String>,
+    /// `L`: source line of the server.
+    pub line: Option<u32>,
+    /// `R`: source routine of the server.
+    pub routine: Option<String>,
+}
+
+impl DbError {
+    /// The SQLSTATE code.
+    pub fn code(&self) -> &str {
+        &self.code
+    }
+
+    /// The primary message.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
+    /// The non-localized severity where the server sent one, else the localized one.
+    pub fn severity(&self) -> &str {
+        self.severity_nonlocalized
+            .as_deref()
+            .unwrap_or(&self.severity)
+    }
+
+    /// FATAL and PANIC end the session.
+    pub fn is_fatal(&self) -> bool {
+        matches!(self.severity(), "FATAL" | "PANIC")
+    }
+}
+
+impl fmt::Debug for DbError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut d = f.debug_struct("DbError");
+        d.field("severity", &self.severity())
+            .field("code", &self.code)
+            .field("message", &self.message);
+        // Only the fields that are present, so the output stays readable.
+        macro_rules! opt {
+            ($($name:ident),*) => { $( if let Some(v) = &self.$name { d.field(stringify!($name), v); } )* };
+        }
+        opt!(
+            detail,
+            hint,
+            position,
+            internal_position,
+            internal_query,
+            where_,
+            schema,
+            table,
+            column,
+            datatype,
+            constraint,
+            file,
+            line,
+            routine
+        );
+        d.finish()
+    }
+}
+
+/// Reads like psql: `ERROR:  relation "x" does not exist` followed by DETAIL/HINT lines.
+impl fmt::Display for DbError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:  {}", self.severity, self.message)?;
+        if let Some(d) = &self.detail {
+            write!(f, "\nDETAIL:  {d}")?;
+        }
+        if let Some(h) = &self.hint {
+            write!(f, "\nHINT:  {h}")?;
+        }
+        if let Some(w) = &self.where_ {
+            write!(f, "\nCONTEXT:  {w}")?;
+        }
+        write!(f, " (SQLSTATE {})", self.code)
+    }
+}
+
+impl std::error::Error for DbError {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn display_reads_like_psql() {
+        let e = DbError {
+            severity: "ERROR".into(),
+            code: "42P01".into(),
+            message: "relation \"x\" does not exist".into(),
+            hint: Some("create it".into()),
+            ..Default::default()
+        };
+        assert_eq!(
+            e.to_string(),
+            "ERROR:  relation \"x\" does not exist\nHINT:  create it (SQLSTATE 42P01)"
+        );
+        let err = Error::from(e);
+        assert_eq!(err.code(), Some("42P01"));
+        assert!(!err.is_closed());
+    }
+
+    #[test]
+    fn fatal_marks_closed() {
+        let e = DbError {
+            severity: "FATAL".into(),
+            code: "57P01".into(),
+            ..Default::default()
+        };
+        assert!(Error::from(e).is_closed());
+    }
+}
