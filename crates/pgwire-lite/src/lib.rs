@@ -7,4 +7,5 @@ pub mod error;
 pub mod protocol;
 pub mod types;
 
+pub use config::{Config, Host, SslMode, TargetSessionAttrs};
 pub use error::{DbError, Error, Result};
