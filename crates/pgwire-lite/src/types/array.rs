@@ -227,6 +227,12 @@ fn element_of<T: ?Sized>(ty: &Type, encode: bool) -> Result<Type, BoxError> {
 
 // ---- text format -------------------------------------------------------------------------
 
+/// The whitespace the server's array parser skips (`array_isspace`: C's isspace in the C
+/// locale, which includes vertical tab).
+fn is_array_space(c: u8) -> bool {
+    matches!(c, b' ' | b'\t' | b'\n' | b'\r' | 0x0B | 0x0C)
+}
+
 /// An array in text format, elements unescaped but not yet decoded.
 pub(crate) struct TextArray<'a> {
     pub(crate) dims: Vec<(usize, i32)>,
@@ -249,7 +255,7 @@ impl<'a> TextParser<'a> {
     }
 
     fn skip_ws(&mut self) {
-        while self.peek().is_some_and(|c| c.is_ascii_whitespace()) {
+        while self.peek().is_some_and(is_array_space) {
             self.pos += 1;
         }
     }
@@ -408,7 +414,7 @@ impl<'a> TextParser<'a> {
             if let Some(buf) = owned.as_mut() {
                 buf.push(ch);
             }
-            if quoted || escaped || !ch.is_ascii_whitespace() {
+            if quoted || escaped || !u8::try_from(ch).is_ok_and(is_array_space) {
                 end = self.pos;
                 owned_end = owned.as_ref().map_or(0, String::len);
             }

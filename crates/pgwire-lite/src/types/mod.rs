@@ -43,6 +43,9 @@ mod primitives;
 mod text;
 mod value;
 
+#[cfg(test)]
+mod tests;
+
 pub use array::Array;
 pub use datetime::{Date, Interval, Time, Timestamp, TimestampTz};
 pub use misc::{Json, Uuid};

@@ -175,14 +175,15 @@ impl Numeric {
                 )));
             }
         };
+        // Special values carry no meaningful scale (PostgreSQL 15 sends stray bits there).
+        let Kind::Finite { negative } = kind else {
+            return Ok(Numeric::special(kind));
+        };
         if dscale > DSCALE_MAX {
             return Err(err(format!(
                 "invalid numeric value: bad display scale {dscale}"
             )));
         }
-        let Kind::Finite { negative } = kind else {
-            return Ok(Numeric::special(kind));
-        };
         let mut digits = Vec::with_capacity(ndigits);
         for _ in 0..ndigits {
             let d = r.u16()?;
@@ -521,7 +522,7 @@ mod tests {
             .unwrap();
         assert_eq!(&buf[..], &[0, 0, 0, 0, 0xD0, 0, 0, 0][..]);
         assert!(
-            Numeric::from_sql(&Type::NUMERIC, &[0, 0, 0, 0, 0xF0, 0, 0, 0])
+            Numeric::from_sql(&Type::NUMERIC, &[0, 0, 0, 0, 0xF0, 0, 0, 0x20]) // numeric_send('-Infinity'), PG 15
                 .unwrap()
                 .is_negative()
         );

@@ -216,14 +216,20 @@ impl Value {
                 if text {
                     Value::decode_text_array(element_type, raw)
                 } else {
-                    Value::decode_binary_array(raw)
+                    Value::decode_binary_array(ty, raw)
                 }
             }
         })
     }
 
-    fn decode_binary_array(raw: &[u8]) -> Result<Value, BoxError> {
+    fn decode_binary_array(ty: &Type, raw: &[u8]) -> Result<Value, BoxError> {
         let a = array::parse_binary(raw)?;
+        if ty.array_element() != Some(a.element_type) {
+            return Err(err(format!(
+                "invalid {ty} value: elements are of type {}",
+                a.element_type
+            )));
+        }
         // PostgreSQL has no arrays of arrays: a server claiming so gets raw elements rather
         // than recursion.
         let nested = a.element_type.array_element().is_some();
