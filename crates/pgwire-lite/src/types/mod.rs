@@ -223,6 +223,12 @@ pub trait ToSql: fmt::Debug {
     fn type_hint(&self) -> Option<Type> {
         None
     }
+
+    /// The Rust type's name, for error messages (a parameter's value is never printed: it may
+    /// be a secret).
+    fn type_name(&self) -> &'static str {
+        std::any::type_name::<Self>()
+    }
 }
 
 /// A Rust value that can be read from a column.
