@@ -19,13 +19,14 @@ use std::io;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpStream, UnixStream};
 
-use crate::auth::{md5::md5_password, scram::ScramSha256};
+use crate::auth::{AuthMethod, RequireAuth, md5::md5_password, scram::ScramSha256};
+use crate::cancel::CancelToken;
 use crate::config::{Config, Host};
 use crate::error::{DbError, Error, Result};
 use crate::protocol::backend::{
@@ -137,6 +138,7 @@ pub struct Connection {
     notifications: VecDeque<Notification>,
     notice_handler: Option<NoticeHandler>,
     max_message_len: usize,
+    query_timeout: Option<Duration>,
     created_at: Instant,
 }
 
@@ -217,6 +219,7 @@ impl Connection {
             notifications: VecDeque::new(),
             notice_handler: None,
             max_message_len: DEFAULT_MAX_MESSAGE_LEN,
+            query_timeout: None,
             created_at: Instant::now(),
         };
         conn.startup(config).await?;
@@ -243,7 +246,12 @@ impl Connection {
         self.write_buf.clear();
         frontend::startup_message(params, &mut self.write_buf)?;
         self.flush_write().await?;
-        self.authenticate(user, config.get_password()).await?;
+        let require = match config.get_require_auth() {
+            Some(r) => RequireAuth::parse(r)?,
+            None => RequireAuth::default(),
+        };
+        self.authenticate(user, config.get_password(), require)
+            .await?;
         // After AuthenticationOk: BackendKeyData, ParameterStatus (handled in recv), then
         // ReadyForQuery, or an ErrorResponse.
         loop {
@@ -271,19 +279,48 @@ impl Connection {
         }
     }
 
-    async fn authenticate(&mut self, user: &str, password: Option<&[u8]>) -> Result<()> {
+    async fn authenticate(
+        &mut self,
+        user: &str,
+        password: Option<&[u8]>,
+        require: RequireAuth,
+    ) -> Result<()> {
         let need_password = |method: &str| {
             Error::auth(format!(
                 "the server requested {method} password authentication, but no password was given"
             ))
         };
+        // Checked before anything is sent: a password never goes out in a way require_auth
+        // does not allow (a server downgrading SCRAM to cleartext, say).
+        let check = |method: AuthMethod| {
+            if require.allows(method) {
+                Ok(())
+            } else {
+                Err(Error::auth(format!(
+                    "the server requested \"{}\" authentication, which require_auth does not allow",
+                    method.as_str()
+                )))
+            }
+        };
         let mut scram: Option<ScramSha256> = None;
+        let mut requested = false;
         loop {
             let frame = self.recv_startup().await?;
             let msg = backend::decode(&frame)?;
             self.write_buf.clear();
+            if !matches!(
+                msg,
+                BackendMessage::AuthenticationOk
+                    | BackendMessage::ErrorResponse(_)
+                    | BackendMessage::NegotiateProtocolVersion { .. }
+            ) {
+                requested = true;
+            }
             match msg {
                 BackendMessage::AuthenticationOk => {
+                    if !requested {
+                        check(AuthMethod::None)?;
+                    }
                     // A server that skips SASLFinal never proved it knows the password: it
                     // could be anyone who intercepted the connection.
                     if let Some(s) = &scram {
@@ -297,10 +334,12 @@ impl Connection {
                     return Ok(());
                 }
                 BackendMessage::AuthenticationCleartextPassword => {
+                    check(AuthMethod::Password)?;
                     let pw = password.ok_or_else(|| need_password("cleartext"))?;
                     frontend::password_message(pw, &mut self.write_buf)?;
                 }
                 BackendMessage::AuthenticationMD5Password { salt } => {
+                    check(AuthMethod::Md5)?;
                     let pw = password.ok_or_else(|| need_password("MD5"))?;
                     let hashed = md5_password(user.as_bytes(), pw, salt);
                     frontend::password_message(hashed.as_bytes(), &mut self.write_buf)?;
@@ -316,6 +355,7 @@ impl Connection {
                              which is not supported yet)"
                         )));
                     }
+                    check(AuthMethod::ScramSha256)?;
                     let pw = password.ok_or_else(|| need_password("SCRAM-SHA-256"))?;
                     let s = ScramSha256::new(pw)?;
                     frontend::sasl_initial_response(
@@ -348,9 +388,11 @@ impl Connection {
                     ));
                 }
                 BackendMessage::AuthenticationGSS | BackendMessage::AuthenticationGSSContinue => {
+                    check(AuthMethod::Gss)?;
                     return Err(Error::auth("GSSAPI authentication is not supported"));
                 }
                 BackendMessage::AuthenticationSSPI => {
+                    check(AuthMethod::Sspi)?;
                     return Err(Error::auth("SSPI authentication is not supported"));
                 }
                 BackendMessage::ErrorResponse(f) => return Err(f.to_db_error().into()),
@@ -539,6 +581,11 @@ impl Connection {
     /// statement. Values arrive in text format. No parameters: use [`execute`](Self::execute)
     /// for anything with user input.
     pub async fn simple_query(&mut self, sql: &str) -> Result<Vec<QueryResult>> {
+        self.timed(async |c| c.simple_query_request(sql).await)
+            .await
+    }
+
+    async fn simple_query_request(&mut self, sql: &str) -> Result<Vec<QueryResult>> {
         self.ensure_ready().await?;
         self.write_buf.clear();
         frontend::query(sql, &mut self.write_buf)?;
@@ -622,6 +669,15 @@ impl Connection {
         sql: &str,
         params: &[&(dyn ToSql + Sync)],
     ) -> Result<QueryResult> {
+        self.timed(async |c| c.execute_request(sql, params).await)
+            .await
+    }
+
+    async fn execute_request(
+        &mut self,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<QueryResult> {
         self.ensure_ready().await?;
         let stmt = match self.cache.get(sql) {
             Some(s) => s,
@@ -646,6 +702,15 @@ impl Connection {
     /// `prepared=False`). Parse, Describe and (after a Flush) Bind/Execute form one request with a
     /// single Sync, so it is safe behind PgBouncer in transaction mode.
     pub async fn execute_unprepared(
+        &mut self,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<QueryResult> {
+        self.timed(async |c| c.execute_unprepared_request(sql, params).await)
+            .await
+    }
+
+    async fn execute_unprepared_request(
         &mut self,
         sql: &str,
         params: &[&(dyn ToSql + Sync)],
@@ -905,6 +970,64 @@ impl Connection {
             columns.clone(),
             frame.slice(backend::HEADER_LEN..),
         ))
+    }
+
+    // ---------------------------------------------------------------------------------------
+    // Timeouts and cancellation
+    // ---------------------------------------------------------------------------------------
+
+    /// A token that cancels this connection's running query from another task.
+    pub fn cancel_token(&self) -> CancelToken {
+        CancelToken {
+            peer: self.peer.clone(),
+            process_id: self.process_id,
+            secret_key: self.secret_key.clone(),
+        }
+    }
+
+    /// Sets a time limit for every query on this connection (`None`, the default: no limit).
+    ///
+    /// When it expires, the query is cancelled on the server (CancelRequest) and its response
+    /// drained, and the caller gets [`Error::Timeout`]; the connection stays usable. When the
+    /// server does not answer the cancellation within the same time again, the connection is
+    /// marked broken instead.
+    pub fn set_query_timeout(&mut self, timeout: Option<Duration>) {
+        self.query_timeout = timeout;
+    }
+
+    /// The query time limit, if one is set.
+    pub fn query_timeout(&self) -> Option<Duration> {
+        self.query_timeout
+    }
+
+    async fn timed<T>(&mut self, request: impl AsyncFnOnce(&mut Self) -> Result<T>) -> Result<T> {
+        let Some(limit) = self.query_timeout else {
+            return request(self).await;
+        };
+        match tokio::time::timeout(limit, request(self)).await {
+            Ok(r) => r,
+            Err(_) => {
+                // The request future is gone; what it sent is still owed to us.
+                if self.has_pending() && !self.is_broken() {
+                    let token = self.cancel_token();
+                    let cleanup = async {
+                        token.cancel_query().await?;
+                        self.ensure_ready().await
+                    };
+                    match tokio::time::timeout(limit, cleanup).await {
+                        Ok(Ok(())) => {}
+                        _ => {
+                            self.broken = Some(
+                                "the server did not answer the cancellation of a timed-out query",
+                            );
+                        }
+                    }
+                }
+                Err(Error::Timeout(
+                    "query_timeout elapsed; the query was cancelled",
+                ))
+            }
+        }
     }
 
     // ---------------------------------------------------------------------------------------

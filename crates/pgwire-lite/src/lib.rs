@@ -63,6 +63,7 @@
 #![deny(missing_docs)]
 
 pub mod auth;
+pub mod cancel;
 pub mod config;
 pub mod connection;
 pub mod error;
@@ -71,6 +72,7 @@ pub mod row;
 pub mod statement;
 pub mod types;
 
+pub use cancel::CancelToken;
 pub use config::{Config, Host, SslMode, TargetSessionAttrs};
 pub use connection::{Connection, Notification, Peer, TransactionStatus};
 pub use error::{ConfigError, DbError, Error, Result};
