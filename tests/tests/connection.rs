@@ -561,3 +561,67 @@ async fn secrets_never_reach_debug_display_or_errors() {
     assert!(!printed.contains(SECRET), "{printed}");
     assert!(!printed.contains(pg_harness::SCRAM_PASS), "{printed}");
 }
+
+#[tokio::test]
+async fn param_types_from_values_runs_new_statements_in_one_trip() {
+    let mut c = admin().await;
+    c.set_param_types(pgwire_lite::ParamTypes::FromValues);
+    // The values' types are declared: the server casts where the SQL asks.
+    let r = c
+        .query_one("SELECT $1::int8 + 1 AS n, $2 || '!' AS s", &[&41i32, &"hi"])
+        .await
+        .unwrap();
+    assert_eq!(r.get::<_, i64>("n"), 42);
+    assert_eq!(r.get::<_, String>("s"), "hi!");
+    assert_eq!(c.cached_statements(), 1);
+    // Cached: the same statement again, and a value of another type re-prepares.
+    let r = c
+        .query_one("SELECT $1::int8 + 1 AS n, $2 || '!' AS s", &[&1i64, &"x"])
+        .await
+        .unwrap();
+    assert_eq!(r.get::<_, i64>("n"), 2);
+    // A Parse the declared types make fail falls back to server inference: here the text value
+    // meets an int4 column with no text = int4 operator, which inference (int4) would refuse too,
+    // so the error is the conversion error, and nothing ran twice.
+    let t = pg_harness::unique_name("onetrip");
+    c.batch_execute(&format!("CREATE TEMP TABLE {t} (id int4, v text)"))
+        .await
+        .unwrap();
+    let err = c
+        .execute(&format!("INSERT INTO {t} SELECT $1 WHERE $1 = 1"), &[&"7"])
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("int4") || err.code().is_some(),
+        "{err}"
+    );
+    assert!(c.is_idle());
+    let n = c
+        .query_one(&format!("SELECT count(*)::int8 FROM {t}"), &[])
+        .await
+        .unwrap();
+    assert_eq!(n.get::<_, i64>(0), 0);
+    // An execution error after a successful Parse is returned, not retried.
+    let err = c
+        .execute(&format!("INSERT INTO {t} VALUES (1/$1, 'a')"), &[&0i32])
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Some("22012"));
+    let n = c
+        .query_one(&format!("SELECT count(*)::int8 FROM {t}"), &[])
+        .await
+        .unwrap();
+    assert_eq!(n.get::<_, i64>(0), 0);
+    // Inside a transaction the one-trip path is not used (a failed Parse would abort it).
+    c.batch_execute("BEGIN").await.unwrap();
+    c.execute(&format!("INSERT INTO {t} VALUES ($1, $2)"), &[&1i32, &"b"])
+        .await
+        .unwrap();
+    c.batch_execute("COMMIT").await.unwrap();
+    // The unnamed path too.
+    let r = c
+        .execute_unprepared("SELECT $1::int4 * 2", &[&21i32])
+        .await
+        .unwrap();
+    assert_eq!(r.rows()[0].get::<_, i32>(0), 42);
+}

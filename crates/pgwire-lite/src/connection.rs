@@ -59,6 +59,22 @@ pub enum TransactionStatus {
     Failed,
 }
 
+/// Where the parameter types of a statement come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ParamTypes {
+    /// The server infers them (Parse with no declared types, then Describe), as tokio-postgres
+    /// and libpq do: a statement costs one extra round trip the first time a connection sees it,
+    /// and a value must fit the inferred type (`&"42"` is refused for `$1::int4`). The default.
+    #[default]
+    Inferred,
+    /// The values declare them (`i32` → int4, `&str` → text, ...), as sqlx does: a new statement
+    /// runs in one round trip (Parse, Describe, Bind, Execute, Sync in one write). The server
+    /// then casts where the SQL asks for another type (`$1::int8` with an `i32`, or `$1::int4`
+    /// with `&"42"`). Used only outside transactions and when every value declares a type; a
+    /// Parse the declared types make fail falls back to inference, having executed nothing.
+    FromValues,
+}
+
 /// A LISTEN/NOTIFY notification.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Notification {
@@ -139,6 +155,7 @@ pub struct Connection {
     notice_handler: Option<NoticeHandler>,
     max_message_len: usize,
     query_timeout: Option<Duration>,
+    param_types: ParamTypes,
     created_at: Instant,
 }
 
@@ -220,6 +237,7 @@ impl Connection {
             notice_handler: None,
             max_message_len: DEFAULT_MAX_MESSAGE_LEN,
             query_timeout: None,
+            param_types: ParamTypes::Inferred,
             created_at: Instant::now(),
         };
         conn.startup(config).await?;
@@ -680,8 +698,19 @@ impl Connection {
     ) -> Result<QueryResult> {
         self.ensure_ready().await?;
         let stmt = match self.cache.get(sql) {
-            Some(s) => s,
-            None => self.prepare_cached(sql).await?,
+            // The common case: cached, and the server's parameter types take these values.
+            Some(s) if accepts_all(&s, params) => s,
+            cached => {
+                // A miss (or cached types these values do not fit): one round trip when the
+                // values say their types, otherwise Parse/Describe first and let the server infer.
+                if let Some(r) = self.try_one_trip(sql, true, params).await? {
+                    return Ok(r);
+                }
+                match cached {
+                    Some(s) => s,
+                    None => self.prepare_cached(sql).await?,
+                }
+            }
         };
         match self.execute_statement(&stmt, params).await {
             // "cached plan must not change result type": the table changed under the cached
@@ -716,6 +745,9 @@ impl Connection {
         params: &[&(dyn ToSql + Sync)],
     ) -> Result<QueryResult> {
         self.ensure_ready().await?;
+        if let Some(r) = self.try_one_trip(sql, false, params).await? {
+            return Ok(r);
+        }
         self.write_buf.clear();
         self.write_pending_closes()?;
         frontend::parse("", sql, std::iter::empty(), &mut self.write_buf)?;
@@ -756,6 +788,73 @@ impl Connection {
         self.sync_owed = false;
         self.flush_write().await?;
         self.read_execute_response(stmt.columns.clone()).await
+    }
+
+    /// Parse (with the parameter types the values declare), Describe, Bind, Execute and Sync in
+    /// one write: one round trip for a statement this connection has not seen.
+    ///
+    /// Returns `Ok(None)` when it does not apply — a value without a type hint, or an open
+    /// transaction, where a failed Parse would abort the caller's transaction — and when the
+    /// server rejected the Parse (nothing was executed), so the caller falls back to letting the
+    /// server infer the types. An error after the Parse succeeded is the statement's own error.
+    async fn try_one_trip(
+        &mut self,
+        sql: &str,
+        cache: bool,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Option<QueryResult>> {
+        if self.param_types != ParamTypes::FromValues || self.tx_status != TransactionStatus::Idle {
+            return Ok(None);
+        }
+        let Some(hints) = params
+            .iter()
+            .map(|p| p.type_hint())
+            .collect::<Option<Box<[Type]>>>()
+        else {
+            return Ok(None);
+        };
+        let name: Box<str> = if cache {
+            self.cache.next_name()
+        } else {
+            "".into()
+        };
+        self.write_buf.clear();
+        self.write_pending_closes()?;
+        frontend::parse(&name, sql, hints.iter().map(Type::oid), &mut self.write_buf)?;
+        frontend::describe(b'S', &name, &mut self.write_buf)?;
+        let stmt = Statement {
+            name,
+            params: hints,
+            columns: None,
+        };
+        self.write_bind_execute(&stmt, params)?;
+        frontend::sync(&mut self.write_buf);
+        self.pending += 1;
+        let r = async {
+            self.flush_write().await?;
+            match self.read_describe().await {
+                Ok((params, columns)) => {
+                    let result = self.read_execute_response(columns.clone()).await;
+                    // The statement exists on the server even when its execution failed.
+                    if cache {
+                        let stmt = Statement {
+                            name: stmt.name,
+                            params,
+                            columns,
+                        };
+                        self.cache.insert(sql, Arc::new(stmt));
+                    }
+                    result.map(Some)
+                }
+                Err(e) if !e.is_closed() => {
+                    self.read_until_ready().await?;
+                    Ok(None)
+                }
+                Err(e) => Err(e),
+            }
+        }
+        .await;
+        self.check(r)
     }
 
     /// Sends the owed Sync and reads up to its ReadyForQuery.
@@ -993,6 +1092,12 @@ impl Connection {
     /// marked broken instead.
     pub fn set_query_timeout(&mut self, timeout: Option<Duration>) {
         self.query_timeout = timeout;
+    }
+
+    /// Chooses where parameter types come from for statements this connection has not prepared
+    /// yet. See [`ParamTypes`].
+    pub fn set_param_types(&mut self, param_types: ParamTypes) {
+        self.param_types = param_types;
     }
 
     /// The query time limit, if one is set.
@@ -1285,6 +1390,15 @@ fn encode_param(p: &(dyn ToSql + Sync), ty: Type, i: usize, buf: &mut BytesMut) 
         )));
     }
     p.to_sql(&ty, buf).map_err(|e| frontend::param_error(i, e))
+}
+
+/// Whether each value can be sent as the statement's corresponding parameter type.
+fn accepts_all(stmt: &Statement, params: &[&(dyn ToSql + Sync)]) -> bool {
+    params.len() == stmt.params.len()
+        && params
+            .iter()
+            .zip(&stmt.params[..])
+            .all(|(p, t)| p.accepts(t))
 }
 
 fn is_stale_plan(e: &Error) -> bool {
