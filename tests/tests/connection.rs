@@ -625,3 +625,45 @@ async fn param_types_from_values_runs_new_statements_in_one_trip() {
         .unwrap();
     assert_eq!(r.rows()[0].get::<_, i32>(0), 42);
 }
+
+#[tokio::test]
+async fn role_defaults_do_not_change_text_decoding() {
+    if !cluster().require_roles() {
+        return;
+    }
+    let mut adm = admin().await;
+    let role = pg_harness::unique_name("styles");
+    adm.batch_execute(&format!(
+        "CREATE ROLE {role} LOGIN PASSWORD 'pw'; \
+         ALTER ROLE {role} SET IntervalStyle = 'sql_standard'; \
+         ALTER ROLE {role} SET DateStyle = 'German'; \
+         ALTER ROLE {role} SET extra_float_digits = 0"
+    ))
+    .await
+    .unwrap();
+    let mut cfg = config(Role::Postgres);
+    cfg.user(&role).password("pw");
+    let mut c = Connection::connect(&cfg).await.unwrap();
+    let r = c
+        .simple_query("SELECT '1 year 2 days 03:04:05'::interval, '1999-12-31'::date, 0.1::float8")
+        .await
+        .unwrap();
+    let row = &r[0].rows()[0];
+    assert_eq!(
+        row.get::<_, pgwire_lite::types::Interval>(0),
+        pgwire_lite::types::Interval {
+            months: 12,
+            days: 2,
+            micros: 11_045_000_000
+        }
+    );
+    assert_eq!(
+        row.get::<_, pgwire_lite::types::Date>(1).ymd(),
+        Some((1999, 12, 31))
+    );
+    assert_eq!(row.get::<_, f64>(2), 0.1);
+    drop(c);
+    adm.batch_execute(&format!("DROP ROLE {role}"))
+        .await
+        .unwrap();
+}

@@ -258,9 +258,13 @@ impl Connection {
         if let Some(opts) = config.get_options() {
             params.push(("options", opts));
         }
-        // Text values (simple-query results) are decoded as UTF-8 with ISO dates.
+        // Text values (simple-query results) are decoded as UTF-8, with ISO dates, postgres-style
+        // intervals and floats printed exactly; a role or database default must not change that.
+        // (A later `SET DateStyle` by the user still would: documented on simple_query.)
         params.push(("client_encoding", "UTF8"));
         params.push(("DateStyle", "ISO"));
+        params.push(("IntervalStyle", "postgres"));
+        params.push(("extra_float_digits", "3"));
         self.write_buf.clear();
         frontend::startup_message(params, &mut self.write_buf)?;
         self.flush_write().await?;
@@ -598,6 +602,12 @@ impl Connection {
     /// Runs one or more statements with the simple query protocol and returns one result per
     /// statement. Values arrive in text format. No parameters: use [`execute`](Self::execute)
     /// for anything with user input.
+    ///
+    /// Text values are decoded assuming the settings the connection starts with (`DateStyle=ISO`,
+    /// `IntervalStyle=postgres`, `extra_float_digits=3`); after a `SET` of one of those, dates,
+    /// intervals or floats read through this method may fail to decode (they come back as
+    /// [`Value::Unknown`](crate::Value::Unknown) in `result()`). The extended protocol is
+    /// unaffected: its values are binary.
     pub async fn simple_query(&mut self, sql: &str) -> Result<Vec<QueryResult>> {
         self.timed(async |c| c.simple_query_request(sql).await)
             .await
