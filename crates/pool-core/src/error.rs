@@ -42,6 +42,10 @@ pub enum Error {
     /// An operation ran before [`PsqlPool::startup`](crate::PsqlPool::startup) succeeded.
     #[error("the pool is not started: call PsqlPool::startup() before any other operation")]
     NotStarted,
+    /// `COMMIT` found the transaction already failed (an earlier statement in it raised an
+    /// error), so PostgreSQL rolled it back instead: nothing was committed.
+    #[error("the transaction had failed, so COMMIT rolled it back: nothing was committed")]
+    RolledBack,
     /// A builder value or the DSN is invalid. The message names the bad part and never
     /// contains the password.
     #[error("invalid pool configuration: {0}")]

@@ -518,15 +518,18 @@ impl<M: Manager> Slots<M> {
         Some(every.max(Duration::from_millis(100)))
     }
 
-    /// Starts the background maintenance task, if there is anything to maintain. It holds
-    /// only a weak reference, and stops when the pool is closed or dropped. It never runs on
-    /// the query path.
+    /// Starts the background maintenance task on the current tokio runtime, if there is
+    /// anything to maintain. It holds only a weak reference, and stops when the pool is closed
+    /// or dropped. It never runs on the query path.
     pub(crate) fn spawn_maintenance(self: &Arc<Self>) {
         let Some(every) = self.maintenance_interval() else {
             return;
         };
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
         let weak: Weak<Self> = Arc::downgrade(self);
-        tokio::spawn(async move {
+        runtime.spawn(async move {
             let mut tick = tokio::time::interval(every);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
