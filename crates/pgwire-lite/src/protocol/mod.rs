@@ -1,1 +1,4 @@
 //! Bytes to messages and back. No I/O, no async.
+
+pub mod backend;
+pub mod frontend;
