@@ -28,7 +28,7 @@ async fn admin() -> Connection {
 /// Waits until no slot is in use: a connection given back dirty is reset by a background
 /// task that holds its slot meanwhile.
 async fn quiesce(pool: &PsqlPool) {
-    for _ in 0..200 {
+    for _ in 0..1000 {
         if pool.status().in_use == 0 {
             return;
         }
@@ -532,7 +532,7 @@ async fn a_query_that_will_not_finish_in_time_gets_its_connection_closed() {
     .await;
     assert!(r.is_err());
     drop(c);
-    tokio::time::sleep(Duration::from_millis(400)).await;
+    quiesce(&pool).await;
     let s = pool.status();
     assert_eq!(
         (s.in_use, s.size),
@@ -552,10 +552,9 @@ async fn an_idle_connection_killed_by_the_server_is_replaced_without_error() {
     let pid = pool.connection().await.unwrap().backend_pid();
     let mut admin = admin().await;
     admin
-        .execute("SELECT pg_terminate_backend($1)", &[&pid])
+        .execute("SELECT pg_terminate_backend($1, 10000)", &[&pid])
         .await
         .unwrap();
-    tokio::time::sleep(Duration::from_millis(200)).await;
     let mut c = pool.connection().await.unwrap();
     assert_ne!(c.backend_pid(), pid);
     assert_eq!(scalar_i64(&mut c, "SELECT 1::int8").await, 1);
@@ -668,7 +667,12 @@ async fn max_lifetime_and_min_idle_with_real_connections() {
             .max_lifetime(Duration::from_millis(800)),
     )
     .await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    for _ in 0..500 {
+        if pool.status().idle >= 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     assert_eq!(pool.status().idle, 2, "kept warm");
     let first = pool.connection().await.unwrap().backend_pid();
     tokio::time::sleep(Duration::from_millis(1500)).await;
