@@ -430,3 +430,198 @@ async fn value_round_trip_through_result_maps() {
     );
     assert_eq!(maps[0].get("missing"), Some(&pgwire_lite::Value::Null));
 }
+
+#[tokio::test]
+async fn cancel_token_cancels_the_running_query() {
+    let mut c = admin().await;
+    let token = c.cancel_token();
+    assert!(!format!("{token:?}").contains("secret"));
+    let canceller = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        token.cancel_query().await
+    });
+    let t = std::time::Instant::now();
+    let err = c.execute("SELECT pg_sleep(20)", &[]).await.unwrap_err();
+    assert_eq!(err.code(), Some("57014"), "{err}");
+    assert!(t.elapsed() < Duration::from_secs(10));
+    canceller.await.unwrap().unwrap();
+    assert!(c.is_idle());
+    let r = c.query_one("SELECT 5::int4", &[]).await.unwrap();
+    assert_eq!(r.get::<_, i32>(0), 5);
+}
+
+#[tokio::test]
+async fn query_timeout_cancels_and_keeps_the_connection() {
+    let mut c = admin().await;
+    c.set_query_timeout(Some(Duration::from_millis(300)));
+    for prepared in [true, false] {
+        let t = std::time::Instant::now();
+        let err = if prepared {
+            c.execute("SELECT pg_sleep(20)", &[]).await.unwrap_err()
+        } else {
+            c.execute_unprepared("SELECT pg_sleep(20)", &[])
+                .await
+                .unwrap_err()
+        };
+        assert!(err.is_timeout(), "{err}");
+        assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
+        assert!(!c.is_broken());
+        assert!(c.is_idle(), "drained after the cancel");
+        let r = c.query_one("SELECT 6::int4", &[]).await.unwrap();
+        assert_eq!(r.get::<_, i32>(0), 6);
+    }
+    let err = c.simple_query("SELECT pg_sleep(20)").await.unwrap_err();
+    assert!(err.is_timeout(), "{err}");
+    // Nothing from the cancelled query leaks into later results.
+    let r = c.simple_query("SELECT 7").await.unwrap();
+    assert_eq!(r[0].rows()[0].get::<_, i32>(0), 7);
+}
+
+#[tokio::test]
+async fn require_auth_refuses_methods_the_user_did_not_allow() {
+    if !cluster().require_roles() {
+        return;
+    }
+    let with = |role: Role, require: &str| {
+        let mut cfg = config(role);
+        cfg.require_auth(require);
+        cfg
+    };
+    // Allowed: connects.
+    Connection::connect(&with(Role::Scram, "scram-sha-256"))
+        .await
+        .unwrap();
+    Connection::connect(&with(Role::Md5, "!password"))
+        .await
+        .unwrap();
+    // Refused before any password is sent, naming the method.
+    for (role, require, method) in [
+        (Role::Md5, "scram-sha-256", "md5"),
+        (Role::Password, "!password", "password"),
+        (Role::Password, "scram-sha-256,md5", "password"),
+        (Role::Trust, "scram-sha-256", "none"),
+        (Role::Trust, "!none", "none"),
+    ] {
+        let err = Connection::connect(&with(role, require)).await.unwrap_err();
+        assert!(matches!(err, Error::Auth(_)), "{role:?} {require}: {err}");
+        assert!(
+            err.to_string().contains(method),
+            "{role:?} {require}: {err}"
+        );
+    }
+    // Bad grammar is a configuration error naming the entry.
+    let err = format!("{}?require_auth=md5,!password", cluster().url(Role::Md5))
+        .parse::<Config>()
+        .unwrap_err();
+    assert!(err.to_string().contains("!password"), "{err}");
+}
+
+#[tokio::test]
+async fn secrets_never_reach_debug_display_or_errors() {
+    if !cluster().require_roles() {
+        return;
+    }
+    const SECRET: &str = "Zx9-very-secret-pw";
+    let mut printed = String::new();
+    // A wrong password through every method, as config field and inside the URL.
+    for role in [Role::Scram, Role::Md5, Role::Password] {
+        let mut cfg = config(role);
+        cfg.password(SECRET);
+        printed += &format!("{cfg:?}");
+        let err = Connection::connect(&cfg).await.unwrap_err();
+        printed += &format!("{err} {err:?}");
+        let url = format!(
+            "postgresql://{}:{SECRET}@{}:{}/{}",
+            role.user(),
+            cluster().host(),
+            cluster().port(),
+            cluster().db_name()
+        );
+        let cfg: Config = url.parse().unwrap();
+        printed += &format!("{cfg:?}");
+        let err = Connection::connect(&cfg).await.unwrap_err();
+        printed += &format!("{err} {err:?}");
+    }
+    // Malformed URLs that contain the password.
+    for bad in [
+        format!("postgresql://u:{SECRET}@host:notaport/db"),
+        format!("postgresql://u:{SECRET}@host/db?nope=1"),
+        format!("host=h password={SECRET} bogus"),
+    ] {
+        if let Err(e) = bad.parse::<Config>() {
+            printed += &format!("{e} {e:?}");
+        }
+    }
+    // A live connection and its cancel token.
+    let mut cfg = config(Role::Scram);
+    printed += &format!("{cfg:?}");
+    let c = Connection::connect(&cfg).await.unwrap();
+    printed += &format!("{c:?} {:?}", c.cancel_token());
+    cfg.password(SECRET);
+    assert!(!printed.contains(SECRET), "{printed}");
+    assert!(!printed.contains(pg_harness::SCRAM_PASS), "{printed}");
+}
+
+#[tokio::test]
+async fn param_types_from_values_runs_new_statements_in_one_trip() {
+    let mut c = admin().await;
+    c.set_param_types(pgwire_lite::ParamTypes::FromValues);
+    // The values' types are declared: the server casts where the SQL asks.
+    let r = c
+        .query_one("SELECT $1::int8 + 1 AS n, $2 || '!' AS s", &[&41i32, &"hi"])
+        .await
+        .unwrap();
+    assert_eq!(r.get::<_, i64>("n"), 42);
+    assert_eq!(r.get::<_, String>("s"), "hi!");
+    assert_eq!(c.cached_statements(), 1);
+    // Cached: the same statement again, and a value of another type re-prepares.
+    let r = c
+        .query_one("SELECT $1::int8 + 1 AS n, $2 || '!' AS s", &[&1i64, &"x"])
+        .await
+        .unwrap();
+    assert_eq!(r.get::<_, i64>("n"), 2);
+    // A Parse the declared types make fail falls back to server inference: here the text value
+    // meets an int4 column with no text = int4 operator, which inference (int4) would refuse too,
+    // so the error is the conversion error, and nothing ran twice.
+    let t = pg_harness::unique_name("onetrip");
+    c.batch_execute(&format!("CREATE TEMP TABLE {t} (id int4, v text)"))
+        .await
+        .unwrap();
+    let err = c
+        .execute(&format!("INSERT INTO {t} SELECT $1 WHERE $1 = 1"), &[&"7"])
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("int4") || err.code().is_some(),
+        "{err}"
+    );
+    assert!(c.is_idle());
+    let n = c
+        .query_one(&format!("SELECT count(*)::int8 FROM {t}"), &[])
+        .await
+        .unwrap();
+    assert_eq!(n.get::<_, i64>(0), 0);
+    // An execution error after a successful Parse is returned, not retried.
+    let err = c
+        .execute(&format!("INSERT INTO {t} VALUES (1/$1, 'a')"), &[&0i32])
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Some("22012"));
+    let n = c
+        .query_one(&format!("SELECT count(*)::int8 FROM {t}"), &[])
+        .await
+        .unwrap();
+    assert_eq!(n.get::<_, i64>(0), 0);
+    // Inside a transaction the one-trip path is not used (a failed Parse would abort it).
+    c.batch_execute("BEGIN").await.unwrap();
+    c.execute(&format!("INSERT INTO {t} VALUES ($1, $2)"), &[&1i32, &"b"])
+        .await
+        .unwrap();
+    c.batch_execute("COMMIT").await.unwrap();
+    // The unnamed path too.
+    let r = c
+        .execute_unprepared("SELECT $1::int4 * 2", &[&21i32])
+        .await
+        .unwrap();
+    assert_eq!(r.rows()[0].get::<_, i32>(0), 42);
+}

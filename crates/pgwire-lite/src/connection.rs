@@ -19,13 +19,14 @@ use std::io;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpStream, UnixStream};
 
-use crate::auth::{md5::md5_password, scram::ScramSha256};
+use crate::auth::{AuthMethod, RequireAuth, md5::md5_password, scram::ScramSha256};
+use crate::cancel::CancelToken;
 use crate::config::{Config, Host};
 use crate::error::{DbError, Error, Result};
 use crate::protocol::backend::{
@@ -56,6 +57,22 @@ pub enum TransactionStatus {
     InTransaction,
     /// Inside a failed transaction block: queries are rejected until it ends.
     Failed,
+}
+
+/// Where the parameter types of a statement come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ParamTypes {
+    /// The server infers them (Parse with no declared types, then Describe), as tokio-postgres
+    /// and libpq do: a statement costs one extra round trip the first time a connection sees it,
+    /// and a value must fit the inferred type (`&"42"` is refused for `$1::int4`). The default.
+    #[default]
+    Inferred,
+    /// The values declare them (`i32` → int4, `&str` → text, ...), as sqlx does: a new statement
+    /// runs in one round trip (Parse, Describe, Bind, Execute, Sync in one write). The server
+    /// then casts where the SQL asks for another type (`$1::int8` with an `i32`, or `$1::int4`
+    /// with `&"42"`). Used only outside transactions and when every value declares a type; a
+    /// Parse the declared types make fail falls back to inference, having executed nothing.
+    FromValues,
 }
 
 /// A LISTEN/NOTIFY notification.
@@ -137,6 +154,8 @@ pub struct Connection {
     notifications: VecDeque<Notification>,
     notice_handler: Option<NoticeHandler>,
     max_message_len: usize,
+    query_timeout: Option<Duration>,
+    param_types: ParamTypes,
     created_at: Instant,
 }
 
@@ -217,6 +236,8 @@ impl Connection {
             notifications: VecDeque::new(),
             notice_handler: None,
             max_message_len: DEFAULT_MAX_MESSAGE_LEN,
+            query_timeout: None,
+            param_types: ParamTypes::Inferred,
             created_at: Instant::now(),
         };
         conn.startup(config).await?;
@@ -243,7 +264,12 @@ impl Connection {
         self.write_buf.clear();
         frontend::startup_message(params, &mut self.write_buf)?;
         self.flush_write().await?;
-        self.authenticate(user, config.get_password()).await?;
+        let require = match config.get_require_auth() {
+            Some(r) => RequireAuth::parse(r)?,
+            None => RequireAuth::default(),
+        };
+        self.authenticate(user, config.get_password(), require)
+            .await?;
         // After AuthenticationOk: BackendKeyData, ParameterStatus (handled in recv), then
         // ReadyForQuery, or an ErrorResponse.
         loop {
@@ -271,19 +297,48 @@ impl Connection {
         }
     }
 
-    async fn authenticate(&mut self, user: &str, password: Option<&[u8]>) -> Result<()> {
+    async fn authenticate(
+        &mut self,
+        user: &str,
+        password: Option<&[u8]>,
+        require: RequireAuth,
+    ) -> Result<()> {
         let need_password = |method: &str| {
             Error::auth(format!(
                 "the server requested {method} password authentication, but no password was given"
             ))
         };
+        // Checked before anything is sent: a password never goes out in a way require_auth
+        // does not allow (a server downgrading SCRAM to cleartext, say).
+        let check = |method: AuthMethod| {
+            if require.allows(method) {
+                Ok(())
+            } else {
+                Err(Error::auth(format!(
+                    "the server requested \"{}\" authentication, which require_auth does not allow",
+                    method.as_str()
+                )))
+            }
+        };
         let mut scram: Option<ScramSha256> = None;
+        let mut requested = false;
         loop {
             let frame = self.recv_startup().await?;
             let msg = backend::decode(&frame)?;
             self.write_buf.clear();
+            if !matches!(
+                msg,
+                BackendMessage::AuthenticationOk
+                    | BackendMessage::ErrorResponse(_)
+                    | BackendMessage::NegotiateProtocolVersion { .. }
+            ) {
+                requested = true;
+            }
             match msg {
                 BackendMessage::AuthenticationOk => {
+                    if !requested {
+                        check(AuthMethod::None)?;
+                    }
                     // A server that skips SASLFinal never proved it knows the password: it
                     // could be anyone who intercepted the connection.
                     if let Some(s) = &scram {
@@ -297,10 +352,12 @@ impl Connection {
                     return Ok(());
                 }
                 BackendMessage::AuthenticationCleartextPassword => {
+                    check(AuthMethod::Password)?;
                     let pw = password.ok_or_else(|| need_password("cleartext"))?;
                     frontend::password_message(pw, &mut self.write_buf)?;
                 }
                 BackendMessage::AuthenticationMD5Password { salt } => {
+                    check(AuthMethod::Md5)?;
                     let pw = password.ok_or_else(|| need_password("MD5"))?;
                     let hashed = md5_password(user.as_bytes(), pw, salt);
                     frontend::password_message(hashed.as_bytes(), &mut self.write_buf)?;
@@ -316,6 +373,7 @@ impl Connection {
                              which is not supported yet)"
                         )));
                     }
+                    check(AuthMethod::ScramSha256)?;
                     let pw = password.ok_or_else(|| need_password("SCRAM-SHA-256"))?;
                     let s = ScramSha256::new(pw)?;
                     frontend::sasl_initial_response(
@@ -348,9 +406,11 @@ impl Connection {
                     ));
                 }
                 BackendMessage::AuthenticationGSS | BackendMessage::AuthenticationGSSContinue => {
+                    check(AuthMethod::Gss)?;
                     return Err(Error::auth("GSSAPI authentication is not supported"));
                 }
                 BackendMessage::AuthenticationSSPI => {
+                    check(AuthMethod::Sspi)?;
                     return Err(Error::auth("SSPI authentication is not supported"));
                 }
                 BackendMessage::ErrorResponse(f) => return Err(f.to_db_error().into()),
@@ -539,6 +599,11 @@ impl Connection {
     /// statement. Values arrive in text format. No parameters: use [`execute`](Self::execute)
     /// for anything with user input.
     pub async fn simple_query(&mut self, sql: &str) -> Result<Vec<QueryResult>> {
+        self.timed(async |c| c.simple_query_request(sql).await)
+            .await
+    }
+
+    async fn simple_query_request(&mut self, sql: &str) -> Result<Vec<QueryResult>> {
         self.ensure_ready().await?;
         self.write_buf.clear();
         frontend::query(sql, &mut self.write_buf)?;
@@ -622,10 +687,30 @@ impl Connection {
         sql: &str,
         params: &[&(dyn ToSql + Sync)],
     ) -> Result<QueryResult> {
+        self.timed(async |c| c.execute_request(sql, params).await)
+            .await
+    }
+
+    async fn execute_request(
+        &mut self,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<QueryResult> {
         self.ensure_ready().await?;
         let stmt = match self.cache.get(sql) {
-            Some(s) => s,
-            None => self.prepare_cached(sql).await?,
+            // The common case: cached, and the server's parameter types take these values.
+            Some(s) if accepts_all(&s, params) => s,
+            cached => {
+                // A miss (or cached types these values do not fit): one round trip when the
+                // values say their types, otherwise Parse/Describe first and let the server infer.
+                if let Some(r) = self.try_one_trip(sql, true, params).await? {
+                    return Ok(r);
+                }
+                match cached {
+                    Some(s) => s,
+                    None => self.prepare_cached(sql).await?,
+                }
+            }
         };
         match self.execute_statement(&stmt, params).await {
             // "cached plan must not change result type": the table changed under the cached
@@ -650,7 +735,19 @@ impl Connection {
         sql: &str,
         params: &[&(dyn ToSql + Sync)],
     ) -> Result<QueryResult> {
+        self.timed(async |c| c.execute_unprepared_request(sql, params).await)
+            .await
+    }
+
+    async fn execute_unprepared_request(
+        &mut self,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<QueryResult> {
         self.ensure_ready().await?;
+        if let Some(r) = self.try_one_trip(sql, false, params).await? {
+            return Ok(r);
+        }
         self.write_buf.clear();
         self.write_pending_closes()?;
         frontend::parse("", sql, std::iter::empty(), &mut self.write_buf)?;
@@ -691,6 +788,73 @@ impl Connection {
         self.sync_owed = false;
         self.flush_write().await?;
         self.read_execute_response(stmt.columns.clone()).await
+    }
+
+    /// Parse (with the parameter types the values declare), Describe, Bind, Execute and Sync in
+    /// one write: one round trip for a statement this connection has not seen.
+    ///
+    /// Returns `Ok(None)` when it does not apply — a value without a type hint, or an open
+    /// transaction, where a failed Parse would abort the caller's transaction — and when the
+    /// server rejected the Parse (nothing was executed), so the caller falls back to letting the
+    /// server infer the types. An error after the Parse succeeded is the statement's own error.
+    async fn try_one_trip(
+        &mut self,
+        sql: &str,
+        cache: bool,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Option<QueryResult>> {
+        if self.param_types != ParamTypes::FromValues || self.tx_status != TransactionStatus::Idle {
+            return Ok(None);
+        }
+        let Some(hints) = params
+            .iter()
+            .map(|p| p.type_hint())
+            .collect::<Option<Box<[Type]>>>()
+        else {
+            return Ok(None);
+        };
+        let name: Box<str> = if cache {
+            self.cache.next_name()
+        } else {
+            "".into()
+        };
+        self.write_buf.clear();
+        self.write_pending_closes()?;
+        frontend::parse(&name, sql, hints.iter().map(Type::oid), &mut self.write_buf)?;
+        frontend::describe(b'S', &name, &mut self.write_buf)?;
+        let stmt = Statement {
+            name,
+            params: hints,
+            columns: None,
+        };
+        self.write_bind_execute(&stmt, params)?;
+        frontend::sync(&mut self.write_buf);
+        self.pending += 1;
+        let r = async {
+            self.flush_write().await?;
+            match self.read_describe().await {
+                Ok((params, columns)) => {
+                    let result = self.read_execute_response(columns.clone()).await;
+                    // The statement exists on the server even when its execution failed.
+                    if cache {
+                        let stmt = Statement {
+                            name: stmt.name,
+                            params,
+                            columns,
+                        };
+                        self.cache.insert(sql, Arc::new(stmt));
+                    }
+                    result.map(Some)
+                }
+                Err(e) if !e.is_closed() => {
+                    self.read_until_ready().await?;
+                    Ok(None)
+                }
+                Err(e) => Err(e),
+            }
+        }
+        .await;
+        self.check(r)
     }
 
     /// Sends the owed Sync and reads up to its ReadyForQuery.
@@ -905,6 +1069,70 @@ impl Connection {
             columns.clone(),
             frame.slice(backend::HEADER_LEN..),
         ))
+    }
+
+    // ---------------------------------------------------------------------------------------
+    // Timeouts and cancellation
+    // ---------------------------------------------------------------------------------------
+
+    /// A token that cancels this connection's running query from another task.
+    pub fn cancel_token(&self) -> CancelToken {
+        CancelToken {
+            peer: self.peer.clone(),
+            process_id: self.process_id,
+            secret_key: self.secret_key.clone(),
+        }
+    }
+
+    /// Sets a time limit for every query on this connection (`None`, the default: no limit).
+    ///
+    /// When it expires, the query is cancelled on the server (CancelRequest) and its response
+    /// drained, and the caller gets [`Error::Timeout`]; the connection stays usable. When the
+    /// server does not answer the cancellation within the same time again, the connection is
+    /// marked broken instead.
+    pub fn set_query_timeout(&mut self, timeout: Option<Duration>) {
+        self.query_timeout = timeout;
+    }
+
+    /// Chooses where parameter types come from for statements this connection has not prepared
+    /// yet. See [`ParamTypes`].
+    pub fn set_param_types(&mut self, param_types: ParamTypes) {
+        self.param_types = param_types;
+    }
+
+    /// The query time limit, if one is set.
+    pub fn query_timeout(&self) -> Option<Duration> {
+        self.query_timeout
+    }
+
+    async fn timed<T>(&mut self, request: impl AsyncFnOnce(&mut Self) -> Result<T>) -> Result<T> {
+        let Some(limit) = self.query_timeout else {
+            return request(self).await;
+        };
+        match tokio::time::timeout(limit, request(self)).await {
+            Ok(r) => r,
+            Err(_) => {
+                // The request future is gone; what it sent is still owed to us.
+                if self.has_pending() && !self.is_broken() {
+                    let token = self.cancel_token();
+                    let cleanup = async {
+                        token.cancel_query().await?;
+                        self.ensure_ready().await
+                    };
+                    match tokio::time::timeout(limit, cleanup).await {
+                        Ok(Ok(())) => {}
+                        _ => {
+                            self.broken = Some(
+                                "the server did not answer the cancellation of a timed-out query",
+                            );
+                        }
+                    }
+                }
+                Err(Error::Timeout(
+                    "query_timeout elapsed; the query was cancelled",
+                ))
+            }
+        }
     }
 
     // ---------------------------------------------------------------------------------------
@@ -1162,6 +1390,15 @@ fn encode_param(p: &(dyn ToSql + Sync), ty: Type, i: usize, buf: &mut BytesMut) 
         )));
     }
     p.to_sql(&ty, buf).map_err(|e| frontend::param_error(i, e))
+}
+
+/// Whether each value can be sent as the statement's corresponding parameter type.
+fn accepts_all(stmt: &Statement, params: &[&(dyn ToSql + Sync)]) -> bool {
+    params.len() == stmt.params.len()
+        && params
+            .iter()
+            .zip(&stmt.params[..])
+            .all(|(p, t)| p.accepts(t))
 }
 
 fn is_stale_plan(e: &Error) -> bool {

@@ -38,7 +38,7 @@
 //!
 //! | call | protocol | statement | round trips |
 //! |---|---|---|---|
-//! | [`Connection::execute`] | extended | named, cached per connection | 2 the first time, then 1 |
+//! | [`Connection::execute`] | extended | named, cached per connection | 2 the first time (1 with [`ParamTypes::FromValues`]), then 1 |
 //! | [`Connection::execute_unprepared`] | extended | unnamed (safe behind PgBouncer) | 1 request, 2 flushes |
 //! | [`Connection::simple_query`] | simple | none; text results; no parameters | 1 |
 //!
@@ -63,6 +63,7 @@
 #![deny(missing_docs)]
 
 pub mod auth;
+pub mod cancel;
 pub mod config;
 pub mod connection;
 pub mod error;
@@ -71,8 +72,9 @@ pub mod row;
 pub mod statement;
 pub mod types;
 
+pub use cancel::CancelToken;
 pub use config::{Config, Host, SslMode, TargetSessionAttrs};
-pub use connection::{Connection, Notification, Peer, TransactionStatus};
+pub use connection::{Connection, Notification, ParamTypes, Peer, TransactionStatus};
 pub use error::{ConfigError, DbError, Error, Result};
 pub use row::{Column, QueryResult, Row, RowIndex, RowMap};
 pub use types::{Format, FromSql, IsNull, ToSql, Type, Value};
