@@ -518,11 +518,11 @@ async fn a_query_cancelled_mid_flight_is_drained_before_reuse() {
 }
 
 #[tokio::test]
-async fn a_query_that_will_not_finish_in_time_gets_its_connection_closed() {
+async fn a_long_query_left_running_is_cancelled_on_the_server() {
     if !cluster().require_roles() {
         return;
     }
-    let pool = started(builder().recycle_timeout(Duration::from_millis(200))).await;
+    let pool = started(builder().recycle_timeout(Duration::from_secs(5))).await;
     let mut c = pool.connection().await.unwrap();
     let pid = c.backend_pid();
     let r = tokio::time::timeout(
@@ -531,16 +531,16 @@ async fn a_query_that_will_not_finish_in_time_gets_its_connection_closed() {
     )
     .await;
     assert!(r.is_err());
+    let start = std::time::Instant::now();
     drop(c);
     quiesce(&pool).await;
-    let s = pool.status();
-    assert_eq!(
-        (s.in_use, s.size),
-        (0, 0),
-        "closed after the recycle timeout: {s:?}"
+    assert!(
+        start.elapsed() < Duration::from_secs(5),
+        "cancelled, not waited out"
     );
-    let c = pool.connection().await.unwrap();
-    assert_ne!(c.backend_pid(), pid);
+    let mut c = pool.connection().await.unwrap();
+    assert_eq!(c.backend_pid(), pid, "drained and reused");
+    assert_eq!(scalar_i64(&mut c, "SELECT 3::int8").await, 3);
 }
 
 #[tokio::test]

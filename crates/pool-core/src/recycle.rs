@@ -6,8 +6,9 @@
 //!    a broken connection, or an idle one whose socket the server closed (noticed by a
 //!    non-blocking read, no round trip), is closed and replaced. A connection given back
 //!    with a cancelled query still running, or inside a transaction (including a failed
-//!    one), is drained and rolled back (`ROLLBACK`) before anyone else sees it; if that fails
-//!    or times out it is closed. See [`PsqlPool`](crate::PsqlPool) for when this runs.
+//!    one), is drained and rolled back (`ROLLBACK`) before anyone else sees it: a query still
+//!    running after 50 ms is cancelled on the server first (CancelRequest). If that fails or
+//!    times out the connection is closed. See [`PsqlPool`](crate::PsqlPool) for when this runs.
 //! 2. **The [`RecyclingMethod`]**, at checkout of an idle connection.
 
 use std::collections::HashSet;
@@ -80,6 +81,9 @@ SELECT name, from_sql FROM pg_prepared_statements";
 /// The statement `Verified` runs: empty, so nothing executes and the server just answers.
 pub const VERIFIED_SQL: &str = "";
 
+/// How long a dropped query may go on finishing by itself before it is cancelled.
+const DRAIN_GRACE: std::time::Duration = std::time::Duration::from_millis(50);
+
 /// The real manager: opens `pgwire_lite::Connection`s and recycles them with a method.
 pub(crate) struct PgManager {
     pub(crate) config: pgwire_lite::Config,
@@ -110,8 +114,20 @@ impl Manager for PgManager {
     }
 
     async fn reset(&self, conn: &mut Connection) -> Result<(), Error> {
-        // Reads what a cancelled query left, up to its ReadyForQuery.
-        conn.drain().await?;
+        if conn.has_pending() {
+            // The borrower dropped a query future. If the query finishes soon, just read
+            // the rest of its answer; if not, ask the server to cancel it (a CancelRequest on
+            // a side connection), then read up to its ReadyForQuery. A cancel that arrives
+            // after the query finished is ignored by the server, so this cannot hit the next
+            // query. The whole reset stays under the recycle timeout.
+            if tokio::time::timeout(DRAIN_GRACE, conn.drain())
+                .await
+                .is_err()
+            {
+                conn.cancel_token().cancel_query().await?;
+                conn.drain().await?;
+            }
+        }
         if conn.in_transaction() {
             conn.batch_execute("ROLLBACK").await?;
         }
