@@ -160,3 +160,55 @@ async fn server_closing_mid_startup_is_an_error_not_a_hang() {
     .unwrap_err();
     assert!(err.is_closed(), "{err}");
 }
+
+/// The server floods output before reading our (large) request: a client that only writes
+/// would deadlock with it once both socket buffers are full (faults.md N11).
+#[tokio::test]
+async fn large_request_while_the_server_floods_does_not_deadlock() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let server = tokio::spawn(async move {
+        let (mut s, _) = listener.accept().await.unwrap();
+        read_startup(&mut s).await;
+        let mut hello = auth(0, b"");
+        hello.extend(msg(b'Z', b"I"));
+        s.write_all(&hello).await.unwrap();
+        // Wait for the first byte of the query, then flood 64 MiB of notices without reading.
+        let mut first = [0u8; 1];
+        s.read_exact(&mut first).await.unwrap();
+        let notice = msg(
+            b'N',
+            &[b"SNOTICE\0C00000\0M".as_slice(), &[b'x'; 1000], b"\0\0"].concat(),
+        );
+        let mut flood = Vec::new();
+        while flood.len() < 64 << 20 {
+            flood.extend_from_slice(&notice);
+        }
+        s.write_all(&flood).await.unwrap();
+        // Now read the rest of the Query message and answer it.
+        let len = s.read_i32().await.unwrap() as usize;
+        let mut body = vec![0; len - 4];
+        s.read_exact(&mut body).await.unwrap();
+        let mut reply = msg(b'C', b"SELECT 0\0");
+        reply.extend(msg(b'Z', b"I"));
+        s.write_all(&reply).await.unwrap();
+        let _ = s.read_u8().await;
+    });
+    let cfg: Config = format!("host=127.0.0.1 port={port} user=u dbname=d")
+        .parse()
+        .unwrap();
+    let mut c = Connection::connect(&cfg).await.unwrap();
+    let notices = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let n = notices.clone();
+    c.set_notice_handler(Some(Box::new(move |_| {
+        n.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    })));
+    let sql = format!("SELECT 0 /* {} */", "y".repeat(16 << 20));
+    let r = tokio::time::timeout(std::time::Duration::from_secs(20), c.simple_query(&sql))
+        .await
+        .expect("deadlocked: the client never read while writing")
+        .unwrap();
+    assert_eq!(r[0].command_tag(), Some("SELECT 0"));
+    assert!(notices.load(std::sync::atomic::Ordering::Relaxed) > 60_000);
+    server.abort();
+}

@@ -44,6 +44,11 @@ const MAX_QUEUED_NOTIFICATIONS: usize = 10_000;
 /// The read buffer grows in steps of this size; it never reserves what a length header claims.
 const READ_CHUNK: usize = 8 * 1024;
 
+/// Requests up to this size are written without reading at the same time: the kernel's socket
+/// buffers take them whole, so the server cannot block us. Larger ones (huge parameters, long
+/// batches) are written while reading, see `Stream::write_all_reading`.
+const WRITE_WITHOUT_READING: usize = 32 * 1024;
+
 /// A read buffer grown beyond this by a large message is replaced by a fresh small one once it
 /// is empty again, so one huge row does not pin its memory for the connection's lifetime.
 const READ_BUF_SHRINK_ABOVE: usize = 1 << 20;
@@ -106,6 +111,25 @@ impl Stream {
         match self {
             Stream::Tcp(s) => s.write_all(buf).await,
             Stream::Unix(s) => s.write_all(buf).await,
+        }
+    }
+
+    /// Writes all of `buf` while reading whatever the server sends meanwhile into `rbuf`.
+    ///
+    /// A server that floods output (notices at `client_min_messages=debug5`, say) stops reading
+    /// our input once its send buffer is full; if we only wrote, both sides would wait on each
+    /// other for ever. Reads into `rbuf` are cancel-safe; a write cut short leaves
+    /// `write_incomplete` set by the caller.
+    async fn write_all_reading(&mut self, buf: &[u8], rbuf: &mut BytesMut) -> io::Result<()> {
+        match self {
+            Stream::Tcp(s) => {
+                let (mut r, mut w) = s.split();
+                write_all_reading(&mut r, &mut w, buf, rbuf).await
+            }
+            Stream::Unix(s) => {
+                let (mut r, mut w) = s.split();
+                write_all_reading(&mut r, &mut w, buf, rbuf).await
+            }
         }
     }
 
@@ -1254,7 +1278,13 @@ impl Connection {
 
     async fn flush_write(&mut self) -> Result<()> {
         self.write_incomplete = true;
-        self.stream.write_all(&self.write_buf).await?;
+        if self.write_buf.len() <= WRITE_WITHOUT_READING {
+            self.stream.write_all(&self.write_buf).await?;
+        } else {
+            self.stream
+                .write_all_reading(&self.write_buf, &mut self.read_buf)
+                .await?;
+        }
         self.write_incomplete = false;
         self.write_buf.clear();
         Ok(())
@@ -1348,6 +1378,52 @@ impl Connection {
         }
         r
     }
+}
+
+async fn write_all_reading<R, W>(
+    r: &mut R,
+    w: &mut W,
+    mut buf: &[u8],
+    rbuf: &mut BytesMut,
+) -> io::Result<()>
+where
+    R: tokio::io::AsyncRead + Unpin,
+    W: tokio::io::AsyncWrite + Unpin,
+{
+    use std::pin::Pin;
+    use std::task::Poll;
+    let mut eof = false;
+    let mut chunk = [0u8; READ_CHUNK];
+    std::future::poll_fn(|cx| {
+        loop {
+            match Pin::new(&mut *w).poll_write(cx, buf) {
+                Poll::Ready(Ok(0)) => return Poll::Ready(Err(io::ErrorKind::WriteZero.into())),
+                Poll::Ready(Ok(n)) => {
+                    buf = &buf[n..];
+                    if buf.is_empty() {
+                        return Poll::Ready(Ok(()));
+                    }
+                    continue;
+                }
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                Poll::Pending => {}
+            }
+            if eof {
+                return Poll::Pending;
+            }
+            let mut rb = tokio::io::ReadBuf::new(&mut chunk);
+            match Pin::new(&mut *r).poll_read(cx, &mut rb) {
+                Poll::Ready(Ok(())) if rb.filled().is_empty() => {
+                    // The server closed its side; the write will fail or the next read see EOF.
+                    eof = true;
+                }
+                Poll::Ready(Ok(())) => rbuf.extend_from_slice(rb.filled()),
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+    })
+    .await
 }
 
 /// libpq's keepalive settings: on by default, with the OS's timings unless overridden.
