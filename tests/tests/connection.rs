@@ -667,3 +667,29 @@ async fn role_defaults_do_not_change_text_decoding() {
         .await
         .unwrap();
 }
+
+#[tokio::test]
+async fn cache_survives_deallocate_all_behind_its_back() {
+    let mut c = admin().await;
+    c.query_one("SELECT 1::int4", &[]).await.unwrap();
+    assert_eq!(c.cached_statements(), 1);
+    // DEALLOCATE ALL drops the server's statements; the cache still names them (26000).
+    c.batch_execute("DEALLOCATE ALL").await.unwrap();
+    let r = c.query_one("SELECT 1::int4", &[]).await.unwrap();
+    assert_eq!(r.get::<_, i32>(0), 1);
+    c.batch_execute("DISCARD ALL").await.unwrap();
+    let r = c.query_one("SELECT 1::int4", &[]).await.unwrap();
+    assert_eq!(r.get::<_, i32>(0), 1);
+    // In a transaction the retry is not safe: the error (and the aborted transaction) is shown.
+    c.batch_execute("DEALLOCATE ALL; BEGIN").await.unwrap();
+    let err = c.query_one("SELECT 1::int4", &[]).await.unwrap_err();
+    assert_eq!(err.code(), Some("26000"));
+    c.batch_execute("ROLLBACK").await.unwrap();
+    assert_eq!(
+        c.query_one("SELECT 1::int4", &[])
+            .await
+            .unwrap()
+            .get::<_, i32>(0),
+        1
+    );
+}

@@ -747,9 +747,11 @@ impl Connection {
             }
         };
         match self.execute_statement(&stmt, params).await {
-            // "cached plan must not change result type": the table changed under the cached
-            // statement. Recognised by SQLSTATE and routine, never by the (localized) message.
-            Err(e) if is_stale_plan(&e) => {
+            // "cached plan must not change result type" (the table changed under the cached
+            // statement), or "prepared statement does not exist" (someone ran DEALLOCATE ALL or
+            // DISCARD ALL behind the cache's back). Nothing was executed; recognised by SQLSTATE
+            // and routine, never by the (localized) message.
+            Err(e) if is_stale_statement(&e) => {
                 self.cache.invalidate(sql);
                 if self.tx_status != TransactionStatus::Idle {
                     return Err(e);
@@ -1487,9 +1489,11 @@ fn accepts_all(stmt: &Statement, params: &[&(dyn ToSql + Sync)]) -> bool {
             .all(|(p, t)| p.accepts(t))
 }
 
-fn is_stale_plan(e: &Error) -> bool {
-    e.as_db_error().is_some_and(|d| {
-        d.code() == "0A000" && d.routine.as_deref() == Some("RevalidateCachedQuery")
+fn is_stale_statement(e: &Error) -> bool {
+    e.as_db_error().is_some_and(|d| match d.code() {
+        "0A000" => d.routine.as_deref() == Some("RevalidateCachedQuery"),
+        "26000" => d.routine.as_deref() == Some("FetchPreparedStatement"),
+        _ => false,
     })
 }
 

@@ -1,0 +1,98 @@
+//! Assertions every chaos test ends with (shared/reference/faults.md §5). Include with
+//! `mod common;` from a test file under tests/tests/.
+#![allow(dead_code)] // each test binary uses a different subset
+
+use std::time::{Duration, Instant};
+
+use pg_harness::cluster;
+use pgwire_lite::{Config, Connection};
+use pool_core::{PsqlPool, PsqlPoolBuilder};
+
+/// A pool on the shared cluster as the superuser, tagged with `app` so its backends can be
+/// counted in `pg_stat_activity`; short timeouts, as the catalogue's budgets assume.
+pub fn pool_builder(app: &str, max: usize) -> PsqlPoolBuilder {
+    PsqlPool::builder()
+        .dsn(format!(
+            "{}?application_name={app}&connect_timeout=2",
+            cluster().admin_url()
+        ))
+        .max_db_pool_size(max)
+        .wait_timeout(Duration::from_secs(1))
+}
+
+/// An admin connection that is not part of any pool under test.
+pub async fn admin() -> Connection {
+    let cfg: Config = cluster().admin_url().parse().expect("admin URL parses");
+    Connection::connect(&cfg).await.expect("admin connects")
+}
+
+/// The number of server backends whose application_name is `app`.
+pub async fn backends(app: &str) -> i64 {
+    let mut c = admin().await;
+    c.query_one(
+        "SELECT count(*)::int8 FROM pg_stat_activity WHERE application_name = $1",
+        &[&app],
+    )
+    .await
+    .expect("pg_stat_activity")
+    .get(0)
+}
+
+/// The backend pids of `app`'s connections.
+pub async fn backend_pids(app: &str) -> Vec<i32> {
+    let mut c = admin().await;
+    c.query(
+        "SELECT pid FROM pg_stat_activity WHERE application_name = $1",
+        &[&app],
+    )
+    .await
+    .expect("pg_stat_activity")
+    .iter()
+    .map(|r| r.get(0))
+    .collect()
+}
+
+/// §5 after every chaos test, once all tasks are joined:
+/// 1. `status()` adds up, nothing in use or waiting;
+/// 2. a fresh `SELECT 1` succeeds within `budget`;
+/// 4. the server holds no more backends for `app` than the pool's maximum.
+pub async fn assert_recovered(pool: &PsqlPool, app: &str, budget: Duration) {
+    let s = pool.status();
+    assert_eq!(s.in_use, 0, "a slot is still in use: {s:?}");
+    assert_eq!(s.waiting, 0, "a waiter is still waiting: {s:?}");
+    assert!(s.size <= s.max_size, "{s:?}");
+    assert_eq!(s.idle + s.in_use, s.size, "status does not add up: {s:?}");
+    let start = Instant::now();
+    let mut last = None;
+    while start.elapsed() < budget {
+        match pool.execute("SELECT 1::int4", &[]).await {
+            Ok(r) => {
+                assert_eq!(r.rows()[0].get::<_, i32>(0), 1);
+                last = None;
+                break;
+            }
+            Err(e) => {
+                last = Some(e);
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+    if let Some(e) = last {
+        panic!("the pool did not serve a fresh query within {budget:?}: {e}");
+    }
+    let n = backends(app).await;
+    assert!(
+        n <= s.max_size as i64,
+        "the server holds {n} backends for {app}, more than the pool's maximum {}",
+        s.max_size
+    );
+}
+
+/// §5.3: a call must finish within its timeout plus slack.
+pub async fn within<T>(limit: Duration, what: &str, fut: impl std::future::Future<Output = T>) -> T {
+    let slack = Duration::from_millis(250);
+    match tokio::time::timeout(limit + slack, fut).await {
+        Ok(v) => v,
+        Err(_) => panic!("{what} took longer than {limit:?} + {slack:?}"),
+    }
+}
