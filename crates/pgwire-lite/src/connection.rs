@@ -37,6 +37,9 @@ use crate::row::{Column, QueryResult, Row};
 use crate::statement::{DEFAULT_STATEMENT_CACHE_CAPACITY, Statement, StatementCache};
 use crate::types::{Format, IsNull, ToSql, Type};
 
+mod pipeline;
+pub use pipeline::Pipeline;
+
 /// How many unread notifications a connection keeps; older ones are dropped first, so a busy
 /// channel nobody reads cannot grow memory without bound.
 const MAX_QUEUED_NOTIFICATIONS: usize = 10_000;

@@ -177,6 +177,23 @@ impl PooledConnection {
         Ok(conn.execute_unprepared(querystring, parameters).await?)
     }
 
+    /// Runs a statement once per parameter row in one round trip, all or nothing; see
+    /// [`Connection::execute_many`].
+    pub async fn execute_many<'a, R>(
+        &mut self,
+        querystring: &str,
+        parameters: &'a [R],
+    ) -> Result<u64>
+    where
+        R: AsRef<[&'a (dyn ToSql + Sync)]>,
+    {
+        Ok(self
+            .settle()
+            .await?
+            .execute_many(querystring, parameters)
+            .await?)
+    }
+
     /// Runs a query and returns its rows.
     pub async fn query(&mut self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<Vec<Row>> {
         Ok(self.settle().await?.query(sql, params).await?)

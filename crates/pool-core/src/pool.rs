@@ -173,6 +173,17 @@ impl PsqlPool {
         conn.execute_unprepared(querystring, parameters).await
     }
 
+    /// Runs `querystring` once per parameter row in one round trip (psqlpy's `execute_many`):
+    /// every Bind/Execute in one write with a single Sync, so the batch is all or nothing.
+    /// Returns the rows affected in total. See [`pgwire_lite::Connection::execute_many`].
+    pub async fn execute_many<'a, R>(&self, querystring: &str, parameters: &'a [R]) -> Result<u64>
+    where
+        R: AsRef<[&'a (dyn ToSql + Sync)]>,
+    {
+        let mut conn = self.connection().await?;
+        conn.execute_many(querystring, parameters).await
+    }
+
     /// The counters (psqlpy's `max_size`, `size`, `available`, `waiting`, plus `idle` and
     /// `in_use`), read together so they always add up.
     pub fn status(&self) -> Status {
