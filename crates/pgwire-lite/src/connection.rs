@@ -33,7 +33,7 @@ use crate::protocol::backend::{
     self, BackendMessage, DEFAULT_MAX_MESSAGE_LEN, MAX_AUTH_MESSAGE_LEN,
 };
 use crate::protocol::frontend;
-use crate::row::{Column, QueryResult, Row};
+use crate::row::{Column, QueryResult, Row, Rows};
 use crate::statement::{DEFAULT_STATEMENT_CACHE_CAPACITY, Statement, StatementCache};
 use crate::types::{Format, IsNull, ToSql, Type};
 
@@ -653,7 +653,7 @@ impl Connection {
         self.flush_write().await?;
         let mut results = Vec::new();
         let mut columns: Option<Arc<[Column]>> = None;
-        let mut rows = Vec::new();
+        let mut rows = Rows::default();
         let mut error = None;
         loop {
             let frame = self.recv().await?;
@@ -663,7 +663,7 @@ impl Connection {
                         return Err(Error::protocol("bad RowDescription"));
                     };
                     columns = Some(columns_from(&rd, None));
-                    rows.clear();
+                    rows = Rows::default();
                 }
                 b'D' => {
                     let cols = columns
@@ -684,7 +684,7 @@ impl Connection {
                 }
                 b'I' => {
                     backend::decode(&frame)?;
-                    results.push(QueryResult::new(None, Vec::new(), None));
+                    results.push(QueryResult::new(None, Rows::default(), None));
                 }
                 b'E' => error = Some(self.db_error(&frame)?),
                 b'G' | b'W' => {
@@ -912,15 +912,13 @@ impl Connection {
 
     /// Runs a query that must return exactly one row.
     pub async fn query_one(&mut self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<Row> {
-        let rows = self.query(sql, params).await?;
-        let n = rows.len();
-        let mut it = rows.into_iter();
-        match (it.next(), n) {
-            (Some(row), 1) => Ok(row),
-            _ => Err(Error::Conversion(format!(
+        let result = self.execute(sql, params).await?;
+        let n = result.len();
+        result.into_single_row().ok_or_else(|| {
+            Error::Conversion(format!(
                 "query_one expected exactly one row, the query returned {n}"
-            ))),
-        }
+            ))
+        })
     }
 
     /// Runs a query that returns at most one row.
@@ -1057,7 +1055,7 @@ impl Connection {
         &mut self,
         columns: Option<Arc<[Column]>>,
     ) -> Result<QueryResult> {
-        let mut rows = Vec::new();
+        let mut rows = Rows::default();
         let mut tag = None;
         let mut error = None;
         loop {

@@ -326,29 +326,76 @@ impl fmt::Debug for RowMap {
     }
 }
 
+/// The rows of one result. Most statements return no row or one; keeping those inline means a
+/// cached single-row query allocates nothing for its result.
+#[derive(Clone, Default)]
+pub(crate) enum Rows {
+    #[default]
+    Zero,
+    One(Row),
+    Many(Vec<Row>),
+}
+
+impl Rows {
+    pub(crate) fn push(&mut self, row: Row) {
+        *self = match std::mem::take(self) {
+            Rows::Zero => Rows::One(row),
+            Rows::One(first) => Rows::Many(vec![first, row]),
+            Rows::Many(mut v) => {
+                v.push(row);
+                Rows::Many(v)
+            }
+        };
+    }
+
+    fn as_slice(&self) -> &[Row] {
+        match self {
+            Rows::Zero => &[],
+            Rows::One(r) => std::slice::from_ref(r),
+            Rows::Many(v) => v,
+        }
+    }
+
+    fn into_vec(self) -> Vec<Row> {
+        match self {
+            Rows::Zero => Vec::new(),
+            Rows::One(r) => vec![r],
+            Rows::Many(v) => v,
+        }
+    }
+}
+
 /// The outcome of one statement: its rows (if any) and its command tag.
 #[derive(Clone, Default)]
 pub struct QueryResult {
     columns: Option<Arc<[Column]>>,
-    rows: Vec<Row>,
+    rows: Rows,
     /// The CommandComplete tag, a slice of its frame (checked UTF-8 by the decoder), so keeping it
     /// costs no allocation.
     tag: Option<Bytes>,
 }
 
 impl QueryResult {
-    pub(crate) fn new(columns: Option<Arc<[Column]>>, rows: Vec<Row>, tag: Option<Bytes>) -> Self {
+    pub(crate) fn new(columns: Option<Arc<[Column]>>, rows: Rows, tag: Option<Bytes>) -> Self {
         QueryResult { columns, rows, tag }
     }
 
     /// The rows.
     pub fn rows(&self) -> &[Row] {
-        &self.rows
+        self.rows.as_slice()
     }
 
     /// Consumes the result into its rows.
     pub fn into_rows(self) -> Vec<Row> {
-        self.rows
+        self.rows.into_vec()
+    }
+
+    /// Consumes the result into its only row: `None` unless there is exactly one.
+    pub fn into_single_row(self) -> Option<Row> {
+        match self.rows {
+            Rows::One(r) => Some(r),
+            _ => None,
+        }
     }
 
     /// The columns (empty for a statement that returns no rows).
@@ -358,7 +405,7 @@ impl QueryResult {
 
     /// One name → value map per row, in column order — psqlpy's `QueryResult.result()`.
     pub fn result(&self) -> Vec<RowMap> {
-        self.rows.iter().map(Row::to_map).collect()
+        self.rows().iter().map(Row::to_map).collect()
     }
 
     /// The number of rows the statement returned or affected, from its command tag
@@ -378,12 +425,12 @@ impl QueryResult {
 
     /// The number of rows.
     pub fn len(&self) -> usize {
-        self.rows.len()
+        self.rows().len()
     }
 
     /// True when there are no rows.
     pub fn is_empty(&self) -> bool {
-        self.rows.is_empty()
+        self.rows().is_empty()
     }
 }
 
@@ -391,7 +438,7 @@ impl fmt::Debug for QueryResult {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("QueryResult")
             .field("command_tag", &self.command_tag())
-            .field("rows", &self.rows)
+            .field("rows", &self.rows())
             .finish()
     }
 }
@@ -401,7 +448,7 @@ impl<'a> IntoIterator for &'a QueryResult {
     type IntoIter = std::slice::Iter<'a, Row>;
 
     fn into_iter(self) -> Self::IntoIter {
-        self.rows.iter()
+        self.rows().iter()
     }
 }
 
@@ -410,6 +457,6 @@ impl IntoIterator for QueryResult {
     type IntoIter = std::vec::IntoIter<Row>;
 
     fn into_iter(self) -> Self::IntoIter {
-        self.rows.into_iter()
+        self.rows.into_vec().into_iter()
     }
 }

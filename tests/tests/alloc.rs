@@ -1,0 +1,83 @@
+//! Steady-state `execute` of a cached statement with fixed-size parameters allocates nothing
+//! (issue 5): counted by a global allocator wrapper. Its own test binary, so nothing else runs
+//! in the process while counting.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+use pg_harness::cluster;
+use pgwire_lite::{Config, Connection};
+
+struct Counting;
+
+static COUNTING: AtomicBool = AtomicBool::new(false);
+static ALLOCS: AtomicUsize = AtomicUsize::new(0);
+
+// SAFETY: forwards to the system allocator unchanged; only counts calls.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        if COUNTING.load(Ordering::Relaxed) {
+            ALLOCS.fetch_add(1, Ordering::Relaxed);
+        }
+        // SAFETY: the caller's contract is passed on as it is.
+        unsafe { System.alloc(layout) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: as above.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        if COUNTING.load(Ordering::Relaxed) {
+            ALLOCS.fetch_add(1, Ordering::Relaxed);
+        }
+        // SAFETY: as above.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+#[test]
+fn cached_execute_allocates_nothing() {
+    let url = cluster().admin_url();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let cfg: Config = url.parse().unwrap();
+        let mut c = Connection::connect(&cfg).await.unwrap();
+        let sql = "SELECT $1::int8 + 1, $2::int4";
+        let empty = "SELECT $1::int4 WHERE false";
+        // Warm up: prepare both statements, grow buffers to their working size.
+        for i in 0..100i64 {
+            let r = c.execute(sql, &[&i, &7i32]).await.unwrap();
+            assert_eq!(r.rows()[0].get::<_, i64>(0), i + 1);
+            c.execute(empty, &[&1i32]).await.unwrap();
+        }
+        let n = 1_000;
+        let mut sum = 0i64;
+        ALLOCS.store(0, Ordering::Relaxed);
+        COUNTING.store(true, Ordering::Relaxed);
+        for i in 0..n {
+            let r = c.execute(sql, &[&i, &7i32]).await.unwrap();
+            sum += r.rows()[0].get::<_, i64>(0);
+            drop(r);
+            // An UPDATE-style statement: no rows at all.
+            let r = c.execute(empty, &[&1i32]).await.unwrap();
+            assert!(r.is_empty());
+        }
+        COUNTING.store(false, Ordering::Relaxed);
+        let allocs = ALLOCS.load(Ordering::Relaxed);
+        assert_eq!(sum, (1..=n).sum::<i64>());
+        assert_eq!(
+            allocs,
+            0,
+            "{allocs} heap allocations over {} cached executes",
+            2 * n
+        );
+    });
+}
