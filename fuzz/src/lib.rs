@@ -62,7 +62,11 @@ fn frames_with_cap(data: &[u8], cap: usize) {
             "check_frame returned {n} for a {}-byte buffer, cap {cap}",
             buf.len()
         );
-        assert_eq!(frame_len(buf), Some(n), "check_frame disagrees with the header");
+        assert_eq!(
+            frame_len(buf),
+            Some(n),
+            "check_frame disagrees with the header"
+        );
         // A frame is never reported before its last byte is buffered.
         assert!(
             matches!(backend::check_frame(&buf[..n - 1], cap), Ok(None)),
@@ -86,7 +90,10 @@ fn frame_len(buf: &[u8]) -> Option<usize> {
 
 /// Every malformed input must be `Error::Protocol` (DESIGN.md, invariant 1).
 fn assert_protocol(e: &Error) {
-    assert!(matches!(e, Error::Protocol(_)), "expected Error::Protocol, got {e:?}");
+    assert!(
+        matches!(e, Error::Protocol(_)),
+        "expected Error::Protocol, got {e:?}"
+    );
     let _ = e.to_string();
 }
 
@@ -115,7 +122,11 @@ fn exercise(msg: &BackendMessage<'_>, body: &[u8]) {
                 let _ = format!("{field:?}");
                 seen += 1;
             }
-            assert_eq!(seen, desc.len(), "RowDescription fields() disagrees with len()");
+            assert_eq!(
+                seen,
+                desc.len(),
+                "RowDescription fields() disagrees with len()"
+            );
             assert_eq!(desc.is_empty(), seen == 0);
         }
         BackendMessage::ParameterDescription(params) => {
@@ -179,7 +190,11 @@ pub fn config_parse(data: &[u8]) {
         }
     };
     check_debug_redacted(&cfg);
-    let _ = cfg.targets().iter().map(|(h, p)| format!("{h}:{p}")).count();
+    let _ = cfg
+        .targets()
+        .iter()
+        .map(|(h, p)| format!("{h}:{p}"))
+        .count();
 
     let password_has_marker = cfg.get_password().is_some_and(contains_marker);
     let marker_elsewhere = format!("{:?}", with_other_password(&cfg)).contains(SECRET_MARKER);
@@ -206,10 +221,12 @@ pub fn config_parse(data: &[u8]) {
         Err(e) => {
             let env_password_has_marker = cfg.get_password().is_none()
                 && lookup("PGPASSWORD").is_some_and(|p| contains_marker(p.as_bytes()));
-            let env_elsewhere = env
-                .iter()
-                .any(|(k, v)| *k != "PGPASSWORD" && (k.contains(SECRET_MARKER) || v.contains(SECRET_MARKER)));
-            if (password_has_marker || env_password_has_marker) && !marker_elsewhere && !env_elsewhere
+            let env_elsewhere = env.iter().any(|(k, v)| {
+                *k != "PGPASSWORD" && (k.contains(SECRET_MARKER) || v.contains(SECRET_MARKER))
+            });
+            if (password_has_marker || env_password_has_marker)
+                && !marker_elsewhere
+                && !env_elsewhere
             {
                 assert_no_marker(&e, input);
             }
@@ -303,7 +320,10 @@ pub fn scram(data: &[u8]) {
     assert_eq!(exchange.is_verified(), finished.is_ok());
     match finished {
         Ok(()) => {
-            assert!(client_final.is_ok(), "finish succeeded after a failed update");
+            assert!(
+                client_final.is_ok(),
+                "finish succeeded after a failed update"
+            );
             let expected = expected_server_signature(server_first);
             let got = std::str::from_utf8(server_final)
                 .ok()
@@ -319,7 +339,10 @@ pub fn scram(data: &[u8]) {
         Err(e) => assert!(matches!(e, Error::Auth(_)), "finish: {e:?}"),
     }
     let _ = format!("{exchange:?}");
-    assert!(exchange.finish(server_final).is_err(), "a second finish succeeded");
+    assert!(
+        exchange.finish(server_final).is_err(),
+        "a second finish succeeded"
+    );
     assert!(!exchange.is_verified());
 }
 

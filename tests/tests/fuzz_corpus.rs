@@ -22,7 +22,10 @@ fn inputs(kind: &str, target: &str) -> Vec<PathBuf> {
         return Vec::new();
     };
     let mut files: Vec<PathBuf> = entries
-        .map(|e| e.unwrap_or_else(|e| panic!("reading {}: {e}", dir.display())).path())
+        .map(|e| {
+            e.unwrap_or_else(|e| panic!("reading {}: {e}", dir.display()))
+                .path()
+        })
         .filter(|p| p.is_file())
         .collect();
     files.sort();
@@ -115,7 +118,15 @@ fn backend_seeds_decode_cleanly() {
 #[test]
 fn config_seeds_parse() {
     use pgwire_lite::Config;
-    for name in ["form1", "form2", "form3", "form4", "form5", "kv-everything", "url-percent"] {
+    for name in [
+        "form1",
+        "form2",
+        "form3",
+        "form4",
+        "form5",
+        "kv-everything",
+        "url-percent",
+    ] {
         let dsn = String::from_utf8(seed("config_parse", name)).unwrap_or_default();
         if let Err(e) = dsn.parse::<Config>() {
             panic!("{name}: {e}");
@@ -142,7 +153,9 @@ fn scram_valid_seeds_verify() {
         let (len, rest) = data.split_at(2);
         let (first, last) = rest.split_at(usize::from(u16::from_be_bytes([len[0], len[1]])));
         let mut scram = ScramSha256::with_nonce(bodies::SCRAM_PASSWORD, bodies::SCRAM_NONCE);
-        scram.update(first).unwrap_or_else(|e| panic!("{name}: {e}"));
+        scram
+            .update(first)
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
         scram.finish(last).unwrap_or_else(|e| panic!("{name}: {e}"));
         assert!(scram.is_verified(), "{name}");
     }
