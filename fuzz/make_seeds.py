@@ -7,6 +7,7 @@ documented in fuzz/src/lib.rs:
   backend_frames  raw backend bytes, as read from the socket
   config_parse    DSN, then optional "\\x01NAME=VALUE" fake environment entries
   scram           u16 big-endian length of server-first, server-first, server-final
+  from_sql        one byte selecting the column type (FROM_SQL_OIDS), then the raw value
 """
 
 import base64
@@ -257,7 +258,96 @@ def scram_seeds():
     write(t, "nonce-not-extended", scram_input("r=fixednonce,s=c2FsdA==,i=1", "v="))
 
 
+# Mirrors FROM_SQL_TYPES in fuzz/src/lib.rs, in the same order.
+FROM_SQL_OIDS = [16, 17, 18, 19, 20, 21, 23, 25, 26, 114, 700, 701, 705, 1000, 1001, 1002, 1003,
+                 1005, 1007, 1009, 1028, 1014, 1015, 1016, 1021, 1022, 1042, 1043, 1082, 1083,
+                 1114, 1115, 1182, 1183, 1184, 1185, 1186, 1187, 1231, 1700, 2278, 2950, 2951,
+                 3802, 3807, 199]
+UNKNOWN_SELECTOR = len(FROM_SQL_OIDS)
+
+
+def typed(oid, raw):
+    sel = FROM_SQL_OIDS.index(oid) if oid is not None else UNKNOWN_SELECTOR
+    return bytes([sel]) + (raw.encode() if isinstance(raw, str) else raw)
+
+
+def pg_array(elem_oid, dims, elems):
+    """Binary array: ndim, has_null, element OID, (len, lower bound) per dim, elements."""
+    body = i32(len(dims)) + i32(1 if any(e is None for e in elems) else 0) + i32(elem_oid)
+    for n, lb in dims:
+        body += i32(n) + i32(lb)
+    for e in elems:
+        body += i32(-1) if e is None else i32(len(e)) + e
+    return body
+
+
+def numeric_binary(weight, sign, dscale, digits):
+    return i16(len(digits)) + i16(weight) + struct.pack(">H", sign) + i16(dscale) + b"".join(i16(d) for d in digits)
+
+
+def from_sql_seeds():
+    t = "from_sql"
+    seeds = {
+        "bool-binary": typed(16, b"\x01"),
+        "bool-text": typed(16, "t"),
+        "int2-binary": typed(21, i16(-7)),
+        "int4-binary": typed(23, i32(42)),
+        "int4-text": typed(23, "-2147483648"),
+        "int8-binary": typed(20, struct.pack(">q", 1 << 40)),
+        "int8-text": typed(20, "9223372036854775807"),
+        "oid-text": typed(26, "4294967295"),
+        "char-binary": typed(18, b"\xff"),
+        "float4-binary": typed(700, struct.pack(">f", 1.5)),
+        "float8-binary": typed(701, struct.pack(">d", -0.1)),
+        "float8-text": typed(701, "-Infinity"),
+        "text": typed(25, "h\u00e9llo"),
+        "name": typed(19, "pg_catalog"),
+        "varchar": typed(1043, "v"),
+        "bpchar": typed(1042, "ab  "),
+        "bytea-binary": typed(17, b"\x00\x01\xfe"),
+        "bytea-text-hex": typed(17, "\\x0001fe"),
+        "bytea-text-escape": typed(17, "a\\000\\\\b"),
+        "numeric-binary": typed(1700, numeric_binary(1, 0, 3, [1, 2345, 6780])),
+        "numeric-binary-neg-small": typed(1700, numeric_binary(-2, 0x4000, 8, [12])),
+        "numeric-binary-nan": typed(1700, numeric_binary(0, 0xC000, 0, [])),
+        "numeric-text": typed(1700, "-12345.678900"),
+        "numeric-text-exp": typed(1700, "1.5e-3"),
+        "numeric-text-inf": typed(1700, "-Infinity"),
+        "date-binary": typed(1082, i32(8825)),
+        "date-text": typed(1082, "2024-02-29"),
+        "date-text-bc": typed(1082, "0044-03-15 BC"),
+        "date-text-inf": typed(1082, "infinity"),
+        "time-binary": typed(1083, struct.pack(">q", 45296789012)),
+        "time-text": typed(1083, "12:34:56.789012"),
+        "timestamp-binary": typed(1114, struct.pack(">q", 762_145_445_678_000)),
+        "timestamp-text": typed(1114, "2024-02-25 03:04:05.678"),
+        "timestamptz-text": typed(1184, "2024-02-25 03:04:05.678+05:30"),
+        "timestamptz-binary-inf": typed(1184, struct.pack(">q", (1 << 63) - 1)),
+        "interval-binary": typed(1186, struct.pack(">q", 14706789000) + i32(3) + i32(14)),
+        "interval-text": typed(1186, "1 year 2 mons -3 days 04:05:06.789"),
+        "uuid-binary": typed(2950, bytes(range(16))),
+        "uuid-text": typed(2950, "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11"),
+        "json-text": typed(114, '{"a": [1, 2.5, null, "x"]}'),
+        "jsonb-binary": typed(3802, b"\x01" + b'{"k": true}'),
+        "int4-array-binary": typed(1007, pg_array(23, [(3, 1)], [i32(1), None, i32(3)])),
+        "int8-array-2d-binary": typed(1016, pg_array(20, [(2, 1), (2, 0)], [struct.pack(">q", i) for i in range(4)])),
+        "int4-array-text": typed(1007, "{1,NULL,3}"),
+        "int8-array-2d-text": typed(1016, "[0:1][1:2]={{1,2},{3,4}}"),
+        "text-array-text": typed(1009, '{"a b",NULL,"c\\"d",e}'),
+        "text-array-binary": typed(1009, pg_array(25, [(2, 1)], [b"x", None])),
+        "numeric-array-text": typed(1231, "{1.5,NaN,-Infinity}"),
+        "timestamptz-array-text": typed(1185, '{"2024-01-01 00:00:00+00",infinity}'),
+        "bytea-array-text": typed(1001, '{"\\\\x01",NULL}'),
+        "empty-array": typed(1007, pg_array(23, [], [])),
+        "unknown-type": typed(None, "(1,2)"),
+        "void": typed(2278, ""),
+    }
+    for name, data in seeds.items():
+        write(t, name, data)
+
+
 if __name__ == "__main__":
     backend_seeds()
     config_seeds()
     scram_seeds()
+    from_sql_seeds()

@@ -4,7 +4,8 @@
 //! functions through this crate; the stable replay test (`tests/tests/fuzz_corpus.rs`)
 //! compiles this very file as a module with `#[path]`, so CI runs every corpus input through
 //! the same code without nightly or libFuzzer. Hence: no crate-level attributes here, and no
-//! dependency that `tests/Cargo.toml` does not also have (pgwire-lite, base64, hmac, sha2).
+//! dependency that `tests/Cargo.toml` does not also have (pgwire-lite, base64, bytes, hmac,
+//! sha2).
 //!
 //! Each body panics only when pgwire-lite breaks one of its promises: a panic inside the
 //! library, an error of the wrong kind, a checked structure that does not match its checks,
@@ -12,11 +13,16 @@
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
+use bytes::BytesMut;
 use hmac::{Hmac, Mac};
 use pgwire_lite::auth::scram::{MAX_ITERATIONS, ScramSha256};
 use pgwire_lite::error::ConfigError;
 use pgwire_lite::protocol::backend::{self, BackendMessage, HEADER_LEN};
+use pgwire_lite::types::{
+    self, Array, Date, Interval, Json, Numeric, Time, Timestamp, TimestampTz, Uuid,
+};
 use pgwire_lite::{Config, Error};
+use pgwire_lite::{Format, FromSql, IsNull, ToSql, Type, Value};
 use sha2::Sha256;
 
 // ---------------------------------------------------------------------------------------------
@@ -397,4 +403,177 @@ fn expected_server_signature(server_first: &[u8]) -> Option<[u8; 32]> {
     let server_key = hmac(&salted, b"Server Key");
     let auth_message = format!("n=,r={SCRAM_NONCE},{text},c=biws,r={nonce}");
     Some(hmac(&server_key, auth_message.as_bytes()))
+}
+
+// ---------------------------------------------------------------------------------------------
+// from_sql
+
+/// The built-in types a `from_sql` input can pick with its first byte (modulo one more than
+/// the length: the extra value stands for [`UNKNOWN_TYPE`]). `make_seeds.py` mirrors this
+/// order; append only.
+pub const FROM_SQL_TYPES: &[Type] = &[
+    Type::BOOL,
+    Type::BYTEA,
+    Type::CHAR,
+    Type::NAME,
+    Type::INT8,
+    Type::INT2,
+    Type::INT4,
+    Type::TEXT,
+    Type::OID,
+    Type::JSON,
+    Type::FLOAT4,
+    Type::FLOAT8,
+    Type::UNKNOWN,
+    Type::BOOL_ARRAY,
+    Type::BYTEA_ARRAY,
+    Type::CHAR_ARRAY,
+    Type::NAME_ARRAY,
+    Type::INT2_ARRAY,
+    Type::INT4_ARRAY,
+    Type::TEXT_ARRAY,
+    Type::OID_ARRAY,
+    Type::BPCHAR_ARRAY,
+    Type::VARCHAR_ARRAY,
+    Type::INT8_ARRAY,
+    Type::FLOAT4_ARRAY,
+    Type::FLOAT8_ARRAY,
+    Type::BPCHAR,
+    Type::VARCHAR,
+    Type::DATE,
+    Type::TIME,
+    Type::TIMESTAMP,
+    Type::TIMESTAMP_ARRAY,
+    Type::DATE_ARRAY,
+    Type::TIME_ARRAY,
+    Type::TIMESTAMPTZ,
+    Type::TIMESTAMPTZ_ARRAY,
+    Type::INTERVAL,
+    Type::INTERVAL_ARRAY,
+    Type::NUMERIC_ARRAY,
+    Type::NUMERIC,
+    Type::VOID,
+    Type::UUID,
+    Type::UUID_ARRAY,
+    Type::JSONB,
+    Type::JSONB_ARRAY,
+    Type::JSON_ARRAY,
+];
+
+/// A type pgwire-lite has no codec for (`point`).
+pub const UNKNOWN_TYPE: Type = Type::from_oid(600);
+
+/// The type a `from_sql` input's first byte selects.
+pub fn from_sql_type(selector: u8) -> Type {
+    FROM_SQL_TYPES
+        .get(usize::from(selector) % (FROM_SQL_TYPES.len() + 1))
+        .copied()
+        .unwrap_or(UNKNOWN_TYPE)
+}
+
+/// Decodes a column value, as `Row::get` does: the first byte picks the column type, the rest
+/// is the raw value, read in both formats into [`Value`] and into each concrete Rust type
+/// whose `accepts` takes that column type.
+///
+/// Oracles: a [`Value`] decoded from binary re-encodes (`ToSql`) into bytes that decode and
+/// re-encode to the same bytes; a [`Numeric`] read from text prints as text that reads back
+/// equal.
+pub fn from_sql(data: &[u8]) {
+    let Some((&selector, raw)) = data.split_first() else {
+        return;
+    };
+    let ty = from_sql_type(selector);
+
+    value_round_trip(&ty, raw);
+    if let Ok(v) = Value::from_sql_text(&ty, raw) {
+        let _ = format!("{v:?}");
+    }
+    if let Ok(n) = <Numeric as FromSql>::from_sql_text(&ty, raw) {
+        let printed = n.to_string();
+        let again = <Numeric as FromSql>::from_sql_text(&ty, printed.as_bytes());
+        assert!(
+            again.as_ref().ok() == Some(&n),
+            "numeric {printed:?} (from {:?}) reads back as {again:?}",
+            String::from_utf8_lossy(raw)
+        );
+    }
+
+    decode_as::<bool>(&ty, raw);
+    decode_as::<i8>(&ty, raw);
+    decode_as::<i16>(&ty, raw);
+    decode_as::<i32>(&ty, raw);
+    decode_as::<i64>(&ty, raw);
+    decode_as::<u32>(&ty, raw);
+    decode_as::<f32>(&ty, raw);
+    decode_as::<f64>(&ty, raw);
+    decode_as::<&str>(&ty, raw);
+    decode_as::<String>(&ty, raw);
+    decode_as::<&[u8]>(&ty, raw);
+    decode_as::<Vec<u8>>(&ty, raw);
+    decode_as::<Numeric>(&ty, raw);
+    decode_as::<Date>(&ty, raw);
+    decode_as::<Time>(&ty, raw);
+    decode_as::<Timestamp>(&ty, raw);
+    decode_as::<TimestampTz>(&ty, raw);
+    decode_as::<std::time::SystemTime>(&ty, raw);
+    decode_as::<Interval>(&ty, raw);
+    decode_as::<Uuid>(&ty, raw);
+    decode_as::<[u8; 16]>(&ty, raw);
+    decode_as::<Json>(&ty, raw);
+    decode_as::<Option<i64>>(&ty, raw);
+    decode_as::<Option<Vec<Option<i32>>>>(&ty, raw);
+    decode_as::<Vec<Option<String>>>(&ty, raw);
+    decode_as::<Vec<String>>(&ty, raw);
+    decode_as::<Vec<f64>>(&ty, raw);
+    decode_as::<Vec<Vec<u8>>>(&ty, raw);
+    decode_as::<Vec<Option<Numeric>>>(&ty, raw);
+    decode_as::<Vec<TimestampTz>>(&ty, raw);
+    decode_as::<Array<Option<i64>>>(&ty, raw);
+    decode_as::<Array<Option<String>>>(&ty, raw);
+    decode_as::<Array<Value>>(&ty, raw);
+}
+
+/// Decodes `raw` as `T` in both formats when `T` accepts `ty`, and a NULL always.
+fn decode_as<'a, T: FromSql<'a> + std::fmt::Debug>(ty: &Type, raw: &'a [u8]) {
+    if !T::accepts(ty) {
+        return;
+    }
+    for format in [Format::Binary, Format::Text] {
+        match types::decode::<T>(ty, format, Some(raw)) {
+            Ok(v) => drop(format!("{v:?}")),
+            Err(e) => drop(e.to_string()),
+        }
+    }
+    let _ = types::decode::<T>(ty, Format::Binary, None).map(|v| format!("{v:?}"));
+}
+
+/// Binary decode, encode, decode, encode: the two encodings must be equal. (The first need
+/// not equal `raw`, which may be non-canonical.)
+fn value_round_trip(ty: &Type, raw: &[u8]) {
+    let Ok(v) = Value::from_sql(ty, raw) else {
+        return;
+    };
+    let _ = format!("{v:?}");
+    let Some(first) = encode(&v, ty) else {
+        return;
+    };
+    let again = Value::from_sql(ty, &first)
+        .unwrap_or_else(|e| panic!("{ty}: our encoding {first:?} of {v:?} does not decode: {e}"));
+    let second = encode(&again, ty);
+    assert_eq!(
+        second.as_ref(),
+        Some(&first),
+        "{ty}: {v:?} re-encodes differently after a round trip ({again:?})"
+    );
+}
+
+fn encode(v: &Value, ty: &Type) -> Option<BytesMut> {
+    if !v.accepts(ty) {
+        return None;
+    }
+    let mut out = BytesMut::new();
+    match v.to_sql(ty, &mut out) {
+        Ok(IsNull::No) => Some(out),
+        Ok(IsNull::Yes) | Err(_) => None,
+    }
 }

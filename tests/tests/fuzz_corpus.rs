@@ -160,3 +160,39 @@ fn scram_valid_seeds_verify() {
         assert!(scram.is_verified(), "{name}");
     }
 }
+
+#[test]
+fn from_sql_corpus() {
+    replay("from_sql", bodies::from_sql);
+}
+
+#[test]
+fn from_sql_seeds_decode() {
+    use pgwire_lite::types::{Format, decode};
+    fn get<T: pgwire_lite::types::FromSqlOwned>(name: &str, format: Format) -> T {
+        let data = seed("from_sql", name);
+        let ty = bodies::from_sql_type(data[0]);
+        decode::<T>(&ty, format, Some(&data[1..])).unwrap_or_else(|e| panic!("{name}: {e}"))
+    }
+    assert_eq!(get::<i32>("int4-binary", Format::Binary), 42);
+    assert_eq!(get::<i64>("int8-text", Format::Text), i64::MAX);
+    assert_eq!(
+        get::<Vec<Option<i32>>>("int4-array-binary", Format::Binary),
+        [Some(1), None, Some(3)]
+    );
+    assert_eq!(
+        get::<Vec<Option<String>>>("text-array-text", Format::Text),
+        [
+            Some("a b".into()),
+            None,
+            Some("c\"d".into()),
+            Some("e".into())
+        ]
+    );
+    assert_eq!(
+        get::<pgwire_lite::types::Numeric>("numeric-binary", Format::Binary).to_string(),
+        "12345.678"
+    );
+    let unknown = seed("from_sql", "unknown-type");
+    assert_eq!(bodies::from_sql_type(unknown[0]), bodies::UNKNOWN_TYPE);
+}
