@@ -554,6 +554,50 @@ async fn m4_extended_scripts_work_when_well_formed() {
     assert!(c.is_idle());
 }
 
+#[tokio::test]
+async fn m4_bind_complete_out_of_order() {
+    let cases = [
+        (
+            "DataRow before BindComplete",
+            [
+                data_row(&[b"v"]),
+                msg(b'2', b""),
+                command_complete("SELECT 1"),
+                ready(),
+            ]
+            .concat(),
+        ),
+        (
+            "BindComplete after CommandComplete",
+            [command_complete("SELECT 0"), msg(b'2', b""), ready()].concat(),
+        ),
+        (
+            "two BindCompletes",
+            [
+                msg(b'2', b""),
+                msg(b'2', b""),
+                command_complete("SELECT 0"),
+                ready(),
+            ]
+            .concat(),
+        ),
+        (
+            "ParseComplete in an Execute response",
+            [
+                msg(b'2', b""),
+                msg(b'1', b""),
+                command_complete("SELECT 0"),
+                ready(),
+            ]
+            .concat(),
+        ),
+    ];
+    for (what, reply) in cases {
+        let (err, c) = extended_against(reply).await;
+        assert_protocol_and_broken(what, &err, &c);
+    }
+}
+
 // M5: the unknown methods the existing test does not name.
 #[tokio::test]
 async fn m5_scm_and_unsolicited_gss_continue_are_named() {
