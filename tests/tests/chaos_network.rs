@@ -751,3 +751,253 @@ async fn n10_pool_through_one_byte_slices() {
     p.pass();
     assert_recovered(&pool, app, Duration::from_secs(2)).await;
 }
+
+// ---------------------------------------------------------------------------------------------
+// N8 real packet loss, N9 SYN blackhole: a network namespace (root + iproute2, PSQLPOOL_NETNS=1)
+// ---------------------------------------------------------------------------------------------
+
+/// A private server reached over a veth pair into a network namespace; the cable is pulled by
+/// taking the namespace's end down, so packets are dropped silently (no RST, no ICMP) while the
+/// host keeps its route. Only link-local addresses inside the namespace this test created are
+/// used. Deleted on drop, even after a panic.
+struct Partition {
+    ns: String,
+    host_if: String,
+    peer_if: String,
+    server_ip: String,
+}
+
+fn ip_cmd(args: &[&str]) {
+    let out = std::process::Command::new("ip")
+        .args(args)
+        .output()
+        .expect("run ip");
+    assert!(
+        out.status.success(),
+        "ip {}: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+impl Partition {
+    fn new() -> Partition {
+        let id = std::process::id() % 10_000;
+        let octet = 16 + id % 200;
+        let p = Partition {
+            ns: format!("psqlpool_n{id}"),
+            host_if: format!("vpqh{id}"),
+            peer_if: format!("vpqn{id}"),
+            server_ip: format!("169.254.{octet}.2"),
+        };
+        p.remove(); // a leftover of a killed run with the same pid
+        let host_ip = format!("169.254.{octet}.1/30");
+        let server_cidr = format!("{}/30", p.server_ip);
+        ip_cmd(&["netns", "add", &p.ns]);
+        ip_cmd(&[
+            "link", "add", &p.host_if, "type", "veth", "peer", "name", &p.peer_if,
+        ]);
+        ip_cmd(&["link", "set", &p.peer_if, "netns", &p.ns]);
+        ip_cmd(&["addr", "add", &host_ip, "dev", &p.host_if]);
+        ip_cmd(&["link", "set", &p.host_if, "up"]);
+        ip_cmd(&[
+            "netns",
+            "exec",
+            &p.ns,
+            "ip",
+            "addr",
+            "add",
+            &server_cidr,
+            "dev",
+            &p.peer_if,
+        ]);
+        ip_cmd(&[
+            "netns", "exec", &p.ns, "ip", "link", "set", &p.peer_if, "up",
+        ]);
+        ip_cmd(&["netns", "exec", &p.ns, "ip", "link", "set", "lo", "up"]);
+        // A permanent ARP entry: with the cable out, frames still go onto the wire and vanish
+        // (a SYN is never answered), instead of ARP failing and connect() getting
+        // EHOSTUNREACH as for a host gone from the local segment.
+        let mac = std::process::Command::new("ip")
+            .args(["netns", "exec", &p.ns, "cat"])
+            .arg(format!("/sys/class/net/{}/address", p.peer_if))
+            .output()
+            .expect("read the peer's MAC address");
+        let mac = String::from_utf8_lossy(&mac.stdout).trim().to_owned();
+        ip_cmd(&[
+            "neigh",
+            "replace",
+            &p.server_ip,
+            "lladdr",
+            &mac,
+            "dev",
+            &p.host_if,
+            "nud",
+            "permanent",
+        ]);
+        p
+    }
+
+    /// Plugs (`true`) or pulls (`false`) the cable.
+    fn cable(&self, plugged: bool) {
+        let state = if plugged { "up" } else { "down" };
+        ip_cmd(&[
+            "netns",
+            "exec",
+            &self.ns,
+            "ip",
+            "link",
+            "set",
+            &self.peer_if,
+            state,
+        ]);
+    }
+
+    fn remove(&self) {
+        let quiet = |args: &[&str]| {
+            let _ = std::process::Command::new("ip")
+                .args(args)
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .status();
+        };
+        quiet(&["link", "del", &self.host_if]);
+        quiet(&["netns", "del", &self.ns]);
+    }
+}
+
+impl Drop for Partition {
+    fn drop(&mut self) {
+        self.remove();
+    }
+}
+
+/// Moves a throwaway cluster into the namespace: stopped, allowed to accept link-local
+/// clients, restarted inside the namespace listening on `ip` only.
+fn start_in_namespace(pg: &pg_harness::Cluster, net: &Partition) {
+    pg.stop();
+    let hba = pg.data_dir().join("pg_hba.conf");
+    let mut conf = std::fs::read_to_string(&hba).expect("read pg_hba.conf");
+    conf.push_str("host all all 169.254.0.0/16 scram-sha-256\n");
+    std::fs::write(&hba, conf).expect("write pg_hba.conf");
+    let pg_ctl = pg.bin_dir().join("pg_ctl");
+    let out = std::process::Command::new("ip")
+        .args(["netns", "exec", &net.ns, "runuser", "-u", "postgres", "--"])
+        .arg(pg_ctl)
+        .arg("-D")
+        .arg(pg.data_dir())
+        .arg("-l")
+        .arg(pg.log_file())
+        .args(["-w", "-t", "30", "-o"])
+        .arg(format!("-c listen_addresses={}", net.server_ip))
+        .arg("start")
+        .env_remove("PGDATA")
+        .env_remove("PGPORT")
+        .current_dir("/")
+        .output()
+        .expect("run pg_ctl in the namespace");
+    assert!(
+        out.status.success(),
+        "pg_ctl start in the namespace: {}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        std::fs::read_to_string(pg.log_file()).unwrap_or_default()
+    );
+}
+
+#[tokio::test]
+async fn n8_n9_cable_pulled_tcp_user_timeout_and_syn_blackhole() {
+    if std::env::var("PSQLPOOL_NETNS").as_deref() != Ok("1") {
+        eprintln!("N8/N9 skipped: set PSQLPOOL_NETNS=1 (root, iproute2) to run them");
+        return;
+    }
+    // Declared first, dropped last: the server stops before its namespace goes.
+    let net = Partition::new();
+    let pg = pg_harness::Cluster::start_throwaway();
+    start_in_namespace(&pg, &net);
+    let app = "chaos_n8";
+    let dsn = format!(
+        "postgresql://postgres:postgres@{}:{}/{}?application_name={app}&connect_timeout=2&tcp_user_timeout=1000",
+        net.server_ip,
+        pg.port(),
+        pg.db_name()
+    );
+    let cfg: Config = dsn.parse().unwrap();
+    let mut conn = Connection::connect(&cfg).await.unwrap();
+    conn.simple_query("SELECT 1").await.unwrap();
+    let pool = PsqlPool::builder()
+        .dsn(dsn.clone())
+        .max_db_pool_size(2)
+        .wait_timeout(Duration::from_secs(1))
+        .create_timeout(Duration::from_secs(3))
+        .build()
+        .unwrap();
+    pool.startup().await.unwrap();
+    let mut held = pool.connection().await.unwrap();
+
+    net.cable(false);
+    // N8: the in-flight request is never acknowledged; tcp_user_timeout=1000 ends it with
+    // ETIMEDOUT after about a second (Linux alone would retransmit for ~15 minutes).
+    let limit = Duration::from_secs(3);
+    let (direct, pooled) = tokio::join!(
+        within(
+            limit,
+            "a query with the cable pulled",
+            conn.simple_query("SELECT 1")
+        ),
+        within(
+            limit,
+            "a pooled query with the cable pulled",
+            held.simple_query("SELECT 1")
+        ),
+    );
+    let direct = direct.unwrap_err();
+    assert_eq!(io_kind(&direct), Some(ErrorKind::TimedOut), "{direct:?}");
+    assert!(conn.is_broken());
+    let pooled = pooled.unwrap_err();
+    assert_eq!(
+        io_kind(backend(&pooled)),
+        Some(ErrorKind::TimedOut),
+        "{pooled:?}"
+    );
+    drop(held);
+    assert_eq!(
+        pool.status().size,
+        0,
+        "the timed-out connection is not pooled"
+    );
+
+    // N9: with the cable out, a SYN is never answered: connect_timeout fires at the TCP stage,
+    // for a bare connect and for a pool create alike (run together to keep the test short).
+    let t = Instant::now();
+    let limit = Duration::from_secs(2);
+    let (direct, pooled) = tokio::join!(
+        within(
+            limit,
+            "connect with the cable pulled",
+            Connection::connect(&cfg)
+        ),
+        within(
+            limit,
+            "a pool create with the cable pulled",
+            pool.connection()
+        ),
+    );
+    let direct = direct.unwrap_err();
+    assert!(matches!(direct, Error::Timeout(_)), "{direct:?}");
+    assert!(
+        t.elapsed() >= Duration::from_millis(1900),
+        "{:?}",
+        t.elapsed()
+    );
+    let pooled = pooled.unwrap_err();
+    assert!(backend(&pooled).is_timeout(), "{pooled:?}");
+    let s = pool.status();
+    assert_eq!((s.size, s.in_use), (0, 0), "{s:?}");
+
+    net.cable(true);
+    // The pool's server is the namespace one: assert_recovered's backend count (on the shared
+    // cluster) is trivially within bounds; its status and fresh-query checks are the point.
+    assert_recovered(&pool, app, Duration::from_secs(2)).await;
+    drop(pool);
+    drop(pg);
+}
