@@ -501,13 +501,27 @@ async fn m4_unsolicited_ready_for_query_after_the_answer() {
     .await;
     let mut c = fake.connect().await.unwrap();
     c.simple_query("SELECT x").await.unwrap();
-    // Wait until the extra byte has arrived, then look at the idle socket.
-    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    assert!(
-        !c.check_idle_socket(),
-        "an unsolicited ReadyForQuery on an idle connection"
-    );
+    // The extra message may still be on its way: poll the idle check until it sees it.
+    let start = std::time::Instant::now();
+    while c.check_idle_socket() {
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(2),
+            "an unsolicited ReadyForQuery on an idle connection went unnoticed"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
     assert!(c.is_broken());
+
+    // Without the idle check, the next query must not take the stray ReadyForQuery for its
+    // answer: a simple query's answer always has a CommandComplete, EmptyQueryResponse or
+    // ErrorResponse before its ReadyForQuery.
+    let reply = [command_complete("SELECT 0"), ready(), ready()].concat();
+    let second = [command_complete("SELECT 1"), ready()].concat();
+    let fake = Script::start(hello(), vec![reply, second]).await;
+    let mut c = fake.connect().await.unwrap();
+    c.simple_query("SELECT x").await.unwrap();
+    let err = c.simple_query("SELECT y").await.unwrap_err();
+    assert_protocol_and_broken("a stray ReadyForQuery before the next answer", &err, &c);
 }
 
 /// The extended protocol through `execute_unprepared`: Parse/Describe/Flush is answered with

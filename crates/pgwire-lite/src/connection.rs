@@ -696,6 +696,15 @@ impl Connection {
                     backend::decode(&frame)?;
                 }
                 b'Z' => {
+                    // Every simple query is answered with at least one CommandComplete,
+                    // EmptyQueryResponse or ErrorResponse before its ReadyForQuery: one without
+                    // is a stray left over from before, and taking it as this query's answer
+                    // would put every later answer one request out of step.
+                    if results.is_empty() && error.is_none() {
+                        return Err(Error::protocol(
+                            "ReadyForQuery before any result of the query (a stray ReadyForQuery)",
+                        ));
+                    }
                     self.ready_for_query(&frame)?;
                     break;
                 }
