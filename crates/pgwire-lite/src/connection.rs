@@ -699,6 +699,15 @@ impl Connection {
                     backend::decode(&frame)?;
                 }
                 b'Z' => {
+                    // Every simple query is answered with at least one CommandComplete,
+                    // EmptyQueryResponse or ErrorResponse before its ReadyForQuery: one without
+                    // is a stray left over from before, and taking it as this query's answer
+                    // would put every later answer one request out of step.
+                    if results.is_empty() && error.is_none() {
+                        return Err(Error::protocol(
+                            "ReadyForQuery before any result of the query (a stray ReadyForQuery)",
+                        ));
+                    }
                     self.ready_for_query(&frame)?;
                     break;
                 }
@@ -1051,36 +1060,61 @@ impl Connection {
         Ok(())
     }
 
+    /// Reads the answer to `[Close*] Bind Execute Sync`, in the only order the protocol allows:
+    /// CloseComplete*, BindComplete, DataRow*, then CommandComplete, EmptyQueryResponse or
+    /// PortalSuspended, then ReadyForQuery. An ErrorResponse may come at any point (also a FATAL
+    /// after CommandComplete); after it only ReadyForQuery. Anything else is a protocol error:
+    /// a BindComplete after the rows, or rows before it, means the stream is out of step with
+    /// our requests.
     async fn read_execute_response(
         &mut self,
         columns: Option<Arc<[Column]>>,
     ) -> Result<QueryResult> {
+        #[derive(PartialEq)]
+        enum Step {
+            Bind,
+            Rows,
+            Done,
+        }
+        let mut step = Step::Bind;
         let mut rows = Rows::default();
         let mut tag = None;
         let mut error = None;
         loop {
             let frame = self.recv().await?;
             match frame[0] {
-                b'D' if error.is_none() => {
+                b'E' => error = Some(self.db_error(&frame)?),
+                b'Z' if error.is_some() || step == Step::Done => {
+                    self.ready_for_query(&frame)?;
+                    break;
+                }
+                _ if error.is_some() => {
+                    return Err(unexpected(&frame, "the end of a failed Execute"));
+                }
+                b'3' if step == Step::Bind => {
+                    backend::decode(&frame)?;
+                }
+                b'2' if step == Step::Bind => {
+                    backend::decode(&frame)?;
+                    step = Step::Rows;
+                }
+                b'D' if step == Step::Rows => {
                     let cols = columns.as_ref().ok_or_else(|| {
                         Error::protocol("DataRow for a statement without columns")
                     })?;
                     rows.push(self.row_from(cols, frame)?);
                 }
-                b'C' => {
+                b'C' if step == Step::Rows => {
                     let BackendMessage::CommandComplete { tag: t } = backend::decode(&frame)?
                     else {
                         return Err(Error::protocol("bad CommandComplete"));
                     };
                     tag = Some(frame.slice_ref(t.as_bytes()));
+                    step = Step::Done;
                 }
-                b'2' | b'3' | b'1' | b'I' | b's' => {
+                b'I' | b's' if step == Step::Rows => {
                     backend::decode(&frame)?;
-                }
-                b'E' => error = Some(self.db_error(&frame)?),
-                b'Z' => {
-                    self.ready_for_query(&frame)?;
-                    break;
+                    step = Step::Done;
                 }
                 _ => return Err(unexpected(&frame, "an Execute response")),
             }
