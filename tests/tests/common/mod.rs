@@ -89,7 +89,11 @@ pub async fn assert_recovered(pool: &PsqlPool, app: &str, budget: Duration) {
 }
 
 /// §5.3: a call must finish within its timeout plus slack.
-pub async fn within<T>(limit: Duration, what: &str, fut: impl std::future::Future<Output = T>) -> T {
+pub async fn within<T>(
+    limit: Duration,
+    what: &str,
+    fut: impl std::future::Future<Output = T>,
+) -> T {
     let slack = Duration::from_millis(250);
     match tokio::time::timeout(limit + slack, fut).await {
         Ok(v) => v,
