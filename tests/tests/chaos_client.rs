@@ -1,0 +1,702 @@
+//! Chaos suite, client side (shared/reference/faults.md §4.4 C1–C13 and §4.5 P1–P8): cancelled
+//! futures at every await point, panics, misuse of the pool, thundering herds, and protocol
+//! edge cases, all against the real shared cluster. Every pool test ends with
+//! `common::assert_recovered` (or, for a closed pool, with the equivalent checks of a closed
+//! pool).
+
+mod common;
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use common::{admin, assert_recovered, backend_pids, backends, pool_builder, within};
+use pg_harness::{cluster, unique_name};
+use pool_core::{
+    Error, PooledConnection, PsqlPool, PsqlPoolBuilder, RecyclingMethod, TimeoutKind,
+    TransactionStatus,
+};
+
+const BUDGET: Duration = Duration::from_secs(2);
+
+// ------------------------------------------------------------------------------------------
+// Tools
+// ------------------------------------------------------------------------------------------
+
+/// A seeded xorshift64* generator: every "random" choice of this suite is reproducible (the
+/// seed is printed with each failure's context).
+struct Rng(u64);
+
+impl Rng {
+    fn new(seed: u64) -> Self {
+        Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
+    }
+
+    fn next(&mut self) -> u64 {
+        let mut x = self.0;
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.0 = x;
+        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+/// tokio-postgres' `Cancellable`: forwards polls to the inner future and, after it has said
+/// `Pending` `polls_left + 1` times, completes with `None` so the caller drops it right there.
+struct Cancellable<F> {
+    fut: Pin<Box<F>>,
+    polls_left: usize,
+}
+
+impl<F: Future> Future for Cancellable<F> {
+    type Output = Option<F::Output>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.fut.as_mut().poll(cx) {
+            Poll::Ready(r) => Poll::Ready(Some(r)),
+            Poll::Pending if self.polls_left == 0 => Poll::Ready(None),
+            Poll::Pending => {
+                self.polls_left -= 1;
+                Poll::Pending
+            }
+        }
+    }
+}
+
+/// Where a future is cut: after `n` Pendings, or by `tokio::time::timeout` after `k` µs.
+#[derive(Debug, Clone, Copy)]
+enum Cut {
+    Polls(usize),
+    Micros(u64),
+}
+
+impl Cut {
+    /// Runs `fut` until the cut; `None` means it was dropped before completing.
+    async fn run<F: Future>(self, fut: F) -> Option<F::Output> {
+        match self {
+            Cut::Polls(n) => {
+                Cancellable {
+                    fut: Box::pin(fut),
+                    polls_left: n,
+                }
+                .await
+            }
+            Cut::Micros(k) => tokio::time::timeout(Duration::from_micros(k), fut)
+                .await
+                .ok(),
+        }
+    }
+}
+
+async fn started(b: PsqlPoolBuilder) -> PsqlPool {
+    let pool = b.build().expect("valid pool config");
+    if let Err(e) = pool.startup().await {
+        panic!("startup: {e:?}");
+    }
+    pool
+}
+
+/// Waits until no slot is in use and nobody waits: a connection given back dirty is reset by a
+/// background task that holds its slot meanwhile.
+async fn quiesce(pool: &PsqlPool) {
+    let start = Instant::now();
+    loop {
+        let s = pool.status();
+        if s.in_use == 0 && s.waiting == 0 {
+            assert_eq!(s.idle + s.in_use, s.size, "{s:?}");
+            assert!(s.size <= s.max_size, "{s:?}");
+            return;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(3),
+            "slots still in use: {s:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+}
+
+/// The connection is ready for the next borrower, and a query on it returns exactly its own
+/// result: one row, one column, `marker` (no leftover rows, results or errors of an earlier
+/// request).
+async fn assert_clean(c: &mut PooledConnection, marker: i32, context: &str) {
+    assert!(!c.in_transaction(), "{context}: in a transaction");
+    assert_eq!(c.transaction_status(), TransactionStatus::Idle, "{context}");
+    assert!(!c.has_pending(), "{context}: responses pending");
+    assert!(!c.is_broken(), "{context}: broken connection handed out");
+    assert_answers(c, marker, context).await;
+}
+
+/// A query on `c` returns exactly its own result, and leaves `c` idle outside any transaction.
+/// For a borrower that goes on after cutting one of its own calls: what the cut call left
+/// (owed responses, a transaction its dropped guard opened) is settled first.
+async fn assert_answers(c: &mut PooledConnection, marker: i32, context: &str) {
+    let r = c
+        .execute("SELECT $1::int4 AS marker", &[&marker])
+        .await
+        .unwrap_or_else(|e| panic!("{context}: next borrower's query failed: {e}"));
+    assert_eq!(r.columns().len(), 1, "{context}");
+    assert_eq!(r.columns()[0].name(), "marker", "{context}");
+    assert_eq!(r.rows().len(), 1, "{context}: leftover rows");
+    assert_eq!(r.rows()[0].get::<_, i32>(0), marker, "{context}");
+    let s = c
+        .simple_query("SELECT 1")
+        .await
+        .unwrap_or_else(|e| panic!("{context}: next borrower's SELECT 1 failed: {e}"));
+    assert_eq!(s.len(), 1, "{context}: leftover results");
+    assert_eq!(s[0].rows().len(), 1, "{context}");
+    assert_eq!(s[0].rows()[0].raw(0).unwrap(), Some(&b"1"[..]), "{context}");
+    assert!(c.is_idle(), "{context}");
+}
+
+/// Waits for background resets, then borrows every slot of the pool (so whichever connection
+/// the fault touched is among them) and checks each one is clean.
+async fn assert_next_borrowers_clean(pool: &PsqlPool, marker: i32, context: &str) {
+    quiesce(pool).await;
+    let max = pool.status().max_size;
+    let mut held = Vec::with_capacity(max);
+    for _ in 0..max {
+        held.push(
+            pool.connection()
+                .await
+                .unwrap_or_else(|e| panic!("{context}: borrow after the fault: {e}")),
+        );
+    }
+    for c in &mut held {
+        assert_clean(c, marker, context).await;
+    }
+    drop(held);
+    quiesce(pool).await;
+}
+
+fn table(prefix: &str) -> String {
+    let t = unique_name(prefix);
+    cluster().psql(&format!("CREATE TABLE {t} (id int, note text)"));
+    t
+}
+
+async fn count(pool: &PsqlPool, sql: &str) -> i64 {
+    pool.execute(sql, &[]).await.unwrap().rows()[0].get::<_, i64>(0)
+}
+
+/// The state of backend `pid` in pg_stat_activity, `None` once it is gone.
+async fn backend_state(pid: i32) -> Option<(String, String)> {
+    let mut a = admin().await;
+    a.query_opt(
+        "SELECT coalesce(state, ''), query FROM pg_stat_activity WHERE pid = $1",
+        &[&pid],
+    )
+    .await
+    .unwrap()
+    .map(|r| (r.get::<_, String>(0), r.get::<_, String>(1)))
+}
+
+/// Polls until `pid` has left pg_stat_activity (the server closed its side too).
+async fn wait_backend_gone(pid: i32, limit: Duration) {
+    let start = Instant::now();
+    while backend_state(pid).await.is_some() {
+        assert!(
+            start.elapsed() < limit,
+            "backend {pid} still exists after {limit:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// The checks of §5 for a pool that was closed: nothing in use or waiting, no connection kept,
+/// every borrow refused at once, and the server holds no backend for `app` any more.
+async fn assert_closed_clean(pool: &PsqlPool, app: &str) {
+    let s = pool.status();
+    assert_eq!((s.in_use, s.waiting, s.idle, s.size), (0, 0, 0, 0), "{s:?}");
+    let err = within(
+        Duration::ZERO,
+        "borrow from a closed pool",
+        pool.connection(),
+    )
+    .await
+    .unwrap_err();
+    assert!(matches!(err, Error::Closed), "{err:?}");
+    let start = Instant::now();
+    loop {
+        let n = backends(app).await;
+        if n == 0 {
+            break;
+        }
+        assert!(
+            start.elapsed() < BUDGET,
+            "{n} backends of {app} survive the closed pool"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+// ------------------------------------------------------------------------------------------
+// C1 / C2: a future dropped at every await point
+// ------------------------------------------------------------------------------------------
+
+/// ~1 MB of rows that the server produces in 20 bursts 1 ms apart, so reading the answer
+/// has dozens of await points spread over ~30 ms, where a cut can land.
+const ROWS_SQL: &str = "SELECT g, repeat('y', 500) AS pad FROM generate_series(1, $1::int4) g \
+    WHERE g % 100 <> 0 OR pg_sleep(0.001) IS NOT NULL";
+const ROWS_SQL_SIMPLE: &str = "SELECT g, repeat('y', 500) AS pad FROM generate_series(1, 2000) g \
+    WHERE g % 100 <> 0 OR pg_sleep(0.001) IS NOT NULL";
+const ROWS: i32 = 2000;
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Op {
+    PoolExecute,
+    PoolExecuteUnprepared,
+    ConnExecute,
+    ConnSimpleQuery,
+    ConnTransaction,
+    TransactionCommit,
+    ConnCommit,
+    PoolConnection,
+}
+
+/// One attempt at `op`, cut at `cut`. Returns whether it completed (its result is checked).
+/// `i` tags rows inserted by the commit variants; `reuse` keeps using the same connection
+/// after the cut (its next operation drains what the dropped one left), else it goes back.
+async fn attempt(pool: &PsqlPool, op: Op, cut: Cut, t: &str, i: i32, reuse: bool) -> bool {
+    let ctx = format!("{op:?} cut at {cut:?}");
+    let check_rows = |r: pool_core::QueryResult| {
+        assert_eq!(r.rows().len(), ROWS as usize, "{ctx}");
+        assert_eq!(r.rows()[ROWS as usize - 1].get::<_, i32>(0), ROWS, "{ctx}");
+    };
+    match op {
+        Op::PoolExecute => match cut.run(pool.execute(ROWS_SQL, &[&ROWS])).await {
+            Some(r) => {
+                check_rows(r.unwrap());
+                true
+            }
+            None => false,
+        },
+        Op::PoolExecuteUnprepared => {
+            match cut.run(pool.execute_unprepared(ROWS_SQL, &[&ROWS])).await {
+                Some(r) => {
+                    check_rows(r.unwrap());
+                    true
+                }
+                None => false,
+            }
+        }
+        Op::PoolConnection => match cut.run(pool.connection()).await {
+            Some(c) => {
+                assert_clean(&mut c.unwrap(), i, &ctx).await;
+                true
+            }
+            None => false,
+        },
+        Op::ConnExecute | Op::ConnSimpleQuery | Op::ConnTransaction => {
+            let mut c = pool.connection().await.unwrap();
+            let done = match op {
+                Op::ConnExecute => match cut.run(c.execute(ROWS_SQL, &[&ROWS])).await {
+                    Some(r) => {
+                        check_rows(r.unwrap());
+                        true
+                    }
+                    None => false,
+                },
+                Op::ConnSimpleQuery => match cut.run(c.simple_query(ROWS_SQL_SIMPLE)).await {
+                    Some(r) => {
+                        let r = r.unwrap();
+                        assert_eq!(r.len(), 1, "{ctx}");
+                        assert_eq!(r[0].rows().len(), ROWS as usize, "{ctx}");
+                        true
+                    }
+                    None => false,
+                },
+                _ => match cut.run(c.transaction()).await {
+                    // Dropped uncommitted: rolled back at the next use or on return.
+                    Some(tx) => {
+                        drop(tx.unwrap());
+                        true
+                    }
+                    None => false,
+                },
+            };
+            if reuse {
+                // The same borrower goes on: it must get its own answer, outside any
+                // transaction the dropped call may have opened.
+                assert_answers(&mut c, i, &format!("{ctx}, same borrower")).await;
+            }
+            done
+        }
+        Op::TransactionCommit => {
+            let mut c = pool.connection().await.unwrap();
+            let mut tx = c.transaction().await.unwrap();
+            let ins = format!("INSERT INTO {t} (id) VALUES ($1)");
+            tx.execute(&ins, &[&i]).await.unwrap();
+            let done = match cut.run(tx.commit()).await {
+                Some(r) => {
+                    r.unwrap();
+                    true
+                }
+                None => false,
+            };
+            drop(c);
+            check_commit_outcome(pool, t, i, done, &ctx).await;
+            done
+        }
+        Op::ConnCommit => {
+            let mut c = pool.connection().await.unwrap();
+            c.begin().await.unwrap();
+            let ins = format!("INSERT INTO {t} (id) VALUES ($1)");
+            c.execute(&ins, &[&i]).await.unwrap();
+            let done = match cut.run(c.commit()).await {
+                Some(r) => {
+                    r.unwrap();
+                    true
+                }
+                None => false,
+            };
+            drop(c);
+            check_commit_outcome(pool, t, i, done, &ctx).await;
+            done
+        }
+    }
+}
+
+/// A completed COMMIT is durable; a dropped one is either committed or rolled back, never left
+/// open (§5.6: its outcome is unknown to the caller, and it is never retried).
+async fn check_commit_outcome(pool: &PsqlPool, t: &str, i: i32, done: bool, ctx: &str) {
+    quiesce(pool).await;
+    let n = count(pool, &format!("SELECT count(*) FROM {t} WHERE id = {i}")).await;
+    if done {
+        assert_eq!(n, 1, "{ctx}: a completed COMMIT lost its row");
+    } else {
+        assert!(n == 0 || n == 1, "{ctx}: {n} rows");
+    }
+}
+
+const ROUNDS: usize = 30;
+
+/// C1: cut `op` after N = 0, 1, 2, ... Pendings until it completes, then at 30 random
+/// `timeout(k µs)` (seeded); after every cut the next borrowers get clean connections.
+async fn drop_at_every_await_point(op: Op, method: RecyclingMethod, seed: u64) {
+    let app = unique_name(&format!("c1_{op:?}"));
+    let pool = started(pool_builder(&app, 2).conn_recycling_method(method)).await;
+    let t = table("c1");
+    let mut marker = 0;
+    let mut n = 0;
+    let mut took = Duration::ZERO;
+    loop {
+        marker += 1;
+        let start = Instant::now();
+        let done = attempt(&pool, op, Cut::Polls(n), &t, marker, n % 2 == 0).await;
+        took = start.elapsed();
+        assert_next_borrowers_clean(&pool, marker, &format!("{op:?} after {n} polls")).await;
+        if done {
+            break;
+        }
+        n += 1;
+        assert!(n < 2000, "{op:?} never completed");
+    }
+    let mut rng = Rng::new(seed);
+    let mut cut_short = 0;
+    // Timeouts spread over the whole call (tokio's timer has millisecond resolution, so this
+    // mostly moves the cut between the reads of the answer).
+    let range = (took.as_micros() as u64 * 3 / 2).max(2000);
+    for round in 0..ROUNDS {
+        marker += 1;
+        let k = rng.below(range);
+        let done = attempt(&pool, op, Cut::Micros(k), &t, marker, round % 2 == 0).await;
+        cut_short += usize::from(!done);
+        let ctx = format!("{op:?} after timeout({k} µs), seed {seed}");
+        assert_next_borrowers_clean(&pool, marker, &ctx).await;
+    }
+    eprintln!(
+        "{op:?}: completes after {n} Pendings (up to {took:?}); {cut_short}/{ROUNDS} random timeouts cut it"
+    );
+    assert_recovered(&pool, &app, BUDGET).await;
+}
+
+#[tokio::test]
+async fn c1_pool_execute_dropped_at_every_await_point() {
+    drop_at_every_await_point(Op::PoolExecute, RecyclingMethod::Fast, 11).await;
+}
+
+#[tokio::test]
+async fn c1_pool_execute_unprepared_dropped_at_every_await_point() {
+    drop_at_every_await_point(Op::PoolExecuteUnprepared, RecyclingMethod::Fast, 12).await;
+}
+
+#[tokio::test]
+async fn c1_connection_execute_dropped_at_every_await_point() {
+    drop_at_every_await_point(Op::ConnExecute, RecyclingMethod::Fast, 13).await;
+}
+
+#[tokio::test]
+async fn c1_connection_simple_query_dropped_at_every_await_point() {
+    drop_at_every_await_point(Op::ConnSimpleQuery, RecyclingMethod::Fast, 14).await;
+}
+
+/// C2 (sqlx #4393): a cancelled BEGIN never leaves the next borrower inside a transaction.
+#[tokio::test]
+async fn c2_transaction_begin_dropped_at_every_await_point() {
+    drop_at_every_await_point(Op::ConnTransaction, RecyclingMethod::Fast, 15).await;
+}
+
+#[tokio::test]
+async fn c1_transaction_commit_dropped_at_every_await_point() {
+    drop_at_every_await_point(Op::TransactionCommit, RecyclingMethod::Fast, 16).await;
+}
+
+#[tokio::test]
+async fn c1_connection_commit_dropped_at_every_await_point() {
+    drop_at_every_await_point(Op::ConnCommit, RecyclingMethod::Fast, 17).await;
+}
+
+/// `pool.connection()` itself, whose checkout does I/O with `Clean` (reset SQL) and `Verified`.
+#[tokio::test]
+async fn c1_pool_connection_dropped_at_every_await_point_during_recycle() {
+    drop_at_every_await_point(Op::PoolConnection, RecyclingMethod::Clean, 18).await;
+    drop_at_every_await_point(Op::PoolConnection, RecyclingMethod::Verified, 19).await;
+}
+
+/// `pool.connection()` cut while it opens a new connection (TCP, startup, SCRAM): the half-made
+/// connection is dropped, the slot freed, `size` not incremented.
+#[tokio::test]
+async fn c1_pool_connection_dropped_at_every_await_point_during_create() {
+    let app = unique_name("c1_create");
+    let pool = started(pool_builder(&app, 3)).await;
+    let mut rng = Rng::new(20);
+    let mut n = 0;
+    let mut micros = 0;
+    loop {
+        // Two slots held (one reused, one opened), and no idle connection: the next borrow
+        // must open one. A smaller pool for a moment closes the idle one.
+        let held = [
+            pool.connection().await.unwrap(),
+            pool.connection().await.unwrap(),
+        ];
+        pool.resize(2).unwrap();
+        pool.resize(3).unwrap();
+        assert_eq!(pool.status().idle, 0);
+        let cut = if n < usize::MAX {
+            Cut::Polls(n)
+        } else {
+            Cut::Micros(rng.below(20_000))
+        };
+        let got = cut.run(pool.connection()).await;
+        let s = pool.status();
+        let done = match got {
+            Some(c) => {
+                let mut c = c.unwrap();
+                assert_clean(&mut c, 1, "opened").await;
+                true
+            }
+            None => {
+                assert_eq!(
+                    (s.size, s.in_use, s.waiting),
+                    (2, 2, 0),
+                    "{cut:?}: half-made connection counted: {s:?}"
+                );
+                false
+            }
+        };
+        drop(held);
+        assert_next_borrowers_clean(&pool, 2, &format!("create cut at {cut:?}")).await;
+        if n == usize::MAX {
+            micros += 1;
+            if micros == 15 {
+                break;
+            }
+        } else if done {
+            eprintln!("create completes after {n} Pendings");
+            n = usize::MAX;
+        } else {
+            n += 1;
+            assert!(n < 500);
+        }
+    }
+    assert_recovered(&pool, &app, BUDGET).await;
+}
+
+// ------------------------------------------------------------------------------------------
+// C3: dropped mid-write
+// ------------------------------------------------------------------------------------------
+
+/// C3: a 10 MB bytea parameter cut while it is being written leaves a partial message on the
+/// wire: the connection is closed (never reused), its backend goes away, the slot is freed.
+#[tokio::test]
+async fn c3_future_dropped_mid_write_closes_the_connection() {
+    let app = unique_name("c3");
+    let pool = started(pool_builder(&app, 2)).await;
+    let sql = "SELECT length($1::bytea)";
+    let big = vec![7u8; 10 << 20];
+    for cut in [Cut::Polls(0), Cut::Micros(1)] {
+        let mut c = pool.connection().await.unwrap();
+        let pid = c.backend_pid();
+        // Cached, so the cut call's first write is the 10 MB Bind itself.
+        let small = c.execute(sql, &[&vec![1u8; 10]]).await.unwrap();
+        assert_eq!(small.rows()[0].get::<_, i32>(0), 10);
+        let r = cut.run(c.execute(sql, &[&big])).await;
+        assert!(r.is_none(), "{cut:?}: a 10 MB write finished in one go");
+        assert!(
+            c.is_broken(),
+            "{cut:?}: a partial write must break the connection"
+        );
+        // The same borrower gets a clear error, not a desynchronised stream.
+        let err = c.execute("SELECT 1", &[]).await.unwrap_err();
+        assert!(
+            matches!(err.as_backend(), Some(pgwire_lite::Error::Closed(_))),
+            "{err:?}"
+        );
+        drop(c);
+        quiesce(&pool).await;
+        assert!(pool.status().size <= 1, "the broken connection was kept");
+        let mut next = pool.connection().await.unwrap();
+        assert_ne!(
+            next.backend_pid(),
+            pid,
+            "{cut:?}: a broken connection was reused"
+        );
+        assert_clean(&mut next, 3, &format!("{cut:?}")).await;
+        drop(next);
+        wait_backend_gone(pid, BUDGET).await;
+    }
+    assert_recovered(&pool, &app, BUDGET).await;
+}
+
+// ------------------------------------------------------------------------------------------
+// C4: long query dropped
+// ------------------------------------------------------------------------------------------
+
+/// C4: `pg_sleep(10)` dropped after 10 ms is cancelled on the server before the connection is
+/// handed out again: pg_stat_activity no longer shows it running, and the connection comes
+/// back (drained, same backend) well before the sleep would have ended.
+#[tokio::test]
+async fn c4_long_query_dropped_is_cancelled_on_the_server() {
+    let app = unique_name("c4");
+    let pool = started(pool_builder(&app, 2).recycle_timeout(Duration::from_secs(2))).await;
+    let mut c = pool.connection().await.unwrap();
+    let pid = c.backend_pid();
+    let r = Cut::Micros(10_000)
+        .run(c.execute("SELECT pg_sleep(10)", &[]))
+        .await;
+    assert!(r.is_none());
+    let (state, query) = backend_state(pid).await.unwrap();
+    assert_eq!(
+        (state.as_str(), query.as_str()),
+        ("active", "SELECT pg_sleep(10)")
+    );
+    let start = Instant::now();
+    drop(c);
+    // The reset task holds the slot until the query is cancelled and drained.
+    quiesce(&pool).await;
+    assert!(
+        start.elapsed() < Duration::from_secs(1),
+        "{:?}",
+        start.elapsed()
+    );
+    let (state, _) = backend_state(pid).await.unwrap();
+    assert_eq!(state, "idle", "the sleep still runs on the server");
+    let mut next = pool.connection().await.unwrap();
+    assert_eq!(next.backend_pid(), pid, "drained and reused, not closed");
+    assert_clean(&mut next, 4, "after the cancel").await;
+    drop(next);
+    let mut a = admin().await;
+    let sleeping = a
+        .query_one(
+            "SELECT count(*)::int8 FROM pg_stat_activity \
+             WHERE application_name = $1 AND state = 'active'",
+            &[&app.as_str()],
+        )
+        .await
+        .unwrap()
+        .get::<_, i64>(0);
+    assert_eq!(sleeping, 0);
+    assert_recovered(&pool, &app, BUDGET).await;
+}
+
+/// C4, the race (lib/pq #1000): queries that end on their own right around the moment the
+/// pool's reset cancels them (it waits 50 ms, then sends a CancelRequest). The cancel must
+/// never land on the next borrower's query: no 57014 outside the cut query, ever.
+#[tokio::test]
+async fn c4_a_late_cancel_never_hits_the_next_query_pool() {
+    let app = unique_name("c4_race");
+    let pool = started(pool_builder(&app, 2).recycle_timeout(Duration::from_secs(2))).await;
+    let mut rng = Rng::new(41);
+    for i in 0..40 {
+        let cut_ms = rng.below(10);
+        // The reset cancels at cut + 50 ms; the sleep ends within a few ms of that.
+        let sleep_ms = cut_ms + 45 + rng.below(11);
+        let mut c = pool.connection().await.unwrap();
+        let sql = format!("SELECT pg_sleep({sleep_ms} / 1000.0)");
+        let r = Cut::Micros(cut_ms * 1000).run(c.execute(&sql, &[])).await;
+        if let Some(r) = r {
+            r.unwrap();
+        }
+        drop(c);
+        // The next borrower at once, with a query long enough for a stray SIGINT to hit it.
+        let r = pool
+            .execute("SELECT pg_sleep(0.01), $1::int4", &[&i])
+            .await
+            .unwrap_or_else(|e| panic!("round {i} (cut {cut_ms} ms, sleep {sleep_ms} ms): {e:?}"));
+        assert_eq!(r.rows()[0].get::<_, i32>(1), i);
+    }
+    assert_next_borrowers_clean(&pool, 5, "after the races").await;
+    assert_recovered(&pool, &app, BUDGET).await;
+}
+
+/// C4 with `Connection::set_query_timeout`: the timed-out query is cancelled and drained before
+/// the call returns (or, if that takes longer than the limit again, the connection is marked
+/// broken and closed); the next query on the same connection never gets 57014.
+#[tokio::test]
+async fn c4_a_late_cancel_never_hits_the_next_query_query_timeout() {
+    let app = unique_name("c4_qt");
+    let pool = started(pool_builder(&app, 2)).await;
+    let mut rng = Rng::new(42);
+    let (mut reused, mut closed) = (0, 0);
+    for i in 0..60 {
+        let limit_ms = 10 + rng.below(10);
+        let sleep_ms = limit_ms.saturating_sub(3) + rng.below(6);
+        let mut c = pool.connection().await.unwrap();
+        let pid = c.backend_pid();
+        let conn = c.connection_mut().await.unwrap();
+        conn.set_query_timeout(Some(Duration::from_millis(limit_ms)));
+        let sql = format!("SELECT pg_sleep({sleep_ms} / 1000.0)");
+        let timed_out = match conn.execute(&sql, &[]).await {
+            Ok(_) => false,
+            Err(pgwire_lite::Error::Timeout(_)) => true,
+            Err(e) => panic!("round {i}: the timed-out query itself: {e:?}"),
+        };
+        conn.set_query_timeout(None);
+        if conn.is_broken() {
+            // The cancellation took longer than the limit: closed, never reused.
+            assert!(timed_out);
+            closed += 1;
+            drop(c);
+            let mut next = pool.connection().await.unwrap();
+            assert_ne!(next.backend_pid(), pid);
+            assert_clean(&mut next, i as i32, "after a closed timeout").await;
+            continue;
+        }
+        assert!(
+            conn.is_idle(),
+            "round {i}: cancelled and drained before returning"
+        );
+        reused += usize::from(timed_out);
+        let r = conn
+            .execute("SELECT pg_sleep(0.01), $1::int4", &[&(i as i32)])
+            .await
+            .unwrap_or_else(|e| {
+                panic!("round {i} (limit {limit_ms} ms, sleep {sleep_ms} ms): {e:?}")
+            });
+        assert_eq!(r.rows()[0].get::<_, i32>(1), i as i32);
+    }
+    eprintln!("60 rounds: {reused} timed out and reused, {closed} timed out and closed");
+    assert!(
+        reused > 0,
+        "no timed-out connection was reused: the race was not exercised"
+    );
+    assert_recovered(&pool, &app, BUDGET).await;
+}
