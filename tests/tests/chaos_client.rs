@@ -700,3 +700,496 @@ async fn c4_a_late_cancel_never_hits_the_next_query_query_timeout() {
     );
     assert_recovered(&pool, &app, BUDGET).await;
 }
+
+// ------------------------------------------------------------------------------------------
+// C5 / C6: acquire cancelled
+// ------------------------------------------------------------------------------------------
+
+/// C5 (sqlx `pool_smoke_test`): 50 tasks that poll `pool.connection()` once and drop it, next
+/// to 200 tasks looping queries on the smallest pool (2: the builder's minimum). No permit
+/// leaks; then the order of the waiters that stay is still first come, first served; `close()`
+/// finishes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn c5_acquire_cancelled_while_waiting() {
+    let app = unique_name("c5");
+    let pool = started(pool_builder(&app, 2).wait_timeout(Duration::from_secs(10))).await;
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut tasks = Vec::new();
+    for i in 0..200i32 {
+        let pool = pool.clone();
+        tasks.push(tokio::spawn(async move {
+            for j in 0..5i32 {
+                let r = pool
+                    .execute("SELECT $1::int4 * 10 + $2::int4", &[&i, &j])
+                    .await
+                    .unwrap();
+                assert_eq!(r.rows()[0].get::<_, i32>(0), i * 10 + j);
+            }
+        }));
+    }
+    let mut cancellers = Vec::new();
+    for _ in 0..50 {
+        let pool = pool.clone();
+        let stop = stop.clone();
+        cancellers.push(tokio::spawn(async move {
+            let mut n = 0;
+            while !stop.load(Ordering::Relaxed) {
+                if let Some(c) = Cut::Polls(0).run(pool.connection()).await {
+                    drop(c.unwrap());
+                }
+                n += 1;
+                tokio::time::sleep(Duration::from_micros(500)).await;
+            }
+            n
+        }));
+    }
+    within(Duration::from_secs(10), "200 looping tasks", async {
+        for t in tasks {
+            t.await.unwrap();
+        }
+    })
+    .await;
+    stop.store(true, Ordering::Relaxed);
+    let mut cancelled = 0;
+    for t in cancellers {
+        cancelled += t.await.unwrap();
+    }
+    eprintln!("{cancelled} acquires cancelled after one poll");
+    quiesce(&pool).await;
+    assert_eq!(pool.status().size, 2);
+
+    // FIFO for the waiters that stay: every other one gives up after one poll.
+    let held = [
+        pool.connection().await.unwrap(),
+        pool.connection().await.unwrap(),
+    ];
+    let order = Arc::new(Mutex::new(Vec::new()));
+    let mut waiters = Vec::new();
+    for i in 0..20usize {
+        if i % 2 == 1 {
+            assert!(Cut::Polls(0).run(pool.connection()).await.is_none());
+            continue;
+        }
+        let p = pool.clone();
+        let order = order.clone();
+        waiters.push(tokio::spawn(async move {
+            let c = p.connection().await.unwrap();
+            order.lock().unwrap().push(i);
+            // Held a moment, so the next waiter is served by this release, in turn.
+            tokio::time::sleep(Duration::from_millis(2)).await;
+            drop(c);
+        }));
+        // Queued before the next one is spawned.
+        let start = Instant::now();
+        while pool.status().waiting < i / 2 + 1 {
+            assert!(
+                start.elapsed() < Duration::from_secs(1),
+                "{:?}",
+                pool.status()
+            );
+            tokio::task::yield_now().await;
+        }
+    }
+    assert_eq!(
+        pool.status().waiting,
+        10,
+        "cancelled waiters left the queue"
+    );
+    drop(held);
+    for w in waiters {
+        w.await.unwrap();
+    }
+    let order = order.lock().unwrap().clone();
+    assert_eq!(order, (0..20).step_by(2).collect::<Vec<_>>(), "not FIFO");
+    quiesce(&pool).await;
+    assert_recovered(&pool, &app, BUDGET).await;
+    within(Duration::from_secs(1), "close()", pool.close()).await;
+    assert_closed_clean(&pool, &app).await;
+}
+
+/// C6: `timeout(5 ms, pool.connection())` while the connection is being opened (the server
+/// holds every new session for 1 s with `post_auth_delay`, PGC_BACKEND, set in the startup
+/// options): the half-made connection is dropped, the permit released, `size` not incremented,
+/// and the server's half-made backend goes away. Then the pool's own create timeout: a second
+/// pool with a 200 ms limit fails `startup()` with `Timeout(Create)` at the limit, counting
+/// nothing.
+#[tokio::test]
+async fn c6_acquire_cancelled_during_creation() {
+    let app = unique_name("c6");
+    let dsn = format!(
+        "{}?application_name={app}&connect_timeout=3&options=-c%20post_auth_delay%3D1",
+        cluster().admin_url()
+    );
+    let pool = started(
+        PsqlPool::builder()
+            .dsn(dsn.clone())
+            .max_db_pool_size(2)
+            .wait_timeout(Duration::from_secs(1))
+            .create_timeout(Duration::from_secs(3)),
+    )
+    .await;
+    let held = pool.connection().await.unwrap();
+    let start = Instant::now();
+    let r = tokio::time::timeout(Duration::from_millis(5), pool.connection()).await;
+    assert!(
+        r.is_err(),
+        "a connection opened in 5 ms despite post_auth_delay=1"
+    );
+    assert!(start.elapsed() < Duration::from_millis(250));
+    let s = pool.status();
+    assert_eq!((s.size, s.in_use, s.idle, s.waiting), (1, 1, 0, 0), "{s:?}");
+
+    let impatient = PsqlPool::builder()
+        .dsn(dsn)
+        .max_db_pool_size(2)
+        .create_timeout(Duration::from_millis(200))
+        .build()
+        .unwrap();
+    let start = Instant::now();
+    let err = impatient.startup().await.unwrap_err();
+    let took = start.elapsed();
+    assert_eq!(err.timeout_kind(), Some(TimeoutKind::Create), "{err:?}");
+    assert!(
+        took >= Duration::from_millis(200) && took < Duration::from_millis(450),
+        "{took:?}"
+    );
+    let s = impatient.status();
+    assert_eq!((s.size, s.in_use, s.idle, s.waiting), (0, 0, 0, 0), "{s:?}");
+
+    // Only the held connection's backend survives: the half-made ones leave once their delay
+    // ends and they find the socket closed.
+    let deadline = Instant::now() + Duration::from_secs(3);
+    loop {
+        let n = backends(&app).await;
+        if n == 1 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{n} backends for {app}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    drop(held);
+    assert_recovered(&pool, &app, BUDGET).await;
+}
+
+// ------------------------------------------------------------------------------------------
+// C7 / C8: panics and transactions left open
+// ------------------------------------------------------------------------------------------
+
+/// After a borrower left `t` with an uncommitted insert of `id`, the next borrowers are outside
+/// any transaction and the insert is not visible (rolled back).
+async fn assert_rolled_back(pool: &PsqlPool, t: &str, id: i32, ctx: &str) {
+    assert_next_borrowers_clean(pool, id, ctx).await;
+    let n = count(pool, &format!("SELECT count(*) FROM {t} WHERE id = {id}")).await;
+    assert_eq!(n, 0, "{ctx}: the uncommitted insert is visible");
+}
+
+/// C7: a panic while holding a connection inside a transaction, in four ways: under
+/// `catch_unwind` inside the runtime, in a spawned task between queries, in a spawned task
+/// during a query (a query future alive when the panic unwinds), and on a thread with no
+/// tokio runtime at all. The guard's `Drop` must not panic or block, and the next borrower gets
+/// a clean session: not in a transaction, the insert rolled back, no lock poisoned.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn c7_panic_inside_a_transaction_leaves_a_clean_session() {
+    let app = unique_name("c7");
+    let pool = started(pool_builder(&app, 2)).await;
+    let t = table("c7");
+    let ins = format!("INSERT INTO {t} (id) VALUES ($1)");
+
+    // catch_unwind, inside the runtime.
+    let mut c = pool.connection().await.unwrap();
+    c.begin().await.unwrap();
+    c.execute(&ins, &[&1i32]).await.unwrap();
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || {
+        let _held = c;
+        panic!("user code panics while holding the connection");
+    }));
+    assert!(r.is_err());
+    assert_rolled_back(&pool, &t, 1, "catch_unwind").await;
+
+    // A spawned task that panics between queries, inside a transaction guard.
+    let (p, ins2) = (pool.clone(), ins.clone());
+    let e = tokio::spawn(async move {
+        let mut c = p.connection().await.unwrap();
+        let mut tx = c.transaction().await.unwrap();
+        tx.execute(&ins2, &[&2i32]).await.unwrap();
+        panic!("task panics between queries");
+    })
+    .await
+    .unwrap_err();
+    assert!(e.is_panic());
+    assert_rolled_back(&pool, &t, 2, "task panic between queries").await;
+
+    // A spawned task that panics while a query is in flight.
+    let (p, ins3) = (pool.clone(), ins.clone());
+    let e = tokio::spawn(async move {
+        let mut c = p.connection().await.unwrap();
+        c.begin().await.unwrap();
+        c.execute(&ins3, &[&3i32]).await.unwrap();
+        let mut q = Box::pin(c.execute("SELECT pg_sleep(0.2)", &[]));
+        // Sent, not answered: then the panic unwinds through the live query future.
+        assert!(futures_poll_once(q.as_mut()).await.is_pending());
+        panic!("task panics during a query");
+    })
+    .await
+    .unwrap_err();
+    assert!(e.is_panic());
+    assert_rolled_back(&pool, &t, 3, "task panic during a query").await;
+
+    // A plain thread, no tokio runtime: the connection goes back as it is and the next
+    // checkout settles it under the recycle timeout.
+    let mut c = pool.connection().await.unwrap();
+    c.begin().await.unwrap();
+    c.execute(&ins, &[&4i32]).await.unwrap();
+    let r = std::thread::spawn(move || {
+        let _held = c;
+        panic!("a thread without a runtime panics");
+    })
+    .join();
+    assert!(r.is_err());
+    assert_rolled_back(&pool, &t, 4, "panic outside any runtime").await;
+    assert_recovered(&pool, &app, BUDGET).await;
+}
+
+/// Polls `fut` once (with the task's waker) and returns what it said.
+async fn futures_poll_once<F: Future + ?Sized>(mut fut: Pin<&mut F>) -> Poll<F::Output> {
+    std::future::poll_fn(|cx| Poll::Ready(fut.as_mut().poll(cx))).await
+}
+
+/// C8: a connection given back inside a transaction (open, failed, or through a dropped
+/// `Transaction` guard) is rolled back, not closed (we roll back: same backend pid), and the
+/// next borrower is outside any transaction with the insert not visible.
+#[tokio::test]
+async fn c8_returned_inside_a_transaction_is_rolled_back() {
+    let app = unique_name("c8");
+    let pool = started(pool_builder(&app, 2)).await;
+    let t = table("c8");
+    let ins = format!("INSERT INTO {t} (id) VALUES ($1)");
+    for (id, how) in [(1, "open"), (2, "failed"), (3, "guard")] {
+        let mut c = pool.connection().await.unwrap();
+        let pid = c.backend_pid();
+        match how {
+            "open" => {
+                c.begin().await.unwrap();
+                c.execute(&ins, &[&id]).await.unwrap();
+                assert_eq!(c.transaction_status(), TransactionStatus::InTransaction);
+            }
+            "failed" => {
+                c.begin().await.unwrap();
+                c.execute(&ins, &[&id]).await.unwrap();
+                let e = c.execute("SELECT 1 / 0", &[]).await.unwrap_err();
+                assert_eq!(e.as_backend().and_then(|e| e.code()), Some("22012"));
+                assert_eq!(c.transaction_status(), TransactionStatus::Failed);
+            }
+            _ => {
+                let mut tx = c.transaction().await.unwrap();
+                tx.execute(&ins, &[&id]).await.unwrap();
+                drop(tx);
+            }
+        }
+        drop(c);
+        assert_rolled_back(&pool, &t, id, how).await;
+        let pids = backend_pids(&app).await;
+        assert!(
+            pids.contains(&pid),
+            "{how}: rolled back and kept, not closed"
+        );
+    }
+    assert_recovered(&pool, &app, BUDGET).await;
+}
+
+// ------------------------------------------------------------------------------------------
+// C9: session state between borrowers
+// ------------------------------------------------------------------------------------------
+
+const SESSION_STATE: &str = "SET search_path = pg_catalog, public; \
+    CREATE TEMP TABLE c9_temp (x int); \
+    LISTEN c9_channel; \
+    SELECT pg_advisory_lock(9); \
+    PREPARE c9_stmt AS SELECT 9; \
+    SET ROLE scram_user";
+
+/// What survives of [`SESSION_STATE`] on `c`: search_path, temp table, listen, advisory lock,
+/// prepared statement, role.
+async fn surviving_state(c: &mut PooledConnection) -> [bool; 6] {
+    let r = c
+        .simple_query(
+            "SELECT current_setting('search_path') = 'pg_catalog, public', \
+             to_regclass('pg_temp.c9_temp') IS NOT NULL, \
+             EXISTS (SELECT FROM pg_listening_channels() l WHERE l = 'c9_channel'), \
+             EXISTS (SELECT FROM pg_locks WHERE locktype = 'advisory' AND objid = 9 \
+                     AND pid = pg_backend_pid()), \
+             EXISTS (SELECT FROM pg_prepared_statements WHERE name = 'c9_stmt'), \
+             current_user = 'scram_user'",
+        )
+        .await
+        .unwrap();
+    let row = &r[0].rows()[0];
+    std::array::from_fn(|i| row.raw(i).unwrap() == Some(&b"t"[..]))
+}
+
+/// C9: with `Clean`, none of search_path, temp tables, LISTEN, advisory locks, SQL-level
+/// prepared statements, SET ROLE survive to the next borrower, and the statement cache stays
+/// consistent (a cached statement still runs). With `Fast` all of them survive, as
+/// documented on `RecyclingMethod`.
+#[tokio::test]
+async fn c9_session_state_clean_resets_fast_keeps() {
+    if !cluster().require_roles() {
+        return;
+    }
+    for (method, survives) in [
+        (RecyclingMethod::Clean, false),
+        (RecyclingMethod::Fast, true),
+    ] {
+        let app = unique_name("c9");
+        let pool = started(pool_builder(&app, 2).conn_recycling_method(method.clone())).await;
+        let mut c = pool.connection().await.unwrap();
+        let pid = c.backend_pid();
+        c.execute("SELECT $1::int4", &[&1i32]).await.unwrap();
+        c.batch_execute(SESSION_STATE).await.unwrap();
+        assert_eq!(surviving_state(&mut c).await, [true; 6]);
+        drop(c);
+        let mut c = pool.connection().await.unwrap();
+        assert_eq!(c.backend_pid(), pid, "{method:?}: the same connection");
+        assert_eq!(surviving_state(&mut c).await, [survives; 6], "{method:?}");
+        // The cached statement is still valid on the server.
+        let r = c.execute("SELECT $1::int4", &[&2i32]).await.unwrap();
+        assert_eq!(r.rows()[0].get::<_, i32>(0), 2);
+        if survives {
+            c.batch_execute("RESET ROLE; SELECT pg_advisory_unlock_all()")
+                .await
+                .unwrap();
+        }
+        drop(c);
+        assert_recovered(&pool, &app, BUDGET).await;
+    }
+}
+
+// ------------------------------------------------------------------------------------------
+// C10 / C11: misuse of the pool's life cycle
+// ------------------------------------------------------------------------------------------
+
+/// C10: every operation before `startup()` fails at once with `NotStarted`, opening nothing
+/// (no lazy start); after `close()`, with `Closed`, and `startup()` cannot revive it.
+#[tokio::test]
+async fn c10_execute_before_startup_and_after_close() {
+    let app = unique_name("c10");
+    let pool = pool_builder(&app, 2).build().unwrap();
+    let now = Duration::from_millis(50);
+    let e = within(now, "execute", pool.execute("SELECT 1", &[])).await;
+    assert!(matches!(e, Err(Error::NotStarted)), "{e:?}");
+    let e = within(now, "unprepared", pool.execute_unprepared("SELECT 1", &[])).await;
+    assert!(matches!(e, Err(Error::NotStarted)), "{e:?}");
+    let e = within(now, "connection", pool.connection()).await;
+    assert!(matches!(e, Err(Error::NotStarted)), "{e:?}");
+    let e = within(now, "conn_timeout", pool.connection_timeout(BUDGET)).await;
+    assert!(matches!(e, Err(Error::NotStarted)), "{e:?}");
+    assert_eq!(pool.status().size, 0, "no lazy start");
+    assert_eq!(
+        backends(&app).await,
+        0,
+        "no lazy start on the server either"
+    );
+
+    pool.startup().await.unwrap();
+    assert_recovered(&pool, &app, BUDGET).await;
+
+    within(Duration::from_secs(1), "close()", pool.close()).await;
+    let e = within(now, "execute", pool.execute("SELECT 1", &[])).await;
+    assert!(matches!(e, Err(Error::Closed)), "{e:?}");
+    let e = within(now, "unprepared", pool.execute_unprepared("SELECT 1", &[])).await;
+    assert!(matches!(e, Err(Error::Closed)), "{e:?}");
+    let e = within(now, "conn_timeout", pool.connection_timeout(BUDGET)).await;
+    assert!(matches!(e, Err(Error::Closed)), "{e:?}");
+    let e = within(now, "startup", pool.startup()).await;
+    assert!(matches!(e, Err(Error::Closed)), "{e:?}");
+    assert!(pool.is_closed());
+    assert_closed_clean(&pool, &app).await;
+
+    // Closed before it ever started: Closed, not NotStarted.
+    let never = pool_builder(&app, 2).build().unwrap();
+    never.close().await;
+    let e = within(now, "execute", never.execute("SELECT 1", &[])).await;
+    assert!(matches!(e, Err(Error::Closed)), "{e:?}");
+    let e = within(now, "startup", never.startup()).await;
+    assert!(matches!(e, Err(Error::Closed)), "{e:?}");
+}
+
+/// C11: `close()` with 4 connections held and 10 waiters: the waiters get `Closed` at once,
+/// new borrows are refused, the held ones keep working until they are given back and are then
+/// closed, `close()` itself completes without waiting for them, and is idempotent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn c11_close_with_active_borrowers_and_waiters() {
+    let app = unique_name("c11");
+    let pool = started(pool_builder(&app, 4).wait_timeout(Duration::from_secs(30))).await;
+    let mut held = Vec::new();
+    for _ in 0..4 {
+        held.push(pool.connection().await.unwrap());
+    }
+    let mut waiters = Vec::new();
+    for _ in 0..10 {
+        let p = pool.clone();
+        waiters.push(tokio::spawn(async move {
+            let r = p.connection().await;
+            (r.map(drop), Instant::now())
+        }));
+    }
+    let start = Instant::now();
+    while pool.status().waiting < 10 {
+        assert!(
+            start.elapsed() < Duration::from_secs(1),
+            "{:?}",
+            pool.status()
+        );
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    let closed_at = Instant::now();
+    within(Duration::from_millis(200), "close()", pool.close()).await;
+    for w in waiters {
+        let (r, at) = within(Duration::from_millis(200), "a waiter", w)
+            .await
+            .unwrap();
+        assert!(matches!(r, Err(Error::Closed)), "{r:?}");
+        assert!(at.duration_since(closed_at) < Duration::from_millis(200));
+    }
+    let e = within(Duration::ZERO, "new borrow", pool.connection()).await;
+    assert!(matches!(e, Err(Error::Closed)), "{e:?}");
+    let s = pool.status();
+    assert_eq!((s.in_use, s.waiting, s.idle), (4, 0, 0), "{s:?}");
+    // The held ones finish their work.
+    for (i, c) in held.iter_mut().enumerate() {
+        assert_clean(c, i as i32, "held across close()").await;
+    }
+    assert_eq!(backends(&app).await, 4);
+    drop(held);
+    within(Duration::from_millis(100), "second close()", pool.close()).await;
+    assert_closed_clean(&pool, &app).await;
+}
+
+/// C12: the pool has no leak detector (no `leak_threshold`: the optional HikariCP warning is not
+/// implemented), so what is tested is its other half: a connection held for a long time is
+/// never reclaimed from its borrower, not even past `max_lifetime` and `idle_timeout`; it is
+/// retired only when given back.
+#[tokio::test]
+async fn c12_a_connection_held_long_is_never_reclaimed() {
+    let app = unique_name("c12");
+    let pool = started(
+        pool_builder(&app, 2)
+            .max_lifetime(Duration::from_millis(200))
+            .idle_timeout(Duration::from_millis(200)),
+    )
+    .await;
+    let mut c = pool.connection().await.unwrap();
+    let pid = c.backend_pid();
+    for i in 0..6 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert_clean(&mut c, i, "held past max_lifetime").await;
+        assert_eq!(c.backend_pid(), pid);
+        assert_eq!(pool.status().in_use, 1);
+    }
+    drop(c);
+    // Expired: closed on return, not kept.
+    quiesce(&pool).await;
+    assert_eq!(pool.status().size, 0, "{:?}", pool.status());
+    wait_backend_gone(pid, BUDGET).await;
+    assert_recovered(&pool, &app, BUDGET).await;
+}
