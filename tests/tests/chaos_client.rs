@@ -1193,3 +1193,136 @@ async fn c12_a_connection_held_long_is_never_reclaimed() {
     wait_backend_gone(pid, BUDGET).await;
     assert_recovered(&pool, &app, BUDGET).await;
 }
+
+// ------------------------------------------------------------------------------------------
+// C13 and the 10,000-borrower stress
+// ------------------------------------------------------------------------------------------
+
+/// C13 (bb8 `test_lots_of_waiters`): `HERD` tasks on a pool of 3, each borrowing a connection
+/// and running `SELECT 1` on it. All succeed, and the order is fair: tasks queue in spawn
+/// order (one runtime thread), and each is served at most `max_size` places away from its
+/// place in the queue (permits go strictly first come, first served; only the 3 holders can
+/// finish in any order).
+#[tokio::test]
+async fn c13_thundering_herd_is_served_in_order() {
+    const HERD: usize = 25_000;
+    let app = unique_name("c13");
+    let pool = started(pool_builder(&app, 3).wait_timeout(Duration::from_secs(30))).await;
+    // Three connections open first, so no borrower's turn depends on how long a connect takes.
+    drop([
+        pool.connection().await.unwrap(),
+        pool.connection().await.unwrap(),
+        pool.connection().await.unwrap(),
+    ]);
+    let queued = Arc::new(AtomicUsize::new(0));
+    let served = Arc::new(AtomicUsize::new(0));
+    let start = Instant::now();
+    let mut tasks = Vec::with_capacity(HERD);
+    for _ in 0..HERD {
+        let (p, queued, served) = (pool.clone(), queued.clone(), served.clone());
+        tasks.push(tokio::spawn(async move {
+            let ticket = queued.fetch_add(1, Ordering::SeqCst);
+            let mut c = p.connection().await.unwrap();
+            let rank = served.fetch_add(1, Ordering::SeqCst);
+            let r = c.simple_query("SELECT 1").await.unwrap();
+            assert_eq!(r[0].rows()[0].raw(0).unwrap(), Some(&b"1"[..]));
+            (ticket, rank)
+        }));
+    }
+    let mut worst = 0;
+    within(Duration::from_secs(30), "the herd", async {
+        for t in tasks {
+            let (ticket, rank) = t.await.unwrap();
+            worst = worst.max(ticket.abs_diff(rank));
+        }
+    })
+    .await;
+    eprintln!(
+        "{HERD} tasks on 3 connections in {:?}; served at most {worst} places from their turn",
+        start.elapsed()
+    );
+    assert!(
+        worst <= 3,
+        "unfair: a task was served {worst} places from its turn"
+    );
+    assert_eq!(served.load(Ordering::SeqCst), HERD);
+    quiesce(&pool).await;
+    assert_recovered(&pool, &app, BUDGET).await;
+}
+
+/// The must-have: 10,000 borrowers over 4 slots with random cancellation (at random
+/// poll counts, at random timeouts, while waiting or mid-query) against the real server finish
+/// with no leak and no deadlock; afterwards every connection is clean.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ten_thousand_borrowers_with_random_cancellation() {
+    const WORKERS: u64 = 100;
+    const EACH: u64 = 100;
+    let app = unique_name("stress");
+    let pool = started(pool_builder(&app, 4).wait_timeout(Duration::from_secs(10))).await;
+    let completed = Arc::new(AtomicUsize::new(0));
+    let cut = Arc::new(AtomicUsize::new(0));
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for w in 0..WORKERS {
+        let (pool, completed, cut) = (pool.clone(), completed.clone(), cut.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut rng = Rng::new(1000 + w);
+            for i in 0..EACH {
+                let marker = (w * EACH + i) as i32;
+                let how = match rng.below(3) {
+                    0 => None,
+                    1 => Some(Cut::Polls(rng.below(6) as usize)),
+                    _ => Some(Cut::Micros(rng.below(1500))),
+                };
+                let fut = async {
+                    if rng_pick(marker) {
+                        pool.execute("SELECT $1::int4", &[&marker]).await
+                    } else {
+                        let mut c = pool.connection().await?;
+                        c.simple_query("SELECT 1").await?;
+                        c.execute("SELECT $1::int4", &[&marker]).await
+                    }
+                };
+                let r = match how {
+                    None => Some(fut.await),
+                    Some(how) => how.run(fut).await,
+                };
+                match r {
+                    Some(r) => {
+                        let r = r.unwrap_or_else(|e| panic!("borrower {marker}: {e:?}"));
+                        assert_eq!(r.rows().len(), 1);
+                        assert_eq!(r.rows()[0].get::<_, i32>(0), marker);
+                        completed.fetch_add(1, Ordering::Relaxed);
+                    }
+                    None => {
+                        cut.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            }
+        }));
+    }
+    within(Duration::from_secs(10), "10,000 borrowers", async {
+        for t in tasks {
+            t.await.unwrap();
+        }
+    })
+    .await;
+    let (done, cut) = (
+        completed.load(Ordering::Relaxed),
+        cut.load(Ordering::Relaxed),
+    );
+    eprintln!(
+        "10,000 borrowers in {:?}: {done} completed, {cut} cut",
+        start.elapsed()
+    );
+    assert_eq!(done + cut, (WORKERS * EACH) as usize);
+    assert!(cut > 1000 && done > 3000, "{done} completed, {cut} cut");
+    assert_next_borrowers_clean(&pool, -1, "after the stress").await;
+    assert!(pool.status().size <= 4);
+    assert_recovered(&pool, &app, BUDGET).await;
+}
+
+/// Half the borrowers use `pool.execute`, half a held connection.
+fn rng_pick(marker: i32) -> bool {
+    marker % 2 == 0
+}
