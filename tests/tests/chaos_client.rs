@@ -772,11 +772,12 @@ async fn c5_acquire_cancelled_while_waiting() {
     quiesce(&pool).await;
     assert_eq!(pool.status().size, 2);
 
-    // FIFO for the waiters that stay: every other one gives up after one poll.
-    let held = [
-        pool.connection().await.unwrap(),
-        pool.connection().await.unwrap(),
-    ];
+    // FIFO for the waiters that stay: every other one gives up after one poll. One slot stays
+    // held, so the other one is passed from waiter to waiter and the order they record is the
+    // order they were served in (with two slots circulating, two waiters served back to back
+    // could record in either order on a two-thread runtime).
+    let kept = pool.connection().await.unwrap();
+    let held = pool.connection().await.unwrap();
     let order = Arc::new(Mutex::new(Vec::new()));
     let mut waiters = Vec::new();
     for i in 0..20usize {
@@ -815,6 +816,7 @@ async fn c5_acquire_cancelled_while_waiting() {
     }
     let order = order.lock().unwrap().clone();
     assert_eq!(order, (0..20).step_by(2).collect::<Vec<_>>(), "not FIFO");
+    drop(kept);
     quiesce(&pool).await;
     assert_recovered(&pool, &app, BUDGET).await;
     within(Duration::from_secs(1), "close()", pool.close()).await;
