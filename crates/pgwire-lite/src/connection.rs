@@ -172,6 +172,9 @@ pub struct Connection {
     sync_owed: bool,
     /// A write was started and not finished: the stream holds a partial message.
     write_incomplete: bool,
+    /// The request in flight is an extended-protocol one (Bind/Execute/Sync). A COPY FROM STDIN
+    /// it starts swallows its Sync, so refusing the COPY needs a Sync of our own.
+    extended_in_flight: bool,
     broken: Option<&'static str>,
     tx_status: TransactionStatus,
     parameters: HashMap<Box<str>, Box<str>>,
@@ -254,6 +257,7 @@ impl Connection {
             pending: 0,
             sync_owed: false,
             write_incomplete: false,
+            extended_in_flight: false,
             broken: None,
             tx_status: TransactionStatus::Idle,
             parameters: HashMap::new(),
@@ -645,6 +649,7 @@ impl Connection {
         self.write_buf.clear();
         frontend::query(sql, &mut self.write_buf)?;
         self.pending += 1;
+        self.extended_in_flight = false;
         let r = self.simple_query_inner().await;
         self.check(r)
     }
@@ -690,12 +695,15 @@ impl Connection {
                 b'G' | b'W' => {
                     // COPY FROM STDIN: refuse it so the server ends the statement with an error.
                     backend::decode(&frame)?;
-                    self.write_buf.clear();
-                    frontend::copy_fail("COPY FROM STDIN is not supported", &mut self.write_buf)?;
-                    self.flush_write().await?;
+                    self.refuse_copy_in(false).await?;
                 }
-                b'H' | b'd' | b'c' => {
-                    // COPY TO STDOUT data is read and discarded.
+                b'H' => {
+                    // COPY TO STDOUT: its data is read and discarded, and the call fails: rows
+                    // silently missing from a "successful" result would be worse.
+                    backend::decode(&frame)?;
+                    error.get_or_insert_with(copy_out_unsupported);
+                }
+                b'd' | b'c' => {
                     backend::decode(&frame)?;
                 }
                 b'Z' => {
@@ -742,6 +750,7 @@ impl Connection {
         sql: &str,
         params: &[&(dyn ToSql + Sync)],
     ) -> Result<QueryResult> {
+        check_param_count(params.len())?;
         self.ensure_ready().await?;
         let stmt = match self.cache.get(sql) {
             // The common case: cached, and the server's parameter types take these values.
@@ -792,6 +801,7 @@ impl Connection {
         sql: &str,
         params: &[&(dyn ToSql + Sync)],
     ) -> Result<QueryResult> {
+        check_param_count(params.len())?;
         self.ensure_ready().await?;
         if let Some(r) = self.try_one_trip(sql, false, params).await? {
             return Ok(r);
@@ -1046,7 +1056,21 @@ impl Connection {
             |i, buf| encode_param(params[i], stmt.params[i], i, buf),
             &mut self.write_buf,
         )?;
+        self.extended_in_flight = true;
         frontend::execute("", 0, &mut self.write_buf)
+    }
+
+    /// Answers a CopyInResponse with CopyFail, so the server ends the COPY with an error. In the
+    /// extended protocol the server ignored our Sync while in copy-in mode and now discards
+    /// messages until a Sync: send one, whose ReadyForQuery replaces the swallowed one. (In the
+    /// simple protocol the Query's own ReadyForQuery follows the error.)
+    async fn refuse_copy_in(&mut self, extended: bool) -> Result<()> {
+        self.write_buf.clear();
+        frontend::copy_fail("COPY FROM STDIN is not supported", &mut self.write_buf)?;
+        if extended {
+            frontend::sync(&mut self.write_buf);
+        }
+        self.flush_write().await
     }
 
     /// Closes for evicted statements ride in front of the next extended request; the server
@@ -1074,6 +1098,7 @@ impl Connection {
         enum Step {
             Bind,
             Rows,
+            CopyOut,
             Done,
         }
         let mut step = Step::Bind;
@@ -1114,6 +1139,25 @@ impl Connection {
                 }
                 b'I' | b's' if step == Step::Rows => {
                     backend::decode(&frame)?;
+                    step = Step::Done;
+                }
+                b'G' | b'W' if step == Step::Rows => {
+                    // COPY FROM STDIN: refused; the server answers with an ErrorResponse
+                    // (57014, quoting our reason) and the ReadyForQuery of our Sync.
+                    backend::decode(&frame)?;
+                    self.refuse_copy_in(true).await?;
+                }
+                b'H' if step == Step::Rows => {
+                    // COPY TO STDOUT: read to its end, then reported as unsupported.
+                    backend::decode(&frame)?;
+                    step = Step::CopyOut;
+                }
+                b'd' | b'c' if step == Step::CopyOut => {
+                    backend::decode(&frame)?;
+                }
+                b'C' if step == Step::CopyOut => {
+                    backend::decode(&frame)?;
+                    error = Some(copy_out_unsupported());
                     step = Step::Done;
                 }
                 _ => return Err(unexpected(&frame, "an Execute response")),
@@ -1251,9 +1295,8 @@ impl Connection {
                 }
                 b'G' | b'W' => {
                     backend::decode(&frame)?;
-                    self.write_buf.clear();
-                    frontend::copy_fail("COPY FROM STDIN is not supported", &mut self.write_buf)?;
-                    self.flush_write().await?;
+                    let extended = self.extended_in_flight;
+                    self.refuse_copy_in(extended).await?;
                 }
                 _ => {
                     // Validate even what is discarded: garbage means a broken stream.
@@ -1530,6 +1573,25 @@ fn is_stale_statement(e: &Error) -> bool {
         "26000" => d.routine.as_deref() == Some("FetchPreparedStatement"),
         _ => false,
     })
+}
+
+/// More parameters than Bind can carry are refused before anything is sent: otherwise the
+/// statement would be parsed (a round trip, possibly a server error of its own) only for the
+/// Bind to fail.
+fn check_param_count(n: usize) -> Result<()> {
+    if n > frontend::MAX_PARAMS {
+        return Err(Error::Conversion(format!(
+            "{n} parameters given; the protocol allows at most {}",
+            frontend::MAX_PARAMS
+        )));
+    }
+    Ok(())
+}
+
+/// The error of a statement that started COPY TO STDOUT (its data was read and discarded; the
+/// connection stays usable).
+fn copy_out_unsupported() -> Error {
+    Error::Unsupported("COPY TO STDOUT (the data the server sent was read and discarded)")
 }
 
 fn unexpected(frame: &[u8], during: &str) -> Error {

@@ -43,6 +43,10 @@ pub enum Error {
     /// A Rust value could not be converted to or from a PostgreSQL value.
     #[error("{0}")]
     Conversion(String),
+    /// The server started something this client does not support (COPY TO STDOUT, say). The
+    /// connection stays usable.
+    #[error("not supported: {0}")]
+    Unsupported(&'static str),
 }
 
 impl Error {

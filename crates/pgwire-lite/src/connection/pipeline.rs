@@ -232,5 +232,6 @@ fn clone_error(e: &Error) -> Error {
         Error::Closed(w) => Error::Closed(w),
         Error::Timeout(w) => Error::Timeout(w),
         Error::Conversion(m) => Error::Conversion(m.clone()),
+        Error::Unsupported(w) => Error::Unsupported(w),
     }
 }
