@@ -27,6 +27,7 @@
 
 mod bins;
 mod cluster;
+mod faults;
 mod reaper;
 mod roles;
 mod sys;
@@ -37,6 +38,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 pub use bins::{find_bin_dir, find_psql, try_find_bin_dir};
 pub use cluster::{Cluster, ShutdownMode};
+pub use faults::{FreezeGuard, RoleGuard};
 pub use roles::{
     ADMIN_PASS, ADMIN_USER, DB_NAME, MD5_PASS, MD5_USER, PASS_PASS, PASS_USER, Role, SASL_PASS,
     SASL_PASS_PREPARED, SASL_USER, SCRAM_PASS, SCRAM_USER, TRUST_USER,
