@@ -177,6 +177,14 @@ pub struct Connection {
     cache: StatementCache,
     notifications: VecDeque<Notification>,
     notice_handler: Option<NoticeHandler>,
+    /// The FATAL error the server ended the session with. The server closes the socket right
+    /// after it, and no ReadyForQuery follows: the EOF that the reader then hits reports this
+    /// error instead, so the caller learns why (57P01, 25P03, ...) rather than just "EOF".
+    fatal: Option<DbError>,
+    /// The last operator-intervention notice (SQLSTATE class 57, e.g. WARNING 57P01 "immediate
+    /// shutdown" or 57P02 "crash of another server process"): the server's last words before it
+    /// closes the socket, kept as context for the EOF error.
+    last_words: Option<String>,
     max_message_len: usize,
     query_timeout: Option<Duration>,
     param_types: ParamTypes,
@@ -259,6 +267,8 @@ impl Connection {
             cache: StatementCache::new(DEFAULT_STATEMENT_CACHE_CAPACITY),
             notifications: VecDeque::new(),
             notice_handler: None,
+            fatal: None,
+            last_words: None,
             max_message_len: DEFAULT_MAX_MESSAGE_LEN,
             query_timeout: None,
             param_types: ParamTypes::Inferred,
@@ -1260,6 +1270,7 @@ impl Connection {
     fn note_error(&mut self, e: DbError) -> Error {
         if e.is_fatal() {
             self.broken = Some("the server ended the session with a FATAL error");
+            self.fatal = Some(e.clone());
         }
         e.into()
     }
@@ -1324,14 +1335,22 @@ impl Connection {
             match self.stream.read_buf(&mut self.read_buf).await {
                 Ok(0) => {
                     self.broken = Some("the server closed the connection");
-                    return Err(Error::Io(io::Error::new(
-                        io::ErrorKind::UnexpectedEof,
-                        "the server closed the connection",
-                    )));
+                    if let Some(fatal) = self.fatal.take() {
+                        return Err(fatal.into());
+                    }
+                    let msg = match self.last_words.take() {
+                        Some(words) => format!("the server closed the connection after: {words}"),
+                        None => "the server closed the connection".to_string(),
+                    };
+                    return Err(Error::Io(io::Error::new(io::ErrorKind::UnexpectedEof, msg)));
                 }
                 Ok(_) => {}
                 Err(e) => {
                     self.broken = Some("an I/O error occurred");
+                    // A reset right after a FATAL error is the same goodbye.
+                    if let Some(fatal) = self.fatal.take() {
+                        return Err(fatal.into());
+                    }
                     return Err(e.into());
                 }
             }
@@ -1341,8 +1360,12 @@ impl Connection {
     fn handle_async(&mut self, frame: &[u8]) -> Result<()> {
         let r = match backend::decode(frame) {
             Ok(BackendMessage::NoticeResponse(f)) => {
+                let notice = f.to_db_error();
+                if notice.code().starts_with("57") {
+                    self.last_words = Some(notice.to_string());
+                }
                 if let Some(h) = self.notice_handler.as_mut() {
-                    h(&f.to_db_error());
+                    h(&notice);
                 }
                 Ok(())
             }
