@@ -238,7 +238,9 @@ impl Connection {
     async fn connect_one(config: &Config, host: &Host, port: u16) -> Result<Connection> {
         let (stream, peer) = match host {
             Host::Tcp(name) => {
-                let s = TcpStream::connect((name.as_str(), port)).await?;
+                let s = TcpStream::connect((name.as_str(), port))
+                    .await
+                    .map_err(|e| connect_error(e, &tcp_address(name, port)))?;
                 // Requests are written whole; Nagle would only delay them.
                 s.set_nodelay(true)?;
                 set_keepalive(&s, config)?;
@@ -247,7 +249,9 @@ impl Connection {
             }
             Host::Unix(dir) => {
                 let path = dir.join(format!(".s.PGSQL.{port}"));
-                let s = UnixStream::connect(&path).await?;
+                let s = UnixStream::connect(&path)
+                    .await
+                    .map_err(|e| connect_error(e, &path.display().to_string()))?;
                 (Stream::Unix(s), Peer::Unix(path))
             }
         };
@@ -1403,6 +1407,24 @@ impl Connection {
         }
         r
     }
+}
+
+/// `host:port`, with brackets around an IPv6 address.
+fn tcp_address(host: &str, port: u16) -> String {
+    if host.contains(':') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    }
+}
+
+/// A failed connect names where it tried (several hosts may be configured, and "connection
+/// refused" alone does not say which); the error kind is kept for callers that match on it.
+fn connect_error(e: io::Error, address: &str) -> Error {
+    Error::Io(io::Error::new(
+        e.kind(),
+        format!("could not connect to {address}: {e}"),
+    ))
 }
 
 async fn write_all_reading<R, W>(
