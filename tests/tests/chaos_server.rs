@@ -1357,6 +1357,23 @@ async fn l10_target_session_attrs_read_write_vs_read_only() {
         .expect("read-only accepts a read-only server");
     assert_eq!(c.parameter("default_transaction_read_only"), Some("on"));
     drop(c);
+    // No standby here: primary and prefer-standby accept this server, standby refuses it.
+    for (attrs, ok) in [
+        (TargetSessionAttrs::Any, true),
+        (TargetSessionAttrs::Primary, true),
+        (TargetSessionAttrs::PreferStandby, true),
+        (TargetSessionAttrs::Standby, false),
+    ] {
+        let mut c = rw.clone();
+        c.target_session_attrs(attrs);
+        match Connection::connect(&c).await {
+            Ok(_) => assert!(ok, "{attrs} accepted a primary"),
+            Err(pgwire_lite::Error::Closed(m)) if !ok => {
+                assert!(m.contains("target_session_attrs=standby"), "{m}");
+            }
+            Err(e) => panic!("{attrs}: {e:?}"),
+        }
+    }
 
     let pool = PsqlPool::builder()
         .config(rw.clone())

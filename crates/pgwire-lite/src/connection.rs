@@ -27,7 +27,7 @@ use tokio::net::{TcpStream, UnixStream};
 
 use crate::auth::{AuthMethod, RequireAuth, md5::md5_password, scram::ScramSha256};
 use crate::cancel::CancelToken;
-use crate::config::{Config, Host};
+use crate::config::{Config, Host, TargetSessionAttrs};
 use crate::error::{DbError, Error, Result};
 use crate::protocol::backend::{
     self, BackendMessage, DEFAULT_MAX_MESSAGE_LEN, MAX_AUTH_MESSAGE_LEN,
@@ -209,30 +209,116 @@ impl Connection {
     /// Connects, authenticates and waits until the server is ready for queries.
     ///
     /// The configuration is first completed from libpq's environment variables and defaults
-    /// ([`Config::resolve`]). Hosts are tried in order until one accepts; `connect_timeout`
-    /// bounds each attempt as a whole — TCP connect, startup and authentication.
+    /// ([`Config::resolve`]). Hosts are tried in order until one accepts and matches
+    /// `target_session_attrs`; `connect_timeout` bounds each attempt as a whole — TCP connect,
+    /// startup, authentication and the session-attributes check.
+    ///
+    /// `target_session_attrs` is checked as libpq does: from the `default_transaction_read_only`
+    /// and `in_hot_standby` values the server reports at startup (PostgreSQL 14+, no extra round
+    /// trip), else with `SHOW transaction_read_only` / `pg_is_in_recovery()`. A server that does
+    /// not match is closed and the next host tried; when none matches, the error is
+    /// [`Error::Closed`] naming the attribute, e.g. "no host matched
+    /// target_session_attrs=read-write". `prefer-standby` tries every host for a standby first,
+    /// then any server.
     pub async fn connect(config: &Config) -> Result<Connection> {
         let config = config.resolve()?;
         config.validate()?;
         let timeout = config.get_connect_timeout();
+        let passes = match config.get_target_session_attrs() {
+            TargetSessionAttrs::PreferStandby => {
+                vec![TargetSessionAttrs::Standby, TargetSessionAttrs::Any]
+            }
+            want => vec![want],
+        };
         let mut last_err = None;
-        for (host, port) in config.targets() {
-            let attempt = Self::connect_one(&config, &host, port);
-            let result = match timeout {
-                Some(t) => match tokio::time::timeout(t, attempt).await {
-                    Ok(r) => r,
-                    Err(_) => Err(Error::Timeout("connect_timeout elapsed while connecting")),
-                },
-                None => attempt.await,
-            };
-            match result {
-                Ok(conn) => return Ok(conn),
-                Err(e) => last_err = Some(e),
+        for want in passes {
+            for (host, port) in config.targets() {
+                let attempt = async {
+                    let mut conn = Self::connect_one(&config, &host, port).await?;
+                    if let Some(why) = conn.session_attrs_mismatch(want).await? {
+                        // Best effort: the server gets a Terminate, we go on either way.
+                        let _ = conn.close().await;
+                        return Err(Error::Closed(why));
+                    }
+                    Ok(conn)
+                };
+                let result = match timeout {
+                    Some(t) => match tokio::time::timeout(t, attempt).await {
+                        Ok(r) => r,
+                        Err(_) => Err(Error::Timeout("connect_timeout elapsed while connecting")),
+                    },
+                    None => attempt.await,
+                };
+                match result {
+                    Ok(conn) => return Ok(conn),
+                    Err(e) => last_err = Some(e),
+                }
             }
         }
         Err(last_err.unwrap_or_else(|| {
             Error::Config(crate::error::ConfigError::new("no host to connect to"))
         }))
+    }
+
+    /// Why this session does not match `want` (the error message), or `None` if it does.
+    async fn session_attrs_mismatch(
+        &mut self,
+        want: TargetSessionAttrs,
+    ) -> Result<Option<&'static str>> {
+        use TargetSessionAttrs as T;
+        Ok(match want {
+            T::Any => None,
+            T::ReadWrite | T::ReadOnly => {
+                let read_only = self
+                    .session_flag(
+                        "default_transaction_read_only",
+                        "SHOW transaction_read_only",
+                    )
+                    .await?
+                    || self
+                        .session_flag("in_hot_standby", "SELECT pg_catalog.pg_is_in_recovery()")
+                        .await?;
+                match (want, read_only) {
+                    (T::ReadWrite, true) => Some(
+                        "no host matched target_session_attrs=read-write: the server is \
+                         read-only (default_transaction_read_only is on, or it is a hot standby)",
+                    ),
+                    (T::ReadOnly, false) => Some(
+                        "no host matched target_session_attrs=read-only: the server accepts writes",
+                    ),
+                    _ => None,
+                }
+            }
+            T::Primary | T::Standby | T::PreferStandby => {
+                let standby = self
+                    .session_flag("in_hot_standby", "SELECT pg_catalog.pg_is_in_recovery()")
+                    .await?;
+                match (want, standby) {
+                    (T::Primary, true) => Some(
+                        "no host matched target_session_attrs=primary: the server is a hot standby",
+                    ),
+                    (T::Standby | T::PreferStandby, false) => Some(
+                        "no host matched target_session_attrs=standby: the server is not a hot \
+                         standby",
+                    ),
+                    _ => None,
+                }
+            }
+        })
+    }
+
+    /// A boolean setting as the server reported it at startup (`on`/`off`), or, from servers
+    /// older than 14 that do not report it, the answer to `fallback` (`on`/`off`/`t`/`f`).
+    async fn session_flag(&mut self, reported: &str, fallback: &str) -> Result<bool> {
+        if let Some(v) = self.parameter(reported) {
+            return Ok(v == "on");
+        }
+        let results = self.simple_query(fallback).await?;
+        let row = results
+            .first()
+            .and_then(|r| r.rows().first())
+            .ok_or_else(|| Error::protocol(format!("no row from `{fallback}`")))?;
+        Ok(matches!(row.raw(0)?, Some(b"on" | b"t")))
     }
 
     async fn connect_one(config: &Config, host: &Host, port: u16) -> Result<Connection> {
