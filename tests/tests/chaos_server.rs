@@ -629,7 +629,7 @@ async fn s7_hung_backend_mid_query() {
 
 /// S8: `kill -9` of one backend every 500 ms while 16 tasks run queries. Failures are only
 /// 57P0x / I/O / closed; within 2 s of the last kill every task succeeds again; no leak.
-/// (The catalogue says 5 s of kills; 2.5 s keeps the test near the suite's 5 s budget.)
+/// (The catalogue says 5 s of kills; 2 s keeps the test near the suite's 5 s budget.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn s8_crash_restart_cycle_under_load() {
     const MAX: usize = 8;
@@ -673,7 +673,7 @@ async fn s8_crash_restart_cycle_under_load() {
     }
 
     let mut kills = 0;
-    for _ in 0..5 {
+    for _ in 0..4 {
         tokio::time::sleep(Duration::from_millis(500)).await;
         let pids = pg.backend_pids_of_user(SCRAM_USER);
         if let Some(&pid) = pids.get(kills % pids.len().max(1)) {
@@ -683,7 +683,7 @@ async fn s8_crash_restart_cycle_under_load() {
         }
     }
     let last_kill = epoch.elapsed();
-    tokio::time::sleep(Duration::from_millis(2500)).await;
+    tokio::time::sleep(Duration::from_millis(2200)).await;
     stop.store(true, Ordering::Relaxed);
     let mut errors = 0;
     for t in tasks {
@@ -706,7 +706,7 @@ async fn s8_crash_restart_cycle_under_load() {
             "a task did not succeed again within 2 s of the last kill"
         );
     }
-    assert!(kills >= 4, "only {kills} backends were killed");
+    assert!(kills >= 3, "only {kills} backends were killed");
     println!("{kills} crashes, {errors} of 16 tasks saw errors");
     let s = pool.status();
     assert!(s.size <= MAX && s.in_use == 0, "{s:?}");
