@@ -27,7 +27,7 @@ use tokio::net::{TcpStream, UnixStream};
 
 use crate::auth::{AuthMethod, RequireAuth, md5::md5_password, scram::ScramSha256};
 use crate::cancel::CancelToken;
-use crate::config::{Config, Host};
+use crate::config::{Config, Host, TargetSessionAttrs};
 use crate::error::{DbError, Error, Result};
 use crate::protocol::backend::{
     self, BackendMessage, DEFAULT_MAX_MESSAGE_LEN, MAX_AUTH_MESSAGE_LEN,
@@ -183,6 +183,14 @@ pub struct Connection {
     cache: StatementCache,
     notifications: VecDeque<Notification>,
     notice_handler: Option<NoticeHandler>,
+    /// The FATAL error the server ended the session with. The server closes the socket right
+    /// after it, and no ReadyForQuery follows: the EOF that the reader then hits reports this
+    /// error instead, so the caller learns why (57P01, 25P03, ...) rather than just "EOF".
+    fatal: Option<DbError>,
+    /// The last operator-intervention notice (SQLSTATE class 57, e.g. WARNING 57P01 "immediate
+    /// shutdown" or 57P02 "crash of another server process"): the server's last words before it
+    /// closes the socket, kept as context for the EOF error.
+    last_words: Option<String>,
     max_message_len: usize,
     query_timeout: Option<Duration>,
     param_types: ParamTypes,
@@ -207,25 +215,50 @@ impl Connection {
     /// Connects, authenticates and waits until the server is ready for queries.
     ///
     /// The configuration is first completed from libpq's environment variables and defaults
-    /// ([`Config::resolve`]). Hosts are tried in order until one accepts; `connect_timeout`
-    /// bounds each attempt as a whole — TCP connect, startup and authentication.
+    /// ([`Config::resolve`]). Hosts are tried in order until one accepts and matches
+    /// `target_session_attrs`; `connect_timeout` bounds each attempt as a whole — TCP connect,
+    /// startup, authentication and the session-attributes check.
+    ///
+    /// `target_session_attrs` is checked as libpq does: from the `default_transaction_read_only`
+    /// and `in_hot_standby` values the server reports at startup (PostgreSQL 14+, no extra round
+    /// trip), else with `SHOW transaction_read_only` / `pg_is_in_recovery()`. A server that does
+    /// not match is closed and the next host tried; when none matches, the error is
+    /// [`Error::Closed`] naming the attribute, e.g. "no host matched
+    /// target_session_attrs=read-write". `prefer-standby` tries every host for a standby first,
+    /// then any server.
     pub async fn connect(config: &Config) -> Result<Connection> {
         let config = config.resolve()?;
         config.validate()?;
         let timeout = config.get_connect_timeout();
+        let passes = match config.get_target_session_attrs() {
+            TargetSessionAttrs::PreferStandby => {
+                vec![TargetSessionAttrs::Standby, TargetSessionAttrs::Any]
+            }
+            want => vec![want],
+        };
         let mut last_err = None;
-        for (host, port) in config.targets() {
-            let attempt = Self::connect_one(&config, &host, port);
-            let result = match timeout {
-                Some(t) => match tokio::time::timeout(t, attempt).await {
-                    Ok(r) => r,
-                    Err(_) => Err(Error::Timeout("connect_timeout elapsed while connecting")),
-                },
-                None => attempt.await,
-            };
-            match result {
-                Ok(conn) => return Ok(conn),
-                Err(e) => last_err = Some(e),
+        for want in passes {
+            for (host, port) in config.targets() {
+                let attempt = async {
+                    let mut conn = Self::connect_one(&config, &host, port).await?;
+                    if let Some(why) = conn.session_attrs_mismatch(want).await? {
+                        // Best effort: the server gets a Terminate, we go on either way.
+                        let _ = conn.close().await;
+                        return Err(Error::Closed(why));
+                    }
+                    Ok(conn)
+                };
+                let result = match timeout {
+                    Some(t) => match tokio::time::timeout(t, attempt).await {
+                        Ok(r) => r,
+                        Err(_) => Err(Error::Timeout("connect_timeout elapsed while connecting")),
+                    },
+                    None => attempt.await,
+                };
+                match result {
+                    Ok(conn) => return Ok(conn),
+                    Err(e) => last_err = Some(e),
+                }
             }
         }
         Err(last_err.unwrap_or_else(|| {
@@ -233,10 +266,73 @@ impl Connection {
         }))
     }
 
+    /// Why this session does not match `want` (the error message), or `None` if it does.
+    async fn session_attrs_mismatch(
+        &mut self,
+        want: TargetSessionAttrs,
+    ) -> Result<Option<&'static str>> {
+        use TargetSessionAttrs as T;
+        Ok(match want {
+            T::Any => None,
+            T::ReadWrite | T::ReadOnly => {
+                let read_only = self
+                    .session_flag(
+                        "default_transaction_read_only",
+                        "SHOW transaction_read_only",
+                    )
+                    .await?
+                    || self
+                        .session_flag("in_hot_standby", "SELECT pg_catalog.pg_is_in_recovery()")
+                        .await?;
+                match (want, read_only) {
+                    (T::ReadWrite, true) => Some(
+                        "no host matched target_session_attrs=read-write: the server is \
+                         read-only (default_transaction_read_only is on, or it is a hot standby)",
+                    ),
+                    (T::ReadOnly, false) => Some(
+                        "no host matched target_session_attrs=read-only: the server accepts writes",
+                    ),
+                    _ => None,
+                }
+            }
+            T::Primary | T::Standby | T::PreferStandby => {
+                let standby = self
+                    .session_flag("in_hot_standby", "SELECT pg_catalog.pg_is_in_recovery()")
+                    .await?;
+                match (want, standby) {
+                    (T::Primary, true) => Some(
+                        "no host matched target_session_attrs=primary: the server is a hot standby",
+                    ),
+                    (T::Standby | T::PreferStandby, false) => Some(
+                        "no host matched target_session_attrs=standby: the server is not a hot \
+                         standby",
+                    ),
+                    _ => None,
+                }
+            }
+        })
+    }
+
+    /// A boolean setting as the server reported it at startup (`on`/`off`), or, from servers
+    /// older than 14 that do not report it, the answer to `fallback` (`on`/`off`/`t`/`f`).
+    async fn session_flag(&mut self, reported: &str, fallback: &str) -> Result<bool> {
+        if let Some(v) = self.parameter(reported) {
+            return Ok(v == "on");
+        }
+        let results = self.simple_query(fallback).await?;
+        let row = results
+            .first()
+            .and_then(|r| r.rows().first())
+            .ok_or_else(|| Error::protocol(format!("no row from `{fallback}`")))?;
+        Ok(matches!(row.raw(0)?, Some(b"on" | b"t")))
+    }
+
     async fn connect_one(config: &Config, host: &Host, port: u16) -> Result<Connection> {
         let (stream, peer) = match host {
             Host::Tcp(name) => {
-                let s = TcpStream::connect((name.as_str(), port)).await?;
+                let s = TcpStream::connect((name.as_str(), port))
+                    .await
+                    .map_err(|e| connect_error(e, &tcp_address(name, port)))?;
                 // Requests are written whole; Nagle would only delay them.
                 s.set_nodelay(true)?;
                 set_keepalive(&s, config)?;
@@ -245,7 +341,9 @@ impl Connection {
             }
             Host::Unix(dir) => {
                 let path = dir.join(format!(".s.PGSQL.{port}"));
-                let s = UnixStream::connect(&path).await?;
+                let s = UnixStream::connect(&path)
+                    .await
+                    .map_err(|e| connect_error(e, &path.display().to_string()))?;
                 (Stream::Unix(s), Peer::Unix(path))
             }
         };
@@ -266,6 +364,8 @@ impl Connection {
             cache: StatementCache::new(DEFAULT_STATEMENT_CACHE_CAPACITY),
             notifications: VecDeque::new(),
             notice_handler: None,
+            fatal: None,
+            last_words: None,
             max_message_len: DEFAULT_MAX_MESSAGE_LEN,
             query_timeout: None,
             param_types: ParamTypes::Inferred,
@@ -1338,6 +1438,7 @@ impl Connection {
     fn note_error(&mut self, e: DbError) -> Error {
         if e.is_fatal() {
             self.broken = Some("the server ended the session with a FATAL error");
+            self.fatal = Some(e.clone());
         }
         e.into()
     }
@@ -1402,14 +1503,22 @@ impl Connection {
             match self.stream.read_buf(&mut self.read_buf).await {
                 Ok(0) => {
                     self.broken = Some("the server closed the connection");
-                    return Err(Error::Io(io::Error::new(
-                        io::ErrorKind::UnexpectedEof,
-                        "the server closed the connection",
-                    )));
+                    if let Some(fatal) = self.fatal.take() {
+                        return Err(fatal.into());
+                    }
+                    let msg = match self.last_words.take() {
+                        Some(words) => format!("the server closed the connection after: {words}"),
+                        None => "the server closed the connection".to_string(),
+                    };
+                    return Err(Error::Io(io::Error::new(io::ErrorKind::UnexpectedEof, msg)));
                 }
                 Ok(_) => {}
                 Err(e) => {
                     self.broken = Some("an I/O error occurred");
+                    // A reset right after a FATAL error is the same goodbye.
+                    if let Some(fatal) = self.fatal.take() {
+                        return Err(fatal.into());
+                    }
                     return Err(e.into());
                 }
             }
@@ -1419,8 +1528,12 @@ impl Connection {
     fn handle_async(&mut self, frame: &[u8]) -> Result<()> {
         let r = match backend::decode(frame) {
             Ok(BackendMessage::NoticeResponse(f)) => {
+                let notice = f.to_db_error();
+                if notice.code().starts_with("57") {
+                    self.last_words = Some(notice.to_string());
+                }
                 if let Some(h) = self.notice_handler.as_mut() {
-                    h(&f.to_db_error());
+                    h(&notice);
                 }
                 Ok(())
             }
@@ -1458,6 +1571,24 @@ impl Connection {
         }
         r
     }
+}
+
+/// `host:port`, with brackets around an IPv6 address.
+fn tcp_address(host: &str, port: u16) -> String {
+    if host.contains(':') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    }
+}
+
+/// A failed connect names where it tried (several hosts may be configured, and "connection
+/// refused" alone does not say which); the error kind is kept for callers that match on it.
+fn connect_error(e: io::Error, address: &str) -> Error {
+    Error::Io(io::Error::new(
+        e.kind(),
+        format!("could not connect to {address}: {e}"),
+    ))
 }
 
 async fn write_all_reading<R, W>(

@@ -178,6 +178,23 @@ pub(crate) struct SlotConfig {
 /// How long `close()` and maintenance wait for a polite close before dropping the socket.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
 
+/// The first pause of the `min_idle` filler after a failed create; doubled after each further
+/// failure up to [`FILL_BACKOFF_MAX`].
+const FILL_BACKOFF_MIN: Duration = Duration::from_millis(100);
+/// The longest pause of the `min_idle` filler between failed creates.
+const FILL_BACKOFF_MAX: Duration = Duration::from_secs(2);
+
+/// Keeps the background `min_idle` filler from retrying every maintenance tick against a server
+/// that refuses connections (down, `max_connections` or a role's connection limit reached):
+/// each failure doubles the pause, a success resets it. Borrowers are never delayed by it.
+#[derive(Debug, Default)]
+struct FillBackoff {
+    /// No background create before this.
+    not_before: Option<Instant>,
+    /// The pause after the last failure (zero after a success).
+    delay: Duration,
+}
+
 /// A snapshot of the pool's counters, taken under one lock so that it always adds up:
 /// `size == idle + in_use`, `available == idle`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -215,6 +232,8 @@ pub(crate) struct Slots<M: Manager> {
     semaphore: Semaphore,
     state: Mutex<State<M::Conn>>,
     waiting: AtomicUsize,
+    /// The `min_idle` filler's backoff after failed creates (see [`FillBackoff`]).
+    fill_backoff: Mutex<FillBackoff>,
     pub(crate) config: SlotConfig,
 }
 
@@ -247,6 +266,7 @@ impl<M: Manager> Slots<M> {
                 closed: false,
             }),
             waiting: AtomicUsize::new(0),
+            fill_backoff: Mutex::new(FillBackoff::default()),
             config,
         })
     }
@@ -480,6 +500,16 @@ impl<M: Manager> Slots<M> {
     /// Opens connections until `min_idle` are idle, without ever queueing behind or ahead of
     /// borrowers: it only takes a permit that is free right now.
     async fn top_up(self: &Arc<Self>) {
+        let backing_off = {
+            let b = self
+                .fill_backoff
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            b.not_before.is_some_and(|at| Instant::now() < at)
+        };
+        if backing_off {
+            return;
+        }
         loop {
             let Ok(permit) = self.semaphore.try_acquire() else {
                 return;
@@ -495,9 +525,23 @@ impl<M: Manager> Slots<M> {
                 st.in_use += 1;
             }
             let mut obj = Object::reserved(Arc::clone(self));
-            match timeout(self.config.create_timeout, self.manager.create()).await {
+            let created = timeout(self.config.create_timeout, self.manager.create()).await;
+            {
+                let mut b = self
+                    .fill_backoff
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner);
+                if matches!(created, Ok(Ok(_))) {
+                    *b = FillBackoff::default();
+                } else {
+                    b.delay = (b.delay * 2).clamp(FILL_BACKOFF_MIN, FILL_BACKOFF_MAX);
+                    b.not_before = Some(Instant::now() + b.delay);
+                }
+            }
+            match created {
                 Ok(Ok(conn)) => obj.set_entry(Entry::new(conn, &self.config)),
-                // The next round tries again; a borrower that needs one sees the error.
+                // A later round tries again, after the backoff; a borrower that needs a
+                // connection meanwhile creates its own and sees the error itself.
                 _ => return,
             }
             // Dropping the object puts the new connection on the idle stack.

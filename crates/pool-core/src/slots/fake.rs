@@ -74,6 +74,8 @@ pub(crate) struct Fake {
     pub(crate) recycled: AtomicUsize,
     pub(crate) resets: AtomicUsize,
     pub(crate) closed_politely: AtomicUsize,
+    /// Every call of `create`, failed or not.
+    pub(crate) create_attempts: AtomicUsize,
     rng: Mutex<Rng>,
 }
 
@@ -93,6 +95,7 @@ impl Fake {
             recycled: AtomicUsize::new(0),
             resets: AtomicUsize::new(0),
             closed_politely: AtomicUsize::new(0),
+            create_attempts: AtomicUsize::new(0),
             rng: Mutex::new(Rng::new(seed)),
         }
     }
@@ -138,6 +141,7 @@ impl Manager for Arc<Fake> {
     type Conn = FakeConn;
 
     async fn create(&self) -> Result<FakeConn, Error> {
+        self.create_attempts.fetch_add(1, Ordering::SeqCst);
         self.pass(&self.create).await?;
         let id = self.created.fetch_add(1, Ordering::SeqCst);
         self.live.fetch_add(1, Ordering::SeqCst);

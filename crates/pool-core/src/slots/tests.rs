@@ -445,6 +445,34 @@ async fn maintenance_replaces_expired_connections() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn the_min_idle_filler_backs_off_while_creates_fail() {
+    let mut cfg = config(4);
+    cfg.idle_timeout = Some(Duration::from_millis(400));
+    cfg.min_idle = 2;
+    let (slots, fake) = pool_with(cfg, Fake::new());
+    assert_eq!(
+        slots.maintenance_interval(),
+        Some(Duration::from_millis(100))
+    );
+    set_gate(&fake.create, Gate::Err);
+    slots.spawn_maintenance();
+    sleep(Duration::from_millis(3050)).await;
+    // A try every tick would be 31; pauses of 100, 200, 400, 800, 1600 ms leave 5.
+    let attempts = Fake::count(&fake.create_attempts);
+    assert!((3..=6).contains(&attempts), "{attempts} creates in 3 s");
+    // Borrowers are not held back by the filler's backoff: they try, and see the error.
+    let start = Instant::now();
+    assert!(matches!(slots.get().await, Err(Error::Backend(_))));
+    assert_eq!(start.elapsed(), Duration::ZERO);
+    assert_adds_up(&slots);
+    // Once creates work again, min_idle is reached within the longest pause.
+    set_gate(&fake.create, Gate::Ok);
+    sleep(Duration::from_millis(2200)).await;
+    assert_eq!(slots.status().idle, 2);
+    slots.close().await;
+}
+
+#[tokio::test(start_paused = true)]
 async fn no_maintenance_task_without_anything_to_maintain() {
     let (slots, _fake) = pool(2);
     assert_eq!(slots.maintenance_interval(), None);
