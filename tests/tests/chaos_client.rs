@@ -1711,7 +1711,7 @@ async fn p6_too_many_parameters_and_nul_in_text() {
         let e = r.unwrap_err();
         let text = e.to_string();
         assert!(
-            matches!(e.as_backend(), Some(pgwire_lite::Error::Unsupported(_))),
+            matches!(e.as_backend(), Some(pgwire_lite::Error::Conversion(_))),
             "{e:?}"
         );
         assert!(text.contains("65536") && text.contains("65535"), "{text}");
