@@ -47,6 +47,11 @@ const MAX_QUEUED_NOTIFICATIONS: usize = 10_000;
 /// The read buffer grows in steps of this size; it never reserves what a length header claims.
 const READ_CHUNK: usize = 8 * 1024;
 
+/// After a query timeout, how long the CancelRequest and the drain to ReadyForQuery may take
+/// before the connection is given up: a healthy server answers a cancel in about a millisecond,
+/// a hung one never does, and the caller should wait at most its timeout plus this.
+const CANCEL_GRACE: Duration = Duration::from_millis(200);
+
 /// Requests up to this size are written without reading at the same time: the kernel's socket
 /// buffers take them whole, so the server cannot block us. Larger ones (huge parameters, long
 /// batches) are written while reading, see `Stream::write_all_reading`.
@@ -239,25 +244,50 @@ impl Connection {
         let mut last_err = None;
         for want in passes {
             for (host, port) in config.targets() {
-                let attempt = async {
-                    let mut conn = Self::connect_one(&config, &host, port).await?;
-                    if let Some(why) = conn.session_attrs_mismatch(want).await? {
-                        // Best effort: the server gets a Terminate, we go on either way.
-                        let _ = conn.close().await;
-                        return Err(Error::Closed(why));
+                // As libpq: a host name is resolved first, and connect_timeout applies to each
+                // of its addresses separately (an unreachable IPv6 address must not eat the
+                // IPv4 one's time).
+                let resolving = resolve(&host, port);
+                let resolved = match timeout {
+                    Some(t) => {
+                        tokio::time::timeout(t, resolving)
+                            .await
+                            .unwrap_or(Err(Error::Timeout(
+                                "connect_timeout elapsed while resolving the host name",
+                            )))
                     }
-                    Ok(conn)
+                    None => resolving.await,
                 };
-                let result = match timeout {
-                    Some(t) => match tokio::time::timeout(t, attempt).await {
-                        Ok(r) => r,
-                        Err(_) => Err(Error::Timeout("connect_timeout elapsed while connecting")),
-                    },
-                    None => attempt.await,
+                let addrs = match resolved {
+                    Ok(a) => a,
+                    Err(e) => {
+                        last_err = Some(e);
+                        continue;
+                    }
                 };
-                match result {
-                    Ok(conn) => return Ok(conn),
-                    Err(e) => last_err = Some(e),
+                for addr in addrs {
+                    let attempt = async {
+                        let mut conn = Self::connect_one(&config, &addr, port).await?;
+                        if let Some(why) = conn.session_attrs_mismatch(want).await? {
+                            // Best effort: the server gets a Terminate, we go on either way.
+                            let _ = conn.close().await;
+                            return Err(Error::Closed(why));
+                        }
+                        Ok(conn)
+                    };
+                    let result = match timeout {
+                        Some(t) => match tokio::time::timeout(t, attempt).await {
+                            Ok(r) => r,
+                            Err(_) => {
+                                Err(Error::Timeout("connect_timeout elapsed while connecting"))
+                            }
+                        },
+                        None => attempt.await,
+                    };
+                    match result {
+                        Ok(conn) => return Ok(conn),
+                        Err(e) => last_err = Some(e),
+                    }
                 }
             }
         }
@@ -327,19 +357,19 @@ impl Connection {
         Ok(matches!(row.raw(0)?, Some(b"on" | b"t")))
     }
 
-    async fn connect_one(config: &Config, host: &Host, port: u16) -> Result<Connection> {
-        let (stream, peer) = match host {
-            Host::Tcp(name) => {
-                let s = TcpStream::connect((name.as_str(), port))
+    async fn connect_one(config: &Config, target: &Target, port: u16) -> Result<Connection> {
+        let (stream, peer) = match target {
+            Target::Tcp(name, addr) => {
+                let s = TcpStream::connect(addr)
                     .await
-                    .map_err(|e| connect_error(e, &tcp_address(name, port)))?;
+                    .map_err(|e| connect_error(e, &tcp_target(name, addr)))?;
                 // Requests are written whole; Nagle would only delay them.
                 s.set_nodelay(true)?;
                 set_keepalive(&s, config)?;
                 let addr = s.peer_addr()?;
                 (Stream::Tcp(s), Peer::Tcp(addr))
             }
-            Host::Unix(dir) => {
+            Target::Unix(dir) => {
                 let path = dir.join(format!(".s.PGSQL.{port}"));
                 let s = UnixStream::connect(&path)
                     .await
@@ -1303,8 +1333,9 @@ impl Connection {
     ///
     /// When it expires, the query is cancelled on the server (CancelRequest) and its response
     /// drained, and the caller gets [`Error::Timeout`]; the connection stays usable. When the
-    /// server does not answer the cancellation within the same time again, the connection is
-    /// marked broken instead.
+    /// server does not finish the cancellation within a short grace (200 ms: a hung or stopped
+    /// server is never waited on), the connection is marked broken instead. Either way the caller
+    /// waits at most the limit plus that grace.
     pub fn set_query_timeout(&mut self, timeout: Option<Duration>) {
         self.query_timeout = timeout;
     }
@@ -1334,7 +1365,7 @@ impl Connection {
                         token.cancel_query().await?;
                         self.ensure_ready().await
                     };
-                    match tokio::time::timeout(limit, cleanup).await {
+                    match tokio::time::timeout(CANCEL_GRACE, cleanup).await {
                         Ok(Ok(())) => {}
                         _ => {
                             self.broken = Some(
@@ -1657,6 +1688,35 @@ fn set_keepalive(s: &TcpStream, config: &Config) -> io::Result<()> {
         sock.set_tcp_user_timeout(Some(t))?;
     }
     Ok(())
+}
+
+/// One address to try: a resolved TCP address (with the name it came from, for errors) or a
+/// Unix socket directory.
+enum Target {
+    Tcp(String, SocketAddr),
+    Unix(PathBuf),
+}
+
+/// The addresses of one host, in the resolver's order.
+async fn resolve(host: &Host, port: u16) -> Result<Vec<Target>> {
+    match host {
+        Host::Tcp(name) => {
+            let addrs = tokio::net::lookup_host((name.as_str(), port))
+                .await
+                .map_err(|e| connect_error(e, &tcp_address(name, port)))?;
+            Ok(addrs.map(|a| Target::Tcp(name.clone(), a)).collect())
+        }
+        Host::Unix(dir) => Ok(vec![Target::Unix(dir.clone())]),
+    }
+}
+
+/// `name (addr)` when the name is not the address itself, as libpq words it.
+fn tcp_target(name: &str, addr: &SocketAddr) -> String {
+    if name.parse::<std::net::IpAddr>().is_ok() {
+        tcp_address(name, addr.port())
+    } else {
+        format!("{} ({addr})", tcp_address(name, addr.port()))
+    }
 }
 
 fn columns_from(rd: &backend::RowDescriptionBody<'_>, format: Option<Format>) -> Arc<[Column]> {
