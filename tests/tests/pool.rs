@@ -714,3 +714,37 @@ async fn futures_all(pool: &PsqlPool, n: usize) -> Vec<pool_core::PooledConnecti
     }
     out
 }
+
+#[tokio::test]
+async fn query_timeout_applies_to_every_borrower() {
+    let pool = PsqlPool::builder()
+        .dsn(cluster().admin_url())
+        .max_db_pool_size(2)
+        .query_timeout(Duration::from_millis(300))
+        .build()
+        .unwrap();
+    pool.startup().await.unwrap();
+    let t = std::time::Instant::now();
+    let err = pool.execute("SELECT pg_sleep(10)", &[]).await.unwrap_err();
+    assert!(
+        matches!(err.as_backend(), Some(pgwire_lite::Error::Timeout(_))),
+        "{err:?}"
+    );
+    assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
+    // A borrower lifting the limit on its connection does not pass that on.
+    let mut c = pool.connection().await.unwrap();
+    c.connection_mut().await.unwrap().set_query_timeout(None);
+    let pid = c.backend_pid();
+    drop(c);
+    let c = pool.connection().await.unwrap();
+    assert_eq!(c.backend_pid(), pid, "the same connection comes back");
+    assert_eq!(c.query_timeout(), Some(Duration::from_millis(300)));
+    drop(c);
+    // Zero is refused, naming the knob.
+    let err = PsqlPool::builder()
+        .dsn(cluster().admin_url())
+        .query_timeout(Duration::ZERO)
+        .build()
+        .unwrap_err();
+    assert!(err.to_string().contains("query_timeout"), "{err}");
+}

@@ -46,6 +46,7 @@ pub struct PsqlPoolBuilder {
     max_lifetime: Option<Duration>,
     idle_timeout: Option<Duration>,
     min_idle: usize,
+    query_timeout: Option<Duration>,
 }
 
 impl Default for PsqlPoolBuilder {
@@ -66,6 +67,7 @@ impl Default for PsqlPoolBuilder {
             max_lifetime: None,
             idle_timeout: None,
             min_idle: 0,
+            query_timeout: None,
         }
     }
 }
@@ -194,6 +196,16 @@ impl PsqlPoolBuilder {
         self
     }
 
+    /// A time limit for every statement run through the pool's connections (default: none).
+    /// An overrunning statement is cancelled on the server and the caller gets a timeout error
+    /// (see [`Connection::set_query_timeout`](pgwire_lite::Connection::set_query_timeout)).
+    /// Applied at every checkout, so a borrower that changed its connection's limit does not
+    /// pass the change on.
+    pub fn query_timeout(mut self, timeout: Duration) -> Self {
+        self.query_timeout = Some(timeout);
+        self
+    }
+
     /// How many idle connections the background maintenance keeps open (default 0). It
     /// only uses slots nobody is waiting for.
     pub fn min_idle(mut self, min_idle: usize) -> Self {
@@ -211,8 +223,9 @@ impl PsqlPoolBuilder {
     pub fn build(self) -> Result<PsqlPool> {
         let (config, slots) = self.validate()?;
         let manager = PgManager {
-            config,
+            config: std::sync::RwLock::new(std::sync::Arc::new(config)),
             method: self.conn_recycling_method,
+            query_timeout: self.query_timeout,
         };
         Ok(PsqlPool::from_parts(manager, slots))
     }
@@ -235,6 +248,7 @@ impl PsqlPoolBuilder {
             ("recycle_timeout", Some(self.recycle_timeout)),
             ("max_lifetime", self.max_lifetime),
             ("idle_timeout", self.idle_timeout),
+            ("query_timeout", self.query_timeout),
         ];
         for (name, value) in positive {
             if value == Some(Duration::ZERO) {

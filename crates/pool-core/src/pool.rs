@@ -62,7 +62,7 @@ impl fmt::Debug for PsqlPool {
         let slots = &self.inner.slots;
         // `Config`'s Debug prints `<redacted>` for the password.
         f.debug_struct("PsqlPool")
-            .field("config", &slots.manager.config)
+            .field("config", &slots.manager.config())
             .field("conn_recycling_method", &slots.manager.method)
             .field("started", &self.inner.started.load(Ordering::Relaxed))
             .field("status", &self.status())
@@ -128,16 +128,33 @@ impl PsqlPool {
     /// [`Error::Backend`] when a new connection could not be opened.
     pub async fn connection(&self) -> Result<PooledConnection> {
         self.check_started()?;
-        Ok(PooledConnection::new(self.inner.slots.get().await?))
+        let obj = self.inner.slots.get().await?;
+        Ok(self.hand_out(obj))
+    }
+
+    /// Every borrower starts from the pool's settings, whatever the previous one changed.
+    fn hand_out(&self, mut obj: crate::guard::Object<PgManager>) -> PooledConnection {
+        if let Some(conn) = obj.conn_mut() {
+            conn.set_query_timeout(self.inner.slots.manager.query_timeout);
+        }
+        PooledConnection::new(obj)
+    }
+
+    /// Changes the password used for connections opened from now on (credential rotation).
+    /// Open connections keep working; nothing is closed.
+    pub fn set_password(&self, password: impl AsRef<[u8]>) {
+        let manager = &self.inner.slots.manager;
+        let mut config = (*manager.config()).clone();
+        config.password(password);
+        manager.set_config(config);
     }
 
     /// [`connection`](Self::connection) with its own wait timeout instead of the pool's.
     /// `Duration::ZERO` borrows only if a slot is free right now.
     pub async fn connection_timeout(&self, wait: Duration) -> Result<PooledConnection> {
         self.check_started()?;
-        Ok(PooledConnection::new(
-            self.inner.slots.get_timeout(wait).await?,
-        ))
+        let obj = self.inner.slots.get_timeout(wait).await?;
+        Ok(self.hand_out(obj))
     }
 
     /// Runs one statement with parameters `$1..$n` on a borrowed connection, as a named

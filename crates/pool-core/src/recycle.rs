@@ -86,8 +86,29 @@ const DRAIN_GRACE: std::time::Duration = std::time::Duration::from_millis(50);
 
 /// The real manager: opens `pgwire_lite::Connection`s and recycles them with a method.
 pub(crate) struct PgManager {
-    pub(crate) config: pgwire_lite::Config,
+    /// Swapped whole by `PsqlPool::set_password`; read (an `Arc` clone) once per new connection,
+    /// never held across an await.
+    pub(crate) config: std::sync::RwLock<std::sync::Arc<pgwire_lite::Config>>,
     pub(crate) method: RecyclingMethod,
+    pub(crate) query_timeout: Option<std::time::Duration>,
+}
+
+impl PgManager {
+    pub(crate) fn config(&self) -> std::sync::Arc<pgwire_lite::Config> {
+        // A poisoned lock only means a writer panicked between two plain assignments.
+        match self.config.read() {
+            Ok(c) => c.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    pub(crate) fn set_config(&self, config: pgwire_lite::Config) {
+        let mut slot = match self.config.write() {
+            Ok(c) => c,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        *slot = std::sync::Arc::new(config);
+    }
 }
 
 fn not_idle(what: &'static str) -> Error {
@@ -98,7 +119,10 @@ impl Manager for PgManager {
     type Conn = Connection;
 
     async fn create(&self) -> Result<Connection, Error> {
-        Ok(Connection::connect(&self.config).await?)
+        let config = self.config();
+        let mut conn = Connection::connect(&config).await?;
+        conn.set_query_timeout(self.query_timeout);
+        Ok(conn)
     }
 
     fn health(&self, conn: &mut Connection, idle: bool) -> Health {
