@@ -2,11 +2,15 @@
 //! authentication, the simple and the extended query protocol, and conversions between Rust and
 //! PostgreSQL values. No third-party driver underneath; no background task.
 //!
-//! ```no_run
+//! ```
 //! use pgwire_lite::{Config, Connection};
 //!
-//! # async fn demo() -> Result<(), pgwire_lite::Error> {
-//! let config: Config = "postgresql://postgres:postgres@localhost:5432/postgres".parse()?;
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), pgwire_lite::Error> {
+//! # // The doctest runs against the test suite's throwaway server (or DATABASE_URL).
+//! # let url = pg_harness::cluster().admin_url();
+//! // e.g. "postgresql://postgres:postgres@localhost:5432/postgres"
+//! let config: Config = url.parse()?;
 //! let mut conn = Connection::connect(&config).await?;
 //!
 //! // Extended protocol, named statement cached on this connection.
@@ -21,6 +25,7 @@
 //!
 //! // Simple protocol, several statements in one string.
 //! conn.batch_execute("CREATE TEMP TABLE t (x int); INSERT INTO t VALUES (1)").await?;
+//! # conn.close().await?;
 //! # Ok(())
 //! # }
 //! ```

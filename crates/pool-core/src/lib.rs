@@ -2,31 +2,41 @@
 //!
 //! A PostgreSQL connection pool on top of [`pgwire_lite`], psqlpy's `PSQLPool` API in Rust.
 //!
-//! ```no_run
+//! ```
 //! use pool_core::{PsqlPool, QueryResult, RecyclingMethod};
 //!
-//! # async fn run() -> Result<(), pool_core::Error> {
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), pool_core::Error> {
+//! # // The doctest runs against the test suite's throwaway server; it needs the harness's
+//! # // postgres/postgres superuser, so it skips itself when DATABASE_URL names another server.
+//! # let pg = pg_harness::cluster();
+//! # if pg.is_external() { return Ok(()); }
+//! # let (host, port, db) = (pg.host().to_owned(), pg.port(), pg.db_name().to_owned());
 //! let pool = PsqlPool::builder()
 //!     .username("postgres")
 //!     .password("postgres")
-//!     .host("localhost")
-//!     .port(5432)
-//!     .db_name("postgres")
+//!     .host(&host) // e.g. "localhost"
+//!     .port(port) // e.g. 5432
+//!     .db_name(&db) // e.g. "postgres"
 //!     .max_db_pool_size(10)
 //!     .conn_recycling_method(RecyclingMethod::Fast)
 //!     .build()?; // or PsqlPool::builder().dsn("postgres://postgres:postgres@localhost:5432/postgres")
 //! pool.startup().await?;
+//! # pool.execute("CREATE TABLE IF NOT EXISTS users (id int4 PRIMARY KEY, username text)", &[]).await?;
+//! # pool.execute("INSERT INTO users VALUES (100, 'Alex') ON CONFLICT (id) DO UPDATE SET username = 'Alex'", &[]).await?;
 //!
 //! let res: QueryResult = pool
 //!     .execute("SELECT * FROM users WHERE id = $1 and username = $2", &[&100i32, &"Alex"])
 //!     .await?;
 //! let dicts = res.result(); // one name -> value map per row
-//! # drop(dicts);
+//! # assert_eq!(dicts.len(), 1);
 //!
 //! let mut conn = pool.connection().await?; // a guard that goes back on drop
 //! let mut tx = conn.transaction().await?; // rolled back if dropped uncommitted
 //! tx.execute("UPDATE users SET username = $1 WHERE id = $2", &[&"Alexander", &100i32]).await?;
 //! tx.commit().await?;
+//! # drop(conn);
+//! # pool.close().await;
 //! # Ok(())
 //! # }
 //! ```
