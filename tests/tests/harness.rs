@@ -230,7 +230,10 @@ fn private_cluster_stops_starts_restarts_and_vanishes_on_drop() {
     pg.stop();
     assert_eq!(pg.pid_of_postmaster(), None);
     assert!(TcpStream::connect((pg.host(), pg.port())).is_err());
-    assert!(!process_running(second));
+    assert!(
+        gone_soon(second),
+        "postmaster {second} still running after stop"
+    );
 
     pg.start();
     assert_eq!(pg.psql("SELECT 1"), "1");
@@ -238,7 +241,10 @@ fn private_cluster_stops_starts_restarts_and_vanishes_on_drop() {
 
     drop(pg);
     assert!(!dir.exists(), "{} left behind", dir.display());
-    assert!(!process_running(third));
+    assert!(
+        gone_soon(third),
+        "postmaster {third} still running after drop"
+    );
 }
 
 #[test]
@@ -344,6 +350,16 @@ fn assert_cleaned_up(dir: &Path, postmaster: u32) {
             .any(|l| l.contains(needle.as_ref()) && !l.contains("psqlpool-reaper")),
         "stray process on {needle}:\n{stray}"
     );
+}
+
+/// Waits up to 5 s for `pid` to stop running: pg_ctl returns when the pid file is gone, a moment
+/// before the postmaster process itself has exited.
+fn gone_soon(pid: u32) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while process_running(pid) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    !process_running(pid)
 }
 
 /// Alive and not a zombie (an exited postmaster may wait a moment for init to reap it).

@@ -544,6 +544,9 @@ impl Config {
                 return Err(ConfigError::new(format!("{name} contains a NUL byte")));
             }
         }
+        if let Some(r) = &self.require_auth {
+            crate::auth::RequireAuth::parse(r)?;
+        }
         if self.password.as_ref().is_some_and(|p| p.contains(&0)) {
             return Err(ConfigError::new("password contains a NUL byte"));
         }

@@ -5,7 +5,6 @@
 //! static text, server-sent fields and user-visible names only.
 
 use std::fmt;
-use std::time::Duration;
 
 /// A boxed error, as returned by [`ToSql`](crate::types::ToSql) and
 /// [`FromSql`](crate::types::FromSql) implementations.
@@ -84,10 +83,6 @@ impl Error {
 
     pub(crate) fn auth(msg: impl Into<String>) -> Error {
         Error::Auth(msg.into())
-    }
-
-    pub(crate) fn timeout_after(what: &'static str, _after: Duration) -> Error {
-        Error::Timeout(what)
     }
 }
 

@@ -1,11 +1,80 @@
-//! pgwire-lite (crate docs are written last)
+//! A small PostgreSQL protocol-3 client: startup, SCRAM-SHA-256 / MD5 / cleartext
+//! authentication, the simple and the extended query protocol, and conversions between Rust and
+//! PostgreSQL values. No third-party driver underneath; no background task.
+//!
+//! ```no_run
+//! use pgwire_lite::{Config, Connection};
+//!
+//! # async fn demo() -> Result<(), pgwire_lite::Error> {
+//! let config: Config = "postgresql://postgres:postgres@localhost:5432/postgres".parse()?;
+//! let mut conn = Connection::connect(&config).await?;
+//!
+//! // Extended protocol, named statement cached on this connection.
+//! let row = conn.query_one("SELECT $1::int8 + 1 AS n", &[&41i64]).await?;
+//! assert_eq!(row.get::<_, i64>("n"), 42);
+//!
+//! // psqlpy-style: one name -> value map per row.
+//! let res = conn.execute("SELECT 1 AS id, 'Alex' AS name", &[]).await?;
+//! for map in res.result() {
+//!     println!("{:?}", map.get("name"));
+//! }
+//!
+//! // Simple protocol, several statements in one string.
+//! conn.batch_execute("CREATE TEMP TABLE t (x int); INSERT INTO t VALUES (1)").await?;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # The model
+//!
+//! | piece | what it does |
+//! |---|---|
+//! | [`Config`] | libpq's DSN forms (URL and `key=value`), `PG*` environment variables, defaults |
+//! | [`Connection`] | owns the socket; one request is one `write`; `&mut self` means one query at a time |
+//! | [`protocol`] | bytes ↔ messages, no I/O: the decoder never panics and caps every length |
+//! | [`auth`] | SCRAM-SHA-256 (with SASLprep and server-signature verification), MD5 |
+//! | [`types`] | [`ToSql`] / [`FromSql`] in binary (and text) format, the dynamic [`Value`] |
+//! | [`Row`] / [`QueryResult`] | rows share the read buffer; columns decode only when asked |
+//!
+//! | call | protocol | statement | round trips |
+//! |---|---|---|---|
+//! | [`Connection::execute`] | extended | named, cached per connection | 2 the first time (1 with [`ParamTypes::FromValues`]), then 1 |
+//! | [`Connection::execute_unprepared`] | extended | unnamed (safe behind PgBouncer) | 1 request, 2 flushes |
+//! | [`Connection::simple_query`] | simple | none; text results; no parameters | 1 |
+//!
+//! # Connection state
+//!
+//! A connection always knows whether it can take the next query: [`Connection::is_idle`],
+//! [`Connection::in_transaction`], [`Connection::is_broken`], [`Connection::has_pending`]. A
+//! query future dropped mid-flight leaves responses owed by the server; the next call drains them
+//! first. An I/O error, a protocol violation, a FATAL error or a `client_encoding` other than UTF8
+//! marks the connection broken for good.
+//!
+//! # Notices
+//!
+//! NoticeResponses (warnings, `RAISE NOTICE`) never read as errors. They go to the callback set
+//! with [`Connection::set_notice_handler`], and are discarded when none is set.
+//!
+//! # Not supported yet
+//!
+//! TLS (`sslmode=require` and stricter are refused, never silently downgraded), GSSAPI/SSPI,
+//! SCRAM channel binding, COPY (refused with CopyFail), protocol 3.2.
 #![forbid(unsafe_code)]
+#![deny(missing_docs)]
 
 pub mod auth;
+pub mod cancel;
 pub mod config;
+pub mod connection;
 pub mod error;
 pub mod protocol;
+pub mod row;
+pub mod statement;
 pub mod types;
 
+pub use cancel::CancelToken;
 pub use config::{Config, Host, SslMode, TargetSessionAttrs};
-pub use error::{DbError, Error, Result};
+pub use connection::{Connection, Notification, ParamTypes, Peer, TransactionStatus};
+pub use error::{ConfigError, DbError, Error, Result};
+pub use row::{Column, QueryResult, Row, RowIndex, RowMap};
+pub use types::{Format, FromSql, IsNull, ToSql, Type, Value};

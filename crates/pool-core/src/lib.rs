@@ -1,1 +1,74 @@
-//! x
+//! # pool-core: `PsqlPool`
+//!
+//! A PostgreSQL connection pool on top of [`pgwire_lite`], psqlpy's `PSQLPool` API in Rust.
+//!
+//! ```no_run
+//! use pool_core::{PsqlPool, QueryResult, RecyclingMethod};
+//!
+//! # async fn run() -> Result<(), pool_core::Error> {
+//! let pool = PsqlPool::builder()
+//!     .username("postgres")
+//!     .password("postgres")
+//!     .host("localhost")
+//!     .port(5432)
+//!     .db_name("postgres")
+//!     .max_db_pool_size(10)
+//!     .conn_recycling_method(RecyclingMethod::Fast)
+//!     .build()?; // or PsqlPool::builder().dsn("postgres://postgres:postgres@localhost:5432/postgres")
+//! pool.startup().await?;
+//!
+//! let res: QueryResult = pool
+//!     .execute("SELECT * FROM users WHERE id = $1 and username = $2", &[&100i32, &"Alex"])
+//!     .await?;
+//! let dicts = res.result(); // one name -> value map per row
+//! # drop(dicts);
+//!
+//! let mut conn = pool.connection().await?; // a guard that goes back on drop
+//! let mut tx = conn.transaction().await?; // rolled back if dropped uncommitted
+//! tx.execute("UPDATE users SET username = $1 WHERE id = $2", &[&"Alexander", &100i32]).await?;
+//! tx.commit().await?;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! ## From psqlpy
+//!
+//! | psqlpy | here |
+//! |---|---|
+//! | `PSQLPool(dsn=..., username=..., ..., max_db_pool_size=..., conn_recycling_method=...)` | [`PsqlPool::builder()`] with the same names, then [`build`](PsqlPoolBuilder::build) |
+//! | `await pool.startup()` | [`PsqlPool::startup`] (required first; opens and checks one connection) |
+//! | `await pool.execute(q, params)` / `prepared=True` | [`PsqlPool::execute`] (a named statement cached per connection) |
+//! | `await pool.execute(q, params, prepared=False)` | [`PsqlPool::execute_unprepared`] (the unnamed statement) |
+//! | `await pool.connection()` | [`PsqlPool::connection`] → [`PooledConnection`] |
+//! | `ConnRecyclingMethod.Fast / Verified / Clean` | [`RecyclingMethod`] (plus `Custom(sql)`) |
+//! | `pool.status()` | [`PsqlPool::status`] → [`Status`] (plus `idle`, `in_use`) |
+//! | `pool.close()` | [`PsqlPool::close`] |
+//! | `QueryResult.result()` | [`QueryResult::result`] |
+//!
+//! Unlike psqlpy's pool, every wait has a timeout (30 s by default), a connection given back
+//! inside a transaction is rolled back, and waiters are served first come, first served.
+//! [`PsqlPool`] explains the borrow cycle, [`RecyclingMethod`] what survives between borrowers.
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+mod builder;
+mod error;
+mod guard;
+mod pool;
+mod recycle;
+mod slots;
+
+pub use builder::{
+    DEFAULT_CREATE_TIMEOUT, DEFAULT_RECYCLE_TIMEOUT, DEFAULT_WAIT_TIMEOUT, MIN_POOL_SIZE,
+    PsqlPoolBuilder,
+};
+pub use error::{Error, PoolError, Result, TimeoutKind};
+pub use guard::{PooledConnection, Transaction};
+pub use pool::PsqlPool;
+pub use recycle::{CLEAN_SQL, RecyclingMethod, VERIFIED_SQL};
+pub use slots::{Metrics, Status};
+
+pub use pgwire_lite;
+pub use pgwire_lite::{
+    Config, Connection, FromSql, QueryResult, Row, RowMap, ToSql, TransactionStatus, Type, Value,
+};

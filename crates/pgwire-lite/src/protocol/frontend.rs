@@ -219,6 +219,13 @@ pub fn close(kind: u8, name: &str, buf: &mut BytesMut) -> Result<(), Error> {
     })
 }
 
+/// CopyFail: aborts a COPY FROM STDIN the client cannot serve.
+pub fn copy_fail(message: &str, buf: &mut BytesMut) -> Result<(), Error> {
+    write_message(buf, Some(b'f'), |buf| {
+        put_cstr(buf, message.as_bytes(), "the CopyFail message")
+    })
+}
+
 /// Sync: ends an extended-query request; the server answers with ReadyForQuery.
 pub fn sync(buf: &mut BytesMut) {
     buf.put_slice(&[b'S', 0, 0, 0, 4]);

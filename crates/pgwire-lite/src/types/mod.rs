@@ -2,13 +2,55 @@
 //!
 //! Parameters are always sent in binary format. Results of the extended protocol arrive in
 //! binary format; results of the simple protocol arrive in text format, so every [`FromSql`]
-//! implementation reads both.
+//! implementation reads both. Text decoding assumes the session settings the connection
+//! establishes: `DateStyle=ISO`, `IntervalStyle=postgres`, `client_encoding=UTF8`.
+//!
+//! | PostgreSQL | Rust (default, std only) |
+//! |---|---|
+//! | `bool` | `bool` |
+//! | `int2` / `int4` / `int8` | `i16` / `i32` / `i64` (narrower ints are accepted for wider columns and parameters) |
+//! | `float4` / `float8` | `f32` / `f64` (`f32` accepted for `float8`) |
+//! | `numeric` | [`Numeric`] (exact, with NaN and ±Infinity) |
+//! | `text`, `varchar`, `bpchar`, `name` | `String`, `&str` |
+//! | `"char"` | `i8` |
+//! | `bytea` | `Vec<u8>`, `&[u8]` |
+//! | `date`, `time`, `timestamp`, `timestamptz`, `interval` | [`Date`], [`Time`], [`Timestamp`], [`TimestampTz`] (or `std::time::SystemTime`), [`Interval`] |
+//! | `uuid` | [`Uuid`], `[u8; 16]` |
+//! | `json`, `jsonb` | [`Json`] |
+//! | `oid` | `u32` |
+//! | arrays | `Vec<T>`, `&[T]` (1-D), [`Array<T>`] (N-D, lower bounds kept) |
+//! | NULL | `Option<T>` |
+//! | anything | [`Value`] |
+//!
+//! The date/time types are our own std-only representations; integration with `chrono` or
+//! `time` is not built in (convert through the accessors, e.g. [`Timestamp::date`], [`Date::ymd`]).
+//!
+//! Array elements are read into owned types (`Vec<String>`, not `Vec<&str>`): text-format
+//! elements may need unescaping, so they cannot borrow from the row.
 
 use std::fmt;
 
 use bytes::BytesMut;
 
 pub use crate::error::BoxError;
+
+mod array;
+mod codec;
+mod datetime;
+mod misc;
+mod numeric;
+mod primitives;
+mod text;
+mod value;
+
+#[cfg(test)]
+mod tests;
+
+pub use array::Array;
+pub use datetime::{Date, Interval, Time, Timestamp, TimestampTz};
+pub use misc::{Json, Uuid};
+pub use numeric::Numeric;
+pub use value::Value;
 
 /// A PostgreSQL type, identified by its OID.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
@@ -82,7 +124,43 @@ builtin_types! {
     JSON_ARRAY = 199, "json[]";
 }
 
+/// Built-in array types and their element types, both ways.
+const ARRAY_TYPES: &[(Type, Type)] = &[
+    (Type::BOOL_ARRAY, Type::BOOL),
+    (Type::BYTEA_ARRAY, Type::BYTEA),
+    (Type::CHAR_ARRAY, Type::CHAR),
+    (Type::NAME_ARRAY, Type::NAME),
+    (Type::INT2_ARRAY, Type::INT2),
+    (Type::INT4_ARRAY, Type::INT4),
+    (Type::INT8_ARRAY, Type::INT8),
+    (Type::TEXT_ARRAY, Type::TEXT),
+    (Type::OID_ARRAY, Type::OID),
+    (Type::BPCHAR_ARRAY, Type::BPCHAR),
+    (Type::VARCHAR_ARRAY, Type::VARCHAR),
+    (Type::FLOAT4_ARRAY, Type::FLOAT4),
+    (Type::FLOAT8_ARRAY, Type::FLOAT8),
+    (Type::TIMESTAMP_ARRAY, Type::TIMESTAMP),
+    (Type::DATE_ARRAY, Type::DATE),
+    (Type::TIME_ARRAY, Type::TIME),
+    (Type::TIMESTAMPTZ_ARRAY, Type::TIMESTAMPTZ),
+    (Type::INTERVAL_ARRAY, Type::INTERVAL),
+    (Type::NUMERIC_ARRAY, Type::NUMERIC),
+    (Type::UUID_ARRAY, Type::UUID),
+    (Type::JSON_ARRAY, Type::JSON),
+    (Type::JSONB_ARRAY, Type::JSONB),
+];
+
 impl Type {
+    /// The element type of a built-in array type (`int4[]` -> `int4`), `None` for other types.
+    pub fn array_element(&self) -> Option<Type> {
+        ARRAY_TYPES.iter().find(|(a, _)| a == self).map(|&(_, e)| e)
+    }
+
+    /// The array type whose elements are of this built-in type (`int4` -> `int4[]`).
+    pub fn array_type(&self) -> Option<Type> {
+        ARRAY_TYPES.iter().find(|(_, e)| e == self).map(|&(a, _)| a)
+    }
+
     /// The type with this OID.
     pub const fn from_oid(oid: u32) -> Type {
         Type(oid)
@@ -145,6 +223,12 @@ pub trait ToSql: fmt::Debug {
     fn type_hint(&self) -> Option<Type> {
         None
     }
+
+    /// The Rust type's name, for error messages (a parameter's value is never printed: it may
+    /// be a secret).
+    fn type_name(&self) -> &'static str {
+        std::any::type_name::<Self>()
+    }
 }
 
 /// A Rust value that can be read from a column.
@@ -165,6 +249,11 @@ pub trait FromSql<'a>: Sized {
     /// Whether a column of type `ty` can be decoded into this type.
     fn accepts(ty: &Type) -> bool;
 }
+
+/// A [`FromSql`] type that borrows nothing from the row (`String`, `i32`, `Vec<T>`, [`Value`]).
+pub trait FromSqlOwned: for<'a> FromSql<'a> {}
+
+impl<T> FromSqlOwned for T where T: for<'a> FromSql<'a> {}
 
 /// Decodes an optional raw value in either format.
 pub fn decode<'a, T: FromSql<'a>>(

@@ -1,0 +1,435 @@
+//! `PsqlPool::builder()`: the seed's parameter names, validated in one place.
+
+use std::fmt;
+use std::time::Duration;
+
+use pgwire_lite::Config;
+
+use crate::error::{Error, Result};
+use crate::pool::PsqlPool;
+use crate::recycle::{PgManager, RecyclingMethod};
+use crate::slots::SlotConfig;
+
+/// The smallest (and default) `max_db_pool_size`, as in psqlpy.
+pub const MIN_POOL_SIZE: usize = 2;
+/// Default wait timeout: how long a borrower queues for a free slot. Always set: an exhausted
+/// pool never makes callers hang forever.
+pub const DEFAULT_WAIT_TIMEOUT: Duration = Duration::from_secs(30);
+/// Default create timeout: opening one connection (connect, TLS, startup, authentication).
+pub const DEFAULT_CREATE_TIMEOUT: Duration = Duration::from_secs(30);
+/// Default recycle timeout: draining / rolling back / the recycling method's SQL.
+pub const DEFAULT_RECYCLE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Builds a [`PsqlPool`]. Start with [`PsqlPool::builder()`].
+///
+/// Connection parameters come either from [`dsn`](Self::dsn) (or a ready
+/// [`config`](Self::config)), or from the separate setters `username`, `password`, `host`,
+/// `port`, `db_name`. **If a DSN is given, the separate connection parameters have no
+/// effect**, as in psqlpy. Anything left unset is filled from libpq's environment variables
+/// and defaults when connecting (`PGHOST`, `PGUSER`, ..., port 5432).
+///
+/// `Debug` never shows the password (nor the DSN, which may contain one).
+#[derive(Clone)]
+pub struct PsqlPoolBuilder {
+    dsn: Option<String>,
+    config: Option<Config>,
+    username: Option<String>,
+    password: Option<String>,
+    host: Option<String>,
+    port: Option<u16>,
+    db_name: Option<String>,
+    max_db_pool_size: usize,
+    conn_recycling_method: RecyclingMethod,
+    wait_timeout: Duration,
+    create_timeout: Duration,
+    recycle_timeout: Duration,
+    max_lifetime: Option<Duration>,
+    idle_timeout: Option<Duration>,
+    min_idle: usize,
+}
+
+impl Default for PsqlPoolBuilder {
+    fn default() -> Self {
+        PsqlPoolBuilder {
+            dsn: None,
+            config: None,
+            username: None,
+            password: None,
+            host: None,
+            port: None,
+            db_name: None,
+            max_db_pool_size: MIN_POOL_SIZE,
+            conn_recycling_method: RecyclingMethod::Fast,
+            wait_timeout: DEFAULT_WAIT_TIMEOUT,
+            create_timeout: DEFAULT_CREATE_TIMEOUT,
+            recycle_timeout: DEFAULT_RECYCLE_TIMEOUT,
+            max_lifetime: None,
+            idle_timeout: None,
+            min_idle: 0,
+        }
+    }
+}
+
+impl fmt::Debug for PsqlPoolBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let secret = |set: bool| if set { Some("<redacted>") } else { None };
+        f.debug_struct("PsqlPoolBuilder")
+            .field("dsn", &secret(self.dsn.is_some()))
+            .field("config", &self.config)
+            .field("username", &self.username)
+            .field("password", &secret(self.password.is_some()))
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("db_name", &self.db_name)
+            .field("max_db_pool_size", &self.max_db_pool_size)
+            .field("conn_recycling_method", &self.conn_recycling_method)
+            .field("wait_timeout", &self.wait_timeout)
+            .field("create_timeout", &self.create_timeout)
+            .field("recycle_timeout", &self.recycle_timeout)
+            .field("max_lifetime", &self.max_lifetime)
+            .field("idle_timeout", &self.idle_timeout)
+            .field("min_idle", &self.min_idle)
+            .finish()
+    }
+}
+
+impl PsqlPoolBuilder {
+    /// A connection string: a `postgresql://` / `postgres://` URL or libpq `key=value` pairs,
+    /// e.g. `postgres://postgres:postgres@localhost:5432/postgres`. When given, `username`,
+    /// `password`, `host`, `port` and `db_name` are ignored.
+    pub fn dsn(mut self, dsn: impl Into<String>) -> Self {
+        self.dsn = Some(dsn.into());
+        self
+    }
+
+    /// A ready [`Config`], for what the seed's parameters do not cover (TLS mode, several
+    /// hosts, keepalives, ...). Like a DSN, it makes the separate parameters ignored; giving
+    /// both a DSN and a config is an error at [`build`](Self::build).
+    pub fn config(mut self, config: Config) -> Self {
+        self.config = Some(config);
+        self
+    }
+
+    /// The PostgreSQL user name.
+    pub fn username(mut self, username: impl Into<String>) -> Self {
+        self.username = Some(username.into());
+        self
+    }
+
+    /// The PostgreSQL user's password.
+    pub fn password(mut self, password: impl Into<String>) -> Self {
+        self.password = Some(password.into());
+        self
+    }
+
+    /// The server's host name or IP address, or a directory holding its Unix socket
+    /// (starting with `/`).
+    pub fn host(mut self, host: impl Into<String>) -> Self {
+        self.host = Some(host.into());
+        self
+    }
+
+    /// The server's port (default 5432).
+    pub fn port(mut self, port: u16) -> Self {
+        self.port = Some(port);
+        self
+    }
+
+    /// The database name (default: the user name).
+    pub fn db_name(mut self, db_name: impl Into<String>) -> Self {
+        self.db_name = Some(db_name.into());
+        self
+    }
+
+    /// The maximum number of connections. Minimum and default: 2.
+    pub fn max_db_pool_size(mut self, size: usize) -> Self {
+        self.max_db_pool_size = size;
+        self
+    }
+
+    /// How idle connections are checked before reuse (default [`RecyclingMethod::Fast`]).
+    pub fn conn_recycling_method(mut self, method: RecyclingMethod) -> Self {
+        self.conn_recycling_method = method;
+        self
+    }
+
+    /// How long a borrower waits for a free slot before [`TimeoutKind::Wait`]
+    /// (default 30 s). Zero means "only if one is free right now".
+    ///
+    /// [`TimeoutKind::Wait`]: crate::TimeoutKind::Wait
+    pub fn wait_timeout(mut self, timeout: Duration) -> Self {
+        self.wait_timeout = timeout;
+        self
+    }
+
+    /// How long opening one connection may take before [`TimeoutKind::Create`]
+    /// (default 30 s; must be more than zero).
+    ///
+    /// [`TimeoutKind::Create`]: crate::TimeoutKind::Create
+    pub fn create_timeout(mut self, timeout: Duration) -> Self {
+        self.create_timeout = timeout;
+        self
+    }
+
+    /// How long readying an idle connection (drain, rollback, the recycling method) may take
+    /// before [`TimeoutKind::Recycle`] (default 5 s; must be more than zero).
+    ///
+    /// [`TimeoutKind::Recycle`]: crate::TimeoutKind::Recycle
+    pub fn recycle_timeout(mut self, timeout: Duration) -> Self {
+        self.recycle_timeout = timeout;
+        self
+    }
+
+    /// Connections older than this (less a random 0-10 %, so they do not all expire
+    /// together) are closed when next idle and replaced. Default: none.
+    pub fn max_lifetime(mut self, lifetime: Duration) -> Self {
+        self.max_lifetime = Some(lifetime);
+        self
+    }
+
+    /// Idle connections unused for this long (less a random 0-10 %) are closed by the
+    /// background maintenance while more than `min_idle` are idle. Default: none.
+    pub fn idle_timeout(mut self, timeout: Duration) -> Self {
+        self.idle_timeout = Some(timeout);
+        self
+    }
+
+    /// How many idle connections the background maintenance keeps open (default 0). It
+    /// only uses slots nobody is waiting for.
+    pub fn min_idle(mut self, min_idle: usize) -> Self {
+        self.min_idle = min_idle;
+        self
+    }
+
+    /// Validates everything and builds the pool. Opens no connection: call
+    /// [`PsqlPool::startup`] next.
+    ///
+    /// # Errors
+    /// [`Error::Config`] naming the bad parameter: `max_db_pool_size` below 2, `min_idle`
+    /// above it, a zero create/recycle timeout, lifetime or idle timeout, an unparsable DSN,
+    /// both a DSN and a config.
+    pub fn build(self) -> Result<PsqlPool> {
+        let (config, slots) = self.validate()?;
+        let manager = PgManager {
+            config,
+            method: self.conn_recycling_method,
+        };
+        Ok(PsqlPool::from_parts(manager, slots))
+    }
+
+    fn validate(&self) -> Result<(Config, SlotConfig)> {
+        if self.max_db_pool_size < MIN_POOL_SIZE {
+            return Err(Error::config(format!(
+                "max_db_pool_size must be at least {MIN_POOL_SIZE}, got {}",
+                self.max_db_pool_size
+            )));
+        }
+        if self.min_idle > self.max_db_pool_size {
+            return Err(Error::config(format!(
+                "min_idle ({}) cannot exceed max_db_pool_size ({})",
+                self.min_idle, self.max_db_pool_size
+            )));
+        }
+        let positive = [
+            ("create_timeout", Some(self.create_timeout)),
+            ("recycle_timeout", Some(self.recycle_timeout)),
+            ("max_lifetime", self.max_lifetime),
+            ("idle_timeout", self.idle_timeout),
+        ];
+        for (name, value) in positive {
+            if value == Some(Duration::ZERO) {
+                return Err(Error::config(format!("{name} must be more than zero")));
+            }
+        }
+        let config = self.connection_config()?;
+        let slots = SlotConfig {
+            max_size: self.max_db_pool_size,
+            wait_timeout: self.wait_timeout,
+            create_timeout: self.create_timeout,
+            recycle_timeout: self.recycle_timeout,
+            max_lifetime: self.max_lifetime,
+            idle_timeout: self.idle_timeout,
+            min_idle: self.min_idle,
+        };
+        Ok((config, slots))
+    }
+
+    /// The connection parameters: the DSN or config if given, else the separate setters.
+    fn connection_config(&self) -> Result<Config> {
+        match (&self.dsn, &self.config) {
+            (Some(_), Some(_)) => Err(Error::config(
+                "give either dsn or config, not both (each describes the whole connection)",
+            )),
+            (Some(dsn), None) => dsn
+                .parse::<Config>()
+                .map_err(|e| Error::config(format!("dsn: {}", e.message()))),
+            (None, Some(config)) => Ok(config.clone()),
+            (None, None) => {
+                let mut config = Config::new();
+                if let Some(user) = &self.username {
+                    config.user(user);
+                }
+                if let Some(password) = &self.password {
+                    config.password(password);
+                }
+                if let Some(host) = &self.host {
+                    config.host(host);
+                }
+                if let Some(port) = self.port {
+                    config.port(port);
+                }
+                if let Some(db_name) = &self.db_name {
+                    config.dbname(db_name);
+                }
+                config.validate()?;
+                Ok(config)
+            }
+        }
+    }
+
+    #[cfg(test)]
+    pub(crate) fn connection_config_for_tests(&self) -> Result<Config> {
+        self.validate().map(|(c, _)| c)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn msg(b: PsqlPoolBuilder) -> String {
+        match b.build() {
+            Ok(_) => String::from("<built>"),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    #[test]
+    fn pool_size_below_two_is_a_clear_error() {
+        for n in [0, 1] {
+            let m = msg(PsqlPool::builder().max_db_pool_size(n));
+            assert_eq!(
+                m,
+                format!("invalid pool configuration: max_db_pool_size must be at least 2, got {n}")
+            );
+        }
+        assert!(PsqlPool::builder().max_db_pool_size(2).build().is_ok());
+    }
+
+    #[test]
+    fn defaults_follow_the_seed() {
+        let pool = PsqlPool::builder().build().unwrap();
+        let s = pool.status();
+        assert_eq!((s.max_size, s.size, s.waiting), (2, 0, 0));
+        let b = PsqlPoolBuilder::default();
+        assert_eq!(b.conn_recycling_method, RecyclingMethod::Fast);
+        assert_eq!(b.wait_timeout, Duration::from_secs(30));
+    }
+
+    #[test]
+    fn separate_parameters_build_the_config() {
+        let b = PsqlPool::builder()
+            .username("alice")
+            .password("s3cret")
+            .host("db.example")
+            .port(6543)
+            .db_name("app");
+        let c = b.connection_config_for_tests().unwrap();
+        let mut want = Config::new();
+        want.user("alice")
+            .password("s3cret")
+            .host("db.example")
+            .port(6543)
+            .dbname("app");
+        assert_eq!(c, want);
+    }
+
+    #[test]
+    fn dsn_wins_over_separate_parameters() {
+        let dsn = "postgres://bob:pw@dsnhost:7777/dsndb";
+        let b = PsqlPool::builder()
+            .dsn(dsn)
+            .username("ignored")
+            .password("ignored")
+            .host("ignored-host")
+            .port(1)
+            .db_name("ignored-db");
+        let c = b.connection_config_for_tests().unwrap();
+        assert_eq!(c, dsn.parse::<Config>().unwrap());
+        assert_eq!(c.get_user(), Some("bob"));
+        assert_eq!(c.get_ports(), &[7777]);
+        assert_eq!(c.get_dbname(), Some("dsndb"));
+    }
+
+    #[test]
+    fn bad_dsn_names_the_problem_without_the_password() {
+        let m = msg(PsqlPool::builder().dsn("mysql://u:hunter2@h/db"));
+        assert!(m.starts_with("invalid pool configuration: dsn: "), "{m}");
+        assert!(m.contains("mysql"), "{m}");
+        assert!(!m.contains("hunter2"), "{m}");
+        let m = msg(PsqlPool::builder().dsn("postgres://u:hunter2@h:notaport/db"));
+        assert!(m.contains("port"), "{m}");
+        assert!(!m.contains("hunter2"), "{m}");
+    }
+
+    #[test]
+    fn dsn_and_config_together_are_refused() {
+        let m = msg(PsqlPool::builder().dsn("host=a").config(Config::new()));
+        assert!(m.contains("either dsn or config"), "{m}");
+    }
+
+    #[test]
+    fn other_knobs_are_validated() {
+        let m = msg(PsqlPool::builder().max_db_pool_size(3).min_idle(4));
+        assert!(
+            m.contains("min_idle (4) cannot exceed max_db_pool_size (3)"),
+            "{m}"
+        );
+        for (name, b) in [
+            (
+                "create_timeout",
+                PsqlPool::builder().create_timeout(Duration::ZERO),
+            ),
+            (
+                "recycle_timeout",
+                PsqlPool::builder().recycle_timeout(Duration::ZERO),
+            ),
+            (
+                "max_lifetime",
+                PsqlPool::builder().max_lifetime(Duration::ZERO),
+            ),
+            (
+                "idle_timeout",
+                PsqlPool::builder().idle_timeout(Duration::ZERO),
+            ),
+        ] {
+            assert_eq!(
+                msg(b),
+                format!("invalid pool configuration: {name} must be more than zero")
+            );
+        }
+        // A zero wait timeout is allowed: it means "only if free now".
+        assert!(
+            PsqlPool::builder()
+                .wait_timeout(Duration::ZERO)
+                .build()
+                .is_ok()
+        );
+    }
+
+    #[test]
+    fn debug_never_shows_secrets() {
+        let b = PsqlPool::builder()
+            .dsn("postgres://u:hunter2@h/db")
+            .password("hunter3");
+        let d = format!("{b:?}");
+        assert!(!d.contains("hunter2") && !d.contains("hunter3"), "{d}");
+        assert!(d.contains("<redacted>"), "{d}");
+        let pool = PsqlPool::builder()
+            .dsn("postgres://u:hunter2@h/db")
+            .build()
+            .unwrap();
+        let d = format!("{pool:?}");
+        assert!(!d.contains("hunter2"), "{d}");
+    }
+}

@@ -1,0 +1,293 @@
+//! `PsqlPool`: the handle users hold.
+
+use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use pgwire_lite::{QueryResult, ToSql};
+
+use crate::builder::{MIN_POOL_SIZE, PsqlPoolBuilder};
+use crate::error::{Error, Result};
+use crate::guard::PooledConnection;
+use crate::recycle::PgManager;
+use crate::slots::{SlotConfig, Slots, Status};
+
+/// A PostgreSQL connection pool: FIFO-fair, bounded, with recycling strategies.
+///
+/// Cheap to clone (an `Arc` handle); `Send + Sync`. Build it with [`PsqlPool::builder`],
+/// then call [`startup`](Self::startup) before anything else.
+///
+/// # How a borrow works
+///
+/// [`connection`](Self::connection) queues (first come, first served) for one of
+/// `max_db_pool_size` slots, at most the wait timeout; then takes the most recently used idle
+/// connection that passes its checks (see [`RecyclingMethod`](crate::RecyclingMethod)), or
+/// opens one. The returned [`PooledConnection`] goes back when dropped. A short mutex guards
+/// the idle list for a push or a pop; nothing is locked while a query runs, so
+/// [`execute`](Self::execute) costs the same as `connection()` + `execute`.
+///
+/// # Connections given back dirty
+///
+/// `Drop` cannot await, so a connection dropped inside a transaction (committed or not, failed
+/// or not) or with a query still running (its future was cancelled) is handed to a task
+/// spawned on the current tokio runtime. The task keeps the connection's slot, drains it and
+/// runs `ROLLBACK` under the recycle timeout, and only then puts it back on the idle stack;
+/// the server releases the transaction's locks at once. If that fails or times out, the
+/// connection is closed and its slot freed. When dropped outside any tokio runtime, the
+/// connection goes back as it is and the next checkout does the same work under the recycle
+/// timeout. Either way the next borrower never sees it in that state. A broken connection is
+/// simply closed.
+///
+/// # Background maintenance
+///
+/// Only when `max_lifetime`, `idle_timeout` or `min_idle` are set, one task (spawned by
+/// `startup`) closes expired and surplus idle connections and opens connections up to
+/// `min_idle`. It never runs on the query path, never queues ahead of borrowers, and stops
+/// when the pool is closed or dropped. Lifetimes are also checked at checkout and return.
+#[derive(Clone)]
+pub struct PsqlPool {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    slots: Arc<Slots<PgManager>>,
+    started: AtomicBool,
+    /// Serializes concurrent `startup()` calls so only one opens the first connection.
+    starting: tokio::sync::Mutex<()>,
+}
+
+impl fmt::Debug for PsqlPool {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let slots = &self.inner.slots;
+        // `Config`'s Debug prints `<redacted>` for the password.
+        f.debug_struct("PsqlPool")
+            .field("config", &slots.manager.config)
+            .field("conn_recycling_method", &slots.manager.method)
+            .field("started", &self.inner.started.load(Ordering::Relaxed))
+            .field("status", &self.status())
+            .finish()
+    }
+}
+
+impl PsqlPool {
+    /// A builder with the seed's parameters (`dsn`, `username`, `password`, `host`, `port`,
+    /// `db_name`, `max_db_pool_size`, `conn_recycling_method`) and the pool's own knobs.
+    pub fn builder() -> PsqlPoolBuilder {
+        PsqlPoolBuilder::default()
+    }
+
+    pub(crate) fn from_parts(manager: PgManager, config: SlotConfig) -> PsqlPool {
+        PsqlPool {
+            inner: Arc::new(Inner {
+                slots: Slots::new(manager, config),
+                started: AtomicBool::new(false),
+                starting: tokio::sync::Mutex::new(()),
+            }),
+        }
+    }
+
+    /// Starts the pool: opens one connection and checks it, so a wrong password or a server
+    /// that is down fails here, with the server's error ([`Error::Backend`]) or
+    /// [`TimeoutKind::Create`](crate::TimeoutKind::Create). Then starts the background
+    /// maintenance if any is configured. Must come before any other operation; calling it
+    /// again after it succeeded does nothing. If it fails, it can be called again.
+    ///
+    /// # Errors
+    /// The first connection's error; [`Error::Closed`] after [`close`](Self::close).
+    pub async fn startup(&self) -> Result<()> {
+        let _one_at_a_time = self.inner.starting.lock().await;
+        if self.inner.slots.is_closed() {
+            return Err(Error::Closed);
+        }
+        if self.inner.started.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        self.inner.slots.warm_one().await?;
+        self.inner.started.store(true, Ordering::Release);
+        self.inner.slots.spawn_maintenance();
+        Ok(())
+    }
+
+    fn check_started(&self) -> Result<()> {
+        if self.inner.started.load(Ordering::Acquire) {
+            Ok(())
+        } else if self.inner.slots.is_closed() {
+            Err(Error::Closed)
+        } else {
+            Err(Error::NotStarted)
+        }
+    }
+
+    /// Borrows one connection; it goes back to the pool when dropped.
+    ///
+    /// # Errors
+    /// [`Error::NotStarted`] before `startup`; [`Error::Closed`] after `close`;
+    /// [`Error::Timeout`] with [`Wait`](crate::TimeoutKind::Wait) (no slot came free),
+    /// [`Create`](crate::TimeoutKind::Create) or [`Recycle`](crate::TimeoutKind::Recycle);
+    /// [`Error::Backend`] when a new connection could not be opened.
+    pub async fn connection(&self) -> Result<PooledConnection> {
+        self.check_started()?;
+        Ok(PooledConnection::new(self.inner.slots.get().await?))
+    }
+
+    /// [`connection`](Self::connection) with its own wait timeout instead of the pool's.
+    /// `Duration::ZERO` borrows only if a slot is free right now.
+    pub async fn connection_timeout(&self, wait: Duration) -> Result<PooledConnection> {
+        self.check_started()?;
+        Ok(PooledConnection::new(
+            self.inner.slots.get_timeout(wait).await?,
+        ))
+    }
+
+    /// Runs one statement with parameters `$1..$n` on a borrowed connection, as a named
+    /// prepared statement kept in that connection's cache: psqlpy's
+    /// `execute(querystring, parameters, prepared=True)`. For `prepared=False` use
+    /// [`execute_unprepared`](Self::execute_unprepared).
+    ///
+    /// Borrows and gives back a connection around the one statement; no lock is held while
+    /// it runs. Statements that must share a session or a transaction need
+    /// [`connection`](Self::connection).
+    ///
+    /// # Errors
+    /// Those of [`connection`](Self::connection), and the statement's own as
+    /// [`Error::Backend`].
+    pub async fn execute(
+        &self,
+        querystring: &str,
+        parameters: &[&(dyn ToSql + Sync)],
+    ) -> Result<QueryResult> {
+        let mut conn = self.connection().await?;
+        conn.execute(querystring, parameters).await
+    }
+
+    /// Like [`execute`](Self::execute), through the unnamed statement (psqlpy's
+    /// `prepared=False`): nothing is cached on the server, which suits one-off statements
+    /// and poolers in transaction mode (PgBouncer).
+    pub async fn execute_unprepared(
+        &self,
+        querystring: &str,
+        parameters: &[&(dyn ToSql + Sync)],
+    ) -> Result<QueryResult> {
+        let mut conn = self.connection().await?;
+        conn.execute_unprepared(querystring, parameters).await
+    }
+
+    /// The counters (psqlpy's `max_size`, `size`, `available`, `waiting`, plus `idle` and
+    /// `in_use`), read together so they always add up.
+    pub fn status(&self) -> Status {
+        self.inner.slots.status()
+    }
+
+    /// Changes the maximum size. Growing takes effect at once (waiters are served); shrinking
+    /// closes surplus idle connections at once and surplus borrowed ones as they come back.
+    ///
+    /// # Errors
+    /// [`Error::Config`] if `max_db_pool_size` would drop below 2 or below `min_idle`.
+    pub fn resize(&self, max_db_pool_size: usize) -> Result<()> {
+        if max_db_pool_size < MIN_POOL_SIZE {
+            return Err(Error::config(format!(
+                "max_db_pool_size must be at least {MIN_POOL_SIZE}, got {max_db_pool_size}"
+            )));
+        }
+        let min_idle = self.inner.slots.config.min_idle;
+        if max_db_pool_size < min_idle {
+            return Err(Error::config(format!(
+                "max_db_pool_size ({max_db_pool_size}) cannot be below min_idle ({min_idle})"
+            )));
+        }
+        self.inner.slots.resize(max_db_pool_size);
+        Ok(())
+    }
+
+    /// Closes the pool: refuses new borrows ([`Error::Closed`]), wakes every waiter with
+    /// that error, and closes idle connections (politely, with Terminate). Borrowed
+    /// connections are closed when they come back. Cannot be undone.
+    pub async fn close(&self) {
+        self.inner.slots.close().await;
+    }
+
+    /// True once [`close`](Self::close) was called.
+    pub fn is_closed(&self) -> bool {
+        self.inner.slots.is_closed()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn assert_send_sync_clone<T: Send + Sync + Clone + 'static>() {}
+
+    #[test]
+    fn pool_is_a_cheap_shared_handle() {
+        assert_send_sync_clone::<PsqlPool>();
+        let a = PsqlPool::builder().build().unwrap();
+        let b = a.clone();
+        assert!(Arc::ptr_eq(&a.inner, &b.inner));
+    }
+
+    #[tokio::test]
+    async fn operations_before_startup_fail_clearly() {
+        let pool = PsqlPool::builder()
+            .host("127.0.0.1")
+            .port(1)
+            .build()
+            .unwrap();
+        assert!(matches!(pool.connection().await, Err(Error::NotStarted)));
+        assert!(matches!(
+            pool.execute("SELECT 1", &[]).await,
+            Err(Error::NotStarted)
+        ));
+        assert!(matches!(
+            pool.execute_unprepared("SELECT 1", &[]).await,
+            Err(Error::NotStarted)
+        ));
+        assert!(matches!(
+            pool.connection_timeout(Duration::ZERO).await,
+            Err(Error::NotStarted)
+        ));
+        assert_eq!(pool.status().size, 0, "no lazy start");
+        pool.close().await;
+        assert!(matches!(pool.connection().await, Err(Error::Closed)));
+        assert!(matches!(pool.startup().await, Err(Error::Closed)));
+    }
+
+    #[tokio::test]
+    async fn startup_reports_the_connect_error() {
+        // Nothing listens on port 1.
+        let pool = PsqlPool::builder()
+            .host("127.0.0.1")
+            .port(1)
+            .build()
+            .unwrap();
+        let err = pool.startup().await.unwrap_err();
+        assert!(matches!(err, Error::Backend(_)), "{err:?}");
+        assert!(matches!(pool.connection().await, Err(Error::NotStarted)));
+        let s = pool.status();
+        assert_eq!((s.size, s.in_use, s.waiting), (0, 0, 0));
+    }
+
+    #[test]
+    fn resize_validates() {
+        let pool = PsqlPool::builder()
+            .max_db_pool_size(4)
+            .min_idle(3)
+            .build()
+            .unwrap();
+        assert!(
+            pool.resize(1)
+                .unwrap_err()
+                .to_string()
+                .contains("at least 2")
+        );
+        assert!(
+            pool.resize(2)
+                .unwrap_err()
+                .to_string()
+                .contains("min_idle (3)")
+        );
+        pool.resize(8).unwrap();
+        assert_eq!(pool.status().max_size, 8);
+    }
+}

@@ -1,0 +1,232 @@
+//! What happens to a connection between two borrowers.
+//!
+//! Two stages, both bounded by the recycle timeout:
+//!
+//! 1. **Always, whatever the method** (local checks, no I/O unless the connection is dirty):
+//!    a broken connection, or an idle one whose socket the server closed (noticed by a
+//!    non-blocking read, no round trip), is closed and replaced. A connection given back
+//!    with a cancelled query still running, or inside a transaction (including a failed
+//!    one), is drained and rolled back (`ROLLBACK`) before anyone else sees it: a query still
+//!    running after 50 ms is cancelled on the server first (CancelRequest). If that fails or
+//!    times out the connection is closed. See [`PsqlPool`](crate::PsqlPool) for when this runs.
+//! 2. **The [`RecyclingMethod`]**, at checkout of an idle connection.
+
+use std::collections::HashSet;
+
+use pgwire_lite::Connection;
+
+use crate::error::Error;
+use crate::slots::{Health, Manager, Metrics};
+
+/// How an idle connection is checked (and cleaned) before it is handed to the next borrower.
+/// psqlpy's `conn_recycling_method` (the same three as deadpool-postgres, plus `Custom`).
+///
+/// | method | round trips at checkout | catches | session state from the last borrower |
+/// |---|---|---|---|
+/// | `Fast` (default) | 0 | broken, closed by the server | kept |
+/// | `Verified` | 1 (an empty query) | also a dead peer that sent nothing (half-open TCP) | kept |
+/// | `Clean` | 1 (2 if a borrower prepared SQL-level statements) | same as `Verified` | reset |
+/// | `Custom(sql)` | 1 | same as `Verified` | whatever `sql` resets |
+///
+/// Whatever the method, a connection returned inside a transaction or with a query still
+/// running is rolled back / drained first (see the module docs): `Fast` never hands out a
+/// connection in a transaction.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum RecyclingMethod {
+    /// Local checks only: not broken, not closed by the server, not inside a transaction.
+    /// No round trip. Session state (`SET` values, temporary tables, `LISTEN`s, advisory
+    /// locks, SQL-level prepared statements) survives into the next borrow.
+    #[default]
+    Fast,
+    /// `Fast` plus one round trip (an empty simple query: the server answers
+    /// EmptyQueryResponse, no statement runs) to prove the server is still there.
+    Verified,
+    /// `Verified` plus a reset of all session state, in one round trip: the SQL of
+    /// [`CLEAN_SQL`], then every SQL-level prepared statement (`PREPARE name AS ...`, which
+    /// the statement cache does not own) is deallocated. The statement cache's own
+    /// statements are kept, which is why this is not `DISCARD ALL`; should a borrower have
+    /// dropped them (`DEALLOCATE ALL`, `DISCARD ALL`), the cache is cleared to match.
+    Clean,
+    /// Runs this SQL with the simple query protocol (several statements allowed). The
+    /// connection must be idle afterwards (a `BEGIN` without `COMMIT` fails the check).
+    /// If the SQL drops prepared statements (`DISCARD ALL`, `DEALLOCATE ALL`), the statement
+    /// cache notices this at the next query of a dropped statement only; prefer `Clean`.
+    Custom(String),
+}
+
+/// The reset `Clean` runs, verbatim from deadpool-postgres (what `DISCARD ALL` does, minus
+/// `DEALLOCATE ALL` and `DISCARD PLANS`, so the statement cache stays useful), then a look at
+/// the prepared statements left on the server:
+///
+/// - `CLOSE ALL`: cursors;
+/// - `SET SESSION AUTHORIZATION DEFAULT`, `RESET ALL`: the session user, `SET ROLE` and every
+///   `SET` value (`search_path`, `statement_timeout`, `application_name`, ...);
+/// - `UNLISTEN *`: `LISTEN` channels (notifications already received are dropped too);
+/// - `SELECT pg_advisory_unlock_all()`: session-level advisory locks;
+/// - `DISCARD TEMP`: temporary tables;
+/// - `DISCARD SEQUENCES`: cached `currval`/`lastval` and sequence caches;
+/// - the last `SELECT` lists prepared statements: those with `from_sql` (SQL-level
+///   `PREPARE`) are then dropped with `DEALLOCATE "name"`, in a second round trip that only
+///   happens when there are some. If a statement the cache owns is missing,
+///   `DEALLOCATE ALL` runs and the cache is cleared, so cache and server agree again.
+pub const CLEAN_SQL: &str = "CLOSE ALL; \
+SET SESSION AUTHORIZATION DEFAULT; \
+RESET ALL; \
+UNLISTEN *; \
+SELECT pg_advisory_unlock_all(); \
+DISCARD TEMP; \
+DISCARD SEQUENCES; \
+SELECT name, from_sql FROM pg_prepared_statements";
+
+/// The statement `Verified` runs: empty, so nothing executes and the server just answers.
+pub const VERIFIED_SQL: &str = "";
+
+/// How long a dropped query may go on finishing by itself before it is cancelled.
+const DRAIN_GRACE: std::time::Duration = std::time::Duration::from_millis(50);
+
+/// The real manager: opens `pgwire_lite::Connection`s and recycles them with a method.
+pub(crate) struct PgManager {
+    pub(crate) config: pgwire_lite::Config,
+    pub(crate) method: RecyclingMethod,
+}
+
+fn not_idle(what: &'static str) -> Error {
+    Error::Backend(pgwire_lite::Error::Closed(what))
+}
+
+impl Manager for PgManager {
+    type Conn = Connection;
+
+    async fn create(&self) -> Result<Connection, Error> {
+        Ok(Connection::connect(&self.config).await?)
+    }
+
+    fn health(&self, conn: &mut Connection, idle: bool) -> Health {
+        if conn.is_broken() {
+            Health::Dead
+        } else if conn.has_pending() || conn.in_transaction() {
+            Health::Dirty
+        } else if idle && !conn.check_idle_socket() {
+            Health::Dead
+        } else {
+            Health::Ok
+        }
+    }
+
+    async fn reset(&self, conn: &mut Connection) -> Result<(), Error> {
+        if conn.has_pending() {
+            // The borrower dropped a query future. If the query finishes soon, just read
+            // the rest of its answer; if not, ask the server to cancel it (a CancelRequest on
+            // a side connection), then read up to its ReadyForQuery. A cancel that arrives
+            // after the query finished is ignored by the server, so this cannot hit the next
+            // query. The whole reset stays under the recycle timeout.
+            if tokio::time::timeout(DRAIN_GRACE, conn.drain())
+                .await
+                .is_err()
+            {
+                conn.cancel_token().cancel_query().await?;
+                conn.drain().await?;
+            }
+        }
+        if conn.in_transaction() {
+            conn.batch_execute("ROLLBACK").await?;
+        }
+        if conn.is_idle() {
+            Ok(())
+        } else {
+            Err(not_idle("still not idle after drain and ROLLBACK"))
+        }
+    }
+
+    async fn recycle(&self, conn: &mut Connection, _metrics: &Metrics) -> Result<(), Error> {
+        match &self.method {
+            RecyclingMethod::Fast => return Ok(()),
+            RecyclingMethod::Verified => conn.batch_execute(VERIFIED_SQL).await?,
+            RecyclingMethod::Clean => clean(conn).await?,
+            RecyclingMethod::Custom(sql) => conn.batch_execute(sql).await?,
+        }
+        if conn.is_idle() {
+            Ok(())
+        } else {
+            Err(not_idle(
+                "the recycling SQL left the connection inside a transaction",
+            ))
+        }
+    }
+
+    async fn close(&self, conn: Connection) {
+        // Best effort: a failed Terminate still closes the socket.
+        let _ = conn.close().await;
+    }
+}
+
+/// `Clean`: see [`CLEAN_SQL`].
+async fn clean(conn: &mut Connection) -> Result<(), Error> {
+    let results = conn.simple_query(CLEAN_SQL).await?;
+    // Notifications that arrived before UNLISTEN belong to the previous borrower.
+    drop(conn.take_notifications());
+    conn.set_notice_handler(None);
+    let mut sql_level = Vec::new();
+    let mut on_server = HashSet::new();
+    if let Some(listing) = results.last() {
+        for row in listing.rows() {
+            // Simple-query values arrive in text format: `name` as is, `from_sql` as t/f.
+            let Some(name) = row.raw(0)? else { continue };
+            let name = String::from_utf8_lossy(name).into_owned();
+            if row.raw(1)? == Some(&b"t"[..]) {
+                sql_level.push(name);
+            } else {
+                on_server.insert(name);
+            }
+        }
+    }
+    let cache_intact = conn
+        .cached_statement_names()
+        .iter()
+        .all(|n| on_server.contains(n));
+    let mut sql = String::new();
+    if !cache_intact {
+        sql.push_str("DEALLOCATE ALL;");
+        conn.clear_statement_cache();
+    } else {
+        for name in &sql_level {
+            sql.push_str("DEALLOCATE ");
+            push_ident(&mut sql, name);
+            sql.push(';');
+        }
+    }
+    if !sql.is_empty() {
+        conn.batch_execute(&sql).await?;
+    }
+    Ok(())
+}
+
+/// Appends `name` as a quoted SQL identifier (double quotes doubled), so any name the server
+/// reports is passed back verbatim and cannot break out of the statement.
+fn push_ident(out: &mut String, name: &str) {
+    out.push('"');
+    for c in name.chars() {
+        if c == '"' {
+            out.push('"');
+        }
+        out.push(c);
+    }
+    out.push('"');
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn identifiers_are_quoted() {
+        let mut s = String::new();
+        push_ident(&mut s, r#"we"ird; DROP TABLE x"#);
+        assert_eq!(s, r#""we""ird; DROP TABLE x""#);
+    }
+
+    #[test]
+    fn fast_is_the_default() {
+        assert_eq!(RecyclingMethod::default(), RecyclingMethod::Fast);
+    }
+}

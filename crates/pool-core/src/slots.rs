@@ -1,0 +1,573 @@
+//! Slot accounting: one FIFO-fair semaphore of `max_size` permits plus a stack of idle
+//! connections. This is the only place that counts connections.
+//!
+//! The model, in three counters kept under one short mutex (never held across an `.await`):
+//!
+//! - a *permit* of the semaphore is a right to hold one slot; borrowers queue for permits in
+//!   arrival order (tokio's `Semaphore` is fair), each wait bounded by the wait timeout;
+//! - `in_use` counts slots held by borrowers (a connection checked out, or one being created,
+//!   reset or recycled for a borrower); every one of them holds exactly one permit;
+//! - `idle` is a stack of ready connections, most recently used on top; they hold no permit.
+//!
+//! `size = idle + in_use` never exceeds `max_size` (except right after `resize` shrinks the
+//! pool: surplus connections are closed as they come back). Every path that takes a permit
+//! hands it back through [`Object`]'s `Drop`, so a cancelled future, an error or a panic
+//! cannot leak a slot.
+//!
+//! Slots are generic over [`Manager`] so that the accounting is tested with a fake factory
+//! and paused time (no I/O); the real manager wraps `pgwire_lite::Connection`.
+
+use std::collections::hash_map::RandomState;
+use std::future::Future;
+use std::hash::{BuildHasher, Hasher};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
+use std::time::Duration;
+
+use tokio::sync::Semaphore;
+use tokio::time::{Instant, timeout};
+
+use crate::error::{Error, TimeoutKind};
+use crate::guard::Object;
+
+/// What the pool needs from a connection type. Three async steps and two local checks.
+pub(crate) trait Manager: Send + Sync + 'static {
+    /// The connection type.
+    type Conn: Send + 'static;
+
+    /// Opens a new connection (bounded by the create timeout).
+    fn create(&self) -> impl Future<Output = Result<Self::Conn, Error>> + Send;
+
+    /// Local checks only, no I/O on the query path. `idle` is true at checkout of an idle
+    /// connection, when a non-blocking look at the socket is allowed (a server that closed
+    /// it is noticed without a round trip); false when a borrower gives the connection back.
+    fn health(&self, conn: &mut Self::Conn, idle: bool) -> Health;
+
+    /// Brings a [`Health::Dirty`] connection back to idle (drain a cancelled query, roll back
+    /// a transaction). Bounded by the recycle timeout; an error closes the connection.
+    fn reset(&self, conn: &mut Self::Conn) -> impl Future<Output = Result<(), Error>> + Send;
+
+    /// The recycling method, run at checkout of an idle connection after `health` and
+    /// `reset`. Bounded by the recycle timeout (shared with `reset`); an error closes the
+    /// connection and the checkout goes on with the next idle one or a new one.
+    fn recycle(
+        &self,
+        conn: &mut Self::Conn,
+        metrics: &Metrics,
+    ) -> impl Future<Output = Result<(), Error>> + Send;
+
+    /// Closes a connection politely (e.g. sends Terminate). Used where awaiting is possible:
+    /// `close()` and background maintenance. Elsewhere connections are simply dropped.
+    fn close(&self, conn: Self::Conn) -> impl Future<Output = ()> + Send;
+}
+
+/// The verdict of [`Manager::health`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Health {
+    /// Ready for the next borrower (after the recycling method).
+    Ok,
+    /// Usable once [`Manager::reset`] ran: a query left mid-flight, or a transaction open.
+    Dirty,
+    /// Never reuse: broken, closed by the server, or a protocol failure.
+    Dead,
+}
+
+/// Times and counts kept for each connection. Handed to the recycling step, and readable
+/// through `PooledConnection::metrics()`.
+#[derive(Debug, Clone, Copy)]
+pub struct Metrics {
+    created: Instant,
+    last_used: Instant,
+    recycled: Option<Instant>,
+    recycle_count: u64,
+}
+
+impl Metrics {
+    fn new(now: Instant) -> Self {
+        Metrics {
+            created: now,
+            last_used: now,
+            recycled: None,
+            recycle_count: 0,
+        }
+    }
+
+    /// When the connection was opened.
+    pub fn created(&self) -> std::time::Instant {
+        self.created.into_std()
+    }
+
+    /// When the connection was last given back to the pool (or opened, if never).
+    pub fn last_used(&self) -> std::time::Instant {
+        self.last_used.into_std()
+    }
+
+    /// When the connection was last recycled for a borrower, if ever.
+    pub fn recycled(&self) -> Option<std::time::Instant> {
+        self.recycled.map(Instant::into_std)
+    }
+
+    /// How many times the connection was recycled (handed to another borrower).
+    pub fn recycle_count(&self) -> u64 {
+        self.recycle_count
+    }
+
+    /// How long the connection has been open.
+    pub fn age(&self) -> Duration {
+        self.created.elapsed()
+    }
+}
+
+/// A connection plus its bookkeeping, while it belongs to the pool.
+pub(crate) struct Entry<C> {
+    pub(crate) conn: C,
+    pub(crate) metrics: Metrics,
+    /// Creation time plus `max_lifetime` minus jitter.
+    expires_at: Option<Instant>,
+    /// `idle_timeout` minus jitter, fixed per connection.
+    idle_limit: Option<Duration>,
+    /// A background reset was already tried once; a connection still dirty after it is closed
+    /// (and this also stops a reset task dropped unrun at runtime shutdown from re-spawning).
+    reset_tried: bool,
+}
+
+impl<C> Entry<C> {
+    fn new(conn: C, config: &SlotConfig) -> Self {
+        let now = Instant::now();
+        Entry {
+            conn,
+            metrics: Metrics::new(now),
+            expires_at: config.max_lifetime.map(|l| now + jitter(l)),
+            idle_limit: config.idle_timeout.map(jitter),
+            reset_tried: false,
+        }
+    }
+
+    fn expired(&self, now: Instant) -> bool {
+        self.expires_at.is_some_and(|at| now >= at)
+    }
+
+    fn idle_too_long(&self, now: Instant) -> bool {
+        self.idle_limit
+            .is_some_and(|limit| now.saturating_duration_since(self.metrics.last_used) >= limit)
+    }
+}
+
+/// Shortens `d` by a random 0-10 %, so connections opened together do not all expire (and get
+/// reopened) together: the thundering herd after a restart or a burst.
+fn jitter(d: Duration) -> Duration {
+    // std's RandomState is seeded randomly per instance: enough randomness for spreading
+    // expiry times, without a dependency.
+    let r = RandomState::new().build_hasher().finish();
+    let per_mille = (r % 101) as u32; // 0..=100 -> 0 %..10 %
+    d.saturating_sub(d / 1000 * per_mille)
+}
+
+/// The slot-level knobs (validated by the builder).
+#[derive(Debug, Clone)]
+pub(crate) struct SlotConfig {
+    pub(crate) max_size: usize,
+    pub(crate) wait_timeout: Duration,
+    pub(crate) create_timeout: Duration,
+    pub(crate) recycle_timeout: Duration,
+    pub(crate) max_lifetime: Option<Duration>,
+    pub(crate) idle_timeout: Option<Duration>,
+    pub(crate) min_idle: usize,
+}
+
+/// How long `close()` and maintenance wait for a polite close before dropping the socket.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// A snapshot of the pool's counters, taken under one lock so that it always adds up:
+/// `size == idle + in_use`, `available == idle`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Status {
+    /// The maximum number of connections (`max_db_pool_size`, or the last `resize`).
+    pub max_size: usize,
+    /// Connections the pool holds now: idle ones plus slots held by borrowers (including
+    /// connections being opened or recycled for a borrower).
+    pub size: usize,
+    /// Idle connections ready to be handed out without opening a new one (psqlpy's and
+    /// deadpool's name; the same number as `idle`).
+    pub available: usize,
+    /// Borrowers queued for a free slot.
+    pub waiting: usize,
+    /// Idle connections (same as `available`).
+    pub idle: usize,
+    /// Slots held by borrowers.
+    pub in_use: usize,
+}
+
+struct State<C> {
+    /// Least recently used at the front, most recently used at the back (popped first).
+    idle: Vec<Entry<C>>,
+    in_use: usize,
+    max_size: usize,
+    /// Permits still to take out of circulation after a shrinking `resize` (they were held by
+    /// borrowers at the time): each is forgotten instead of released when it comes back.
+    to_forget: usize,
+    closed: bool,
+}
+
+/// The pool's shared core. Everything else holds an `Arc` of it.
+pub(crate) struct Slots<M: Manager> {
+    pub(crate) manager: M,
+    semaphore: Semaphore,
+    state: Mutex<State<M::Conn>>,
+    waiting: AtomicUsize,
+    pub(crate) config: SlotConfig,
+}
+
+/// Counts a borrower as waiting while it is queued for a permit, whichever way the wait ends.
+struct WaitingGuard<'a>(&'a AtomicUsize);
+
+impl<'a> WaitingGuard<'a> {
+    fn new(counter: &'a AtomicUsize) -> Self {
+        counter.fetch_add(1, Ordering::Relaxed);
+        WaitingGuard(counter)
+    }
+}
+
+impl Drop for WaitingGuard<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+impl<M: Manager> Slots<M> {
+    pub(crate) fn new(manager: M, config: SlotConfig) -> Arc<Self> {
+        Arc::new(Slots {
+            manager,
+            semaphore: Semaphore::new(config.max_size),
+            state: Mutex::new(State {
+                idle: Vec::with_capacity(config.max_size),
+                in_use: 0,
+                max_size: config.max_size,
+                to_forget: 0,
+                closed: false,
+            }),
+            waiting: AtomicUsize::new(0),
+            config,
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State<M::Conn>> {
+        // Nothing panics while the lock is held; should it ever, the counters are still
+        // consistent (each critical section updates them together), so keep going.
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn release_permit(&self, st: &mut State<M::Conn>) {
+        if st.to_forget > 0 {
+            st.to_forget -= 1;
+        } else {
+            self.semaphore.add_permits(1);
+        }
+    }
+
+    /// A snapshot of the counters.
+    pub(crate) fn status(&self) -> Status {
+        let st = self.lock();
+        Status {
+            max_size: st.max_size,
+            size: st.idle.len() + st.in_use,
+            available: st.idle.len(),
+            waiting: self.waiting.load(Ordering::Relaxed),
+            idle: st.idle.len(),
+            in_use: st.in_use,
+        }
+    }
+
+    pub(crate) fn is_closed(&self) -> bool {
+        self.lock().closed
+    }
+
+    /// Borrows a connection with the configured wait timeout.
+    pub(crate) async fn get(self: &Arc<Self>) -> Result<Object<M>, Error> {
+        self.get_timeout(self.config.wait_timeout).await
+    }
+
+    /// Borrows a connection: waits (FIFO, at most `wait`) for a slot, then takes the most
+    /// recently used idle connection that passes its checks, or opens a new one.
+    pub(crate) async fn get_timeout(self: &Arc<Self>, wait: Duration) -> Result<Object<M>, Error> {
+        {
+            let _waiting = WaitingGuard::new(&self.waiting);
+            match timeout(wait, self.semaphore.acquire()).await {
+                Err(_) => return Err(Error::Timeout(TimeoutKind::Wait)),
+                Ok(Err(_closed)) => return Err(Error::Closed),
+                // From here the permit is ours to give back, through `Object`'s Drop.
+                Ok(Ok(permit)) => permit.forget(),
+            }
+        }
+        let mut candidate = {
+            let mut st = self.lock();
+            if st.closed {
+                self.release_permit(&mut st);
+                return Err(Error::Closed);
+            }
+            st.in_use += 1;
+            st.idle.pop()
+        };
+        // Holds the slot: dropping it (error, timeout, cancelled future) frees the slot.
+        let mut obj = Object::reserved(Arc::clone(self));
+        loop {
+            let Some(mut entry) = candidate.take() else {
+                let conn = match timeout(self.config.create_timeout, self.manager.create()).await {
+                    Ok(Ok(conn)) => conn,
+                    Ok(Err(e)) => return Err(e),
+                    Err(_) => return Err(Error::Timeout(TimeoutKind::Create)),
+                };
+                obj.set_entry(Entry::new(conn, &self.config));
+                return Ok(obj);
+            };
+            let now = Instant::now();
+            let health = if entry.expired(now) {
+                Health::Dead
+            } else {
+                self.manager.health(&mut entry.conn, true)
+            };
+            if health != Health::Dead {
+                let prepare = async {
+                    if health == Health::Dirty {
+                        self.manager.reset(&mut entry.conn).await?;
+                    }
+                    self.manager.recycle(&mut entry.conn, &entry.metrics).await
+                };
+                match timeout(self.config.recycle_timeout, prepare).await {
+                    Ok(Ok(())) => {
+                        entry.metrics.recycled = Some(Instant::now());
+                        entry.metrics.recycle_count += 1;
+                        entry.reset_tried = false;
+                        obj.set_entry(entry);
+                        return Ok(obj);
+                    }
+                    // A failed check: close this one, try the next idle one or open one.
+                    Ok(Err(_)) => {}
+                    Err(_) => return Err(Error::Timeout(TimeoutKind::Recycle)),
+                }
+            }
+            drop(entry);
+            // The slot stays ours; only the connection went away.
+            candidate = self.lock().idle.pop();
+        }
+    }
+
+    /// Gives a slot back (from `Object`'s Drop): the connection, if any and still good, goes
+    /// on top of the idle stack before the permit is released, so the next waiter finds it.
+    ///
+    /// A connection that comes back dirty (cancelled mid-query, inside a transaction) is
+    /// reset by a task spawned on the current tokio runtime, still holding its slot, so its
+    /// locks and snapshot are released promptly and an idle connection is always clean.
+    /// Without a runtime (dropped outside tokio) it goes back dirty and the next checkout
+    /// resets it under the recycle timeout. Either way no borrower ever sees it dirty.
+    pub(crate) fn give_back(self: &Arc<Self>, entry: Option<Entry<M::Conn>>) {
+        let mut keep = None;
+        if let Some(mut e) = entry {
+            let now = Instant::now();
+            let health = if e.expired(now) {
+                Health::Dead
+            } else {
+                self.manager.health(&mut e.conn, false)
+            };
+            match health {
+                Health::Ok => keep = Some(e),
+                Health::Dirty if !e.reset_tried => match tokio::runtime::Handle::try_current() {
+                    Ok(handle) if !self.is_closed() => {
+                        e.reset_tried = true;
+                        let mut obj = Object::reserved(Arc::clone(self));
+                        obj.set_entry(e);
+                        // The task owns the slot; if it is dropped unrun, `reset_tried`
+                        // makes that drop close the connection instead of spawning again.
+                        handle.spawn(reset_in_background(obj));
+                        return;
+                    }
+                    _ => keep = Some(e),
+                },
+                Health::Dirty | Health::Dead => {}
+            }
+        }
+        let discard = {
+            let mut st = self.lock();
+            st.in_use = st.in_use.saturating_sub(1);
+            let discard = match keep {
+                Some(mut e) if !st.closed && st.idle.len() + st.in_use < st.max_size => {
+                    e.metrics.last_used = Instant::now();
+                    st.idle.push(e);
+                    None
+                }
+                other => other,
+            };
+            self.release_permit(&mut st);
+            discard
+        };
+        // Closing a socket is done outside the lock.
+        drop(discard);
+    }
+
+    /// Refuses new borrows, wakes every waiter with [`Error::Closed`] and closes the idle
+    /// connections. Borrowed connections are closed when they come back.
+    pub(crate) async fn close(&self) {
+        let idle = {
+            let mut st = self.lock();
+            st.closed = true;
+            std::mem::take(&mut st.idle)
+        };
+        self.semaphore.close();
+        for e in idle {
+            let _ = timeout(CLOSE_TIMEOUT, self.manager.close(e.conn)).await;
+        }
+    }
+
+    /// Changes `max_size`. Growing adds permits at once; shrinking takes free permits out at
+    /// once and the rest as borrowers give them back, and closes surplus idle connections.
+    pub(crate) fn resize(&self, new_max: usize) {
+        let surplus = {
+            let mut st = self.lock();
+            let old = st.max_size;
+            st.max_size = new_max;
+            if new_max > old {
+                let grow = new_max - old;
+                let cancelled = grow.min(st.to_forget);
+                st.to_forget -= cancelled;
+                self.semaphore.add_permits(grow - cancelled);
+            } else if new_max < old {
+                let shrink = old - new_max;
+                let forgotten = self.semaphore.forget_permits(shrink);
+                st.to_forget += shrink - forgotten;
+            }
+            let over = (st.idle.len() + st.in_use).saturating_sub(new_max);
+            let n = over.min(st.idle.len());
+            // Least recently used first.
+            st.idle.drain(..n).collect::<Vec<_>>()
+        };
+        drop(surplus);
+    }
+
+    /// Opens one connection into the idle stack (startup's check). The error is the
+    /// server's, so a wrong password or a down server fails `startup()` with it.
+    pub(crate) async fn warm_one(self: &Arc<Self>) -> Result<(), Error> {
+        drop(self.get().await?);
+        Ok(())
+    }
+
+    /// Closes idle connections past their lifetime, and those idle too long while more than
+    /// `min_idle` are idle; then opens connections up to `min_idle`.
+    pub(crate) async fn maintain(self: &Arc<Self>) {
+        let now = Instant::now();
+        let expired = {
+            let mut st = self.lock();
+            let min_idle = self.config.min_idle;
+            let mut removed = Vec::new();
+            let mut i = 0;
+            // Front to back = least recently used first.
+            while i < st.idle.len() {
+                let e = &st.idle[i];
+                let surplus = st.idle.len() > min_idle;
+                if e.expired(now) || (surplus && e.idle_too_long(now)) {
+                    removed.push(st.idle.remove(i));
+                } else {
+                    i += 1;
+                }
+            }
+            removed
+        };
+        for e in expired {
+            let _ = timeout(CLOSE_TIMEOUT, self.manager.close(e.conn)).await;
+        }
+        self.top_up().await;
+    }
+
+    /// Opens connections until `min_idle` are idle, without ever queueing behind or ahead of
+    /// borrowers: it only takes a permit that is free right now.
+    async fn top_up(self: &Arc<Self>) {
+        loop {
+            let Ok(permit) = self.semaphore.try_acquire() else {
+                return;
+            };
+            permit.forget();
+            {
+                let mut st = self.lock();
+                let full = st.idle.len() + st.in_use >= st.max_size;
+                if st.closed || full || st.idle.len() >= self.config.min_idle {
+                    self.release_permit(&mut st);
+                    return;
+                }
+                st.in_use += 1;
+            }
+            let mut obj = Object::reserved(Arc::clone(self));
+            match timeout(self.config.create_timeout, self.manager.create()).await {
+                Ok(Ok(conn)) => obj.set_entry(Entry::new(conn, &self.config)),
+                // The next round tries again; a borrower that needs one sees the error.
+                _ => return,
+            }
+            // Dropping the object puts the new connection on the idle stack.
+            drop(obj);
+        }
+    }
+
+    /// How often the background maintenance runs, or `None` when there is nothing to do.
+    pub(crate) fn maintenance_interval(&self) -> Option<Duration> {
+        let c = &self.config;
+        if c.max_lifetime.is_none() && c.idle_timeout.is_none() && c.min_idle == 0 {
+            return None;
+        }
+        let mut every = Duration::from_secs(30);
+        for d in [c.max_lifetime, c.idle_timeout].into_iter().flatten() {
+            every = every.min(d / 4);
+        }
+        Some(every.max(Duration::from_millis(100)))
+    }
+
+    /// Starts the background maintenance task on the current tokio runtime, if there is
+    /// anything to maintain. It holds only a weak reference, and stops when the pool is closed
+    /// or dropped. It never runs on the query path.
+    pub(crate) fn spawn_maintenance(self: &Arc<Self>) {
+        let Some(every) = self.maintenance_interval() else {
+            return;
+        };
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let weak: Weak<Self> = Arc::downgrade(self);
+        runtime.spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                let Some(slots) = weak.upgrade() else { return };
+                if slots.is_closed() {
+                    return;
+                }
+                slots.maintain().await;
+            }
+        });
+    }
+}
+
+async fn reset_in_background<M: Manager>(mut obj: Object<M>) {
+    let slots = Arc::clone(obj.slots());
+    let ok = match obj.entry_mut() {
+        Some(e) => matches!(
+            timeout(
+                slots.config.recycle_timeout,
+                slots.manager.reset(&mut e.conn)
+            )
+            .await,
+            Ok(Ok(()))
+        ),
+        None => false,
+    };
+    if !ok {
+        obj.discard();
+    }
+    // Dropping gives the slot back: clean -> idle stack, still dirty or failed -> closed.
+}
+
+#[cfg(test)]
+mod fake;
+
+#[cfg(test)]
+mod tests;
+
+#[cfg(test)]
+mod stress;
