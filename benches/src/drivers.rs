@@ -1,5 +1,8 @@
 //! The in-process drivers a load runs through, and the client loop they share.
 //!
+//! psqlpool: `PsqlPool` with `RecyclingMethod::Fast`; `pool.execute` for the select (a named
+//! statement cached per connection), `pool.connection()` + `execute` for TPC-B.
+//!
 //! Every driver runs the same statements with bound parameters and prepared (named) statements,
 //! sequentially (no pipelining), `BEGIN`/`END` as simple queries:
 //! - deadpool-postgres: `RecyclingMethod::Fast`, `prepare_cached` on the pooled client;
@@ -27,6 +30,8 @@ use crate::workload::{self, Params, Rng, Workload};
 /// The drivers the load command knows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Kind {
+    /// psqlpool (`pool_core::PsqlPool`).
+    Ours,
     /// tokio-postgres through deadpool-postgres.
     Deadpool,
     /// tokio-postgres through bb8-postgres.
@@ -44,6 +49,7 @@ impl Kind {
     /// Short name used on the command line and in tables.
     pub fn name(self) -> &'static str {
         match self {
+            Kind::Ours => "psqlpool",
             Kind::Deadpool => "deadpool-postgres",
             Kind::Bb8 => "bb8-postgres",
             Kind::Sqlx => "sqlx",
@@ -62,12 +68,13 @@ impl FromStr for Kind {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
         match s {
+            "ours" | "psqlpool" => Ok(Kind::Ours),
             "deadpool" | "deadpool-postgres" => Ok(Kind::Deadpool),
             "bb8" | "bb8-postgres" => Ok(Kind::Bb8),
             "sqlx" => Ok(Kind::Sqlx),
             "pgbench" => Ok(Kind::Pgbench),
             other => Err(format!(
-                "unknown driver {other:?}: expected deadpool, bb8, sqlx or pgbench"
+                "unknown driver {other:?}: expected ours, deadpool, bb8, sqlx or pgbench"
             )),
         }
     }
@@ -141,6 +148,8 @@ fn sqlx_options(url: &str) -> Result<sqlx::postgres::PgConnectOptions, String> {
 /// A pool of one in-process driver, ready to run transactions. Cheap to clone (shared pool).
 #[derive(Clone)]
 pub enum Driver {
+    /// psqlpool.
+    Ours(pool_core::PsqlPool),
     /// deadpool-postgres.
     Deadpool(deadpool_postgres::Pool),
     /// bb8-postgres (with per-connection statements).
@@ -172,6 +181,16 @@ impl Driver {
     ) -> Result<Driver, String> {
         let size32 = u32::try_from(size).map_err(|_| format!("--pool {size}: too large"))?;
         match kind {
+            Kind::Ours => {
+                let pool = pool_core::PsqlPool::builder()
+                    .dsn(url)
+                    .max_db_pool_size(size)
+                    .conn_recycling_method(pool_core::RecyclingMethod::Fast)
+                    .build()
+                    .map_err(err)?;
+                pool.startup().await.map_err(err)?;
+                Ok(Driver::Ours(pool))
+            }
             Kind::Deadpool => {
                 let pg: tokio_postgres::Config = url.parse().map_err(err)?;
                 let manager = deadpool_postgres::Manager::from_config(
@@ -213,6 +232,7 @@ impl Driver {
     /// Which driver this is.
     pub fn kind(&self) -> Kind {
         match self {
+            Driver::Ours(_) => Kind::Ours,
             Driver::Deadpool(_) => Kind::Deadpool,
             Driver::Bb8(_) => Kind::Bb8,
             Driver::Sqlx(_) => Kind::Sqlx,
@@ -230,6 +250,17 @@ impl Driver {
     /// `pgbench -S`: the balance of account `aid`, decoded.
     pub async fn select(&self, aid: i32) -> Result<i32, String> {
         match self {
+            Driver::Ours(pool) => {
+                let res = pool
+                    .execute(workload::SELECT_ACCOUNT, &[&aid])
+                    .await
+                    .map_err(err)?;
+                let row = res
+                    .rows()
+                    .first()
+                    .ok_or_else(|| format!("no account {aid}"))?;
+                row.try_get(0).map_err(err)
+            }
             Driver::Deadpool(pool) => {
                 let client = pool.get().await.map_err(err)?;
                 let stmt = client
@@ -263,6 +294,35 @@ impl Driver {
     /// pgbench's TPC-B-like transaction.
     pub async fn tpcb(&self, p: &Params) -> Result<(), String> {
         match self {
+            Driver::Ours(pool) => {
+                let mut conn = pool.connection().await.map_err(err)?;
+                conn.batch_execute(workload::BEGIN).await.map_err(err)?;
+                conn.execute(workload::UPDATE_ACCOUNT, &[&p.delta, &p.aid])
+                    .await
+                    .map_err(err)?;
+                let res = conn
+                    .execute(workload::SELECT_ACCOUNT, &[&p.aid])
+                    .await
+                    .map_err(err)?;
+                let row = res
+                    .rows()
+                    .first()
+                    .ok_or_else(|| format!("no account {}", p.aid))?;
+                let _: i32 = row.try_get(0).map_err(err)?;
+                conn.execute(workload::UPDATE_TELLER, &[&p.delta, &p.tid])
+                    .await
+                    .map_err(err)?;
+                conn.execute(workload::UPDATE_BRANCH, &[&p.delta, &p.bid])
+                    .await
+                    .map_err(err)?;
+                conn.execute(
+                    workload::INSERT_HISTORY,
+                    &[&p.tid, &p.bid, &p.aid, &p.delta],
+                )
+                .await
+                .map_err(err)?;
+                conn.batch_execute(workload::END).await.map_err(err)
+            }
             Driver::Deadpool(pool) => {
                 let client = pool.get().await.map_err(err)?;
                 // Simple-query BEGIN/END, as for every driver (`transaction()` sends the same).
@@ -371,6 +431,7 @@ impl Driver {
     /// Closes the pool's connections (so the next driver's round starts on a quiet server).
     pub async fn close(&self) {
         match self {
+            Driver::Ours(pool) => pool.close().await,
             Driver::Deadpool(pool) => pool.close(),
             Driver::Bb8(_) => {} // bb8 closes connections when the last pool handle drops.
             Driver::Sqlx(pool) => pool.close().await,

@@ -33,7 +33,8 @@ USAGE: pgbench-load [OPTIONS]
   --runtime current|multi  tokio runtime of the in-process drivers           [multi]
   --compare                also run deadpool-postgres, bb8-postgres, sqlx and
                            pgbench -M prepared (if found), interleaved, as ratios
-  --drivers a,b,...        explicit driver list (deadpool, bb8, sqlx, pgbench)
+  --drivers a,b,...        explicit driver list (ours, deadpool, bb8, sqlx, pgbench);
+                           ratios are to the first
   --peer-defaults          keep the peers' per-checkout health checks (bb8
                            test_on_check_out, sqlx test_before_acquire): +1 round trip
   --init                   recreate the pgbench tables even if present
@@ -148,8 +149,8 @@ fn parse_args(argv: impl IntoIterator<Item = String>) -> Result<Option<Args>, St
     let drivers = match (explicit, compare) {
         (Some(list), _) if !list.is_empty() => list,
         (Some(_), _) => return Err("--drivers: empty list".into()),
-        (None, true) => Kind::PEERS.to_vec(),
-        (None, false) => vec![Kind::Deadpool],
+        (None, true) => std::iter::once(Kind::Ours).chain(Kind::PEERS).collect(),
+        (None, false) => vec![Kind::Ours],
     };
     Ok(Some(Args {
         workload,
@@ -525,7 +526,8 @@ mod tests {
         assert_eq!((a.clients, a.pool), (8, 8));
         assert_eq!(a.runtime, Runtime::Current);
         assert!(a.unix);
-        assert_eq!(a.drivers, Kind::PEERS.to_vec());
+        assert_eq!(a.drivers[0], Kind::Ours);
+        assert_eq!(a.drivers[1..], Kind::PEERS);
         let a = parse("--drivers sqlx,pgbench --pool 2 -c 4")
             .unwrap()
             .unwrap();
