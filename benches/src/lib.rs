@@ -13,4 +13,5 @@ pub mod noop;
 pub mod pgbench;
 pub mod schema;
 pub mod target;
+pub mod wide;
 pub mod workload;
