@@ -1,0 +1,464 @@
+//! The in-process drivers a load runs through, and the client loop they share.
+//!
+//! psqlpool: `PsqlPool` with `RecyclingMethod::Fast`; `pool.execute` for the select (a named
+//! statement cached per connection), `pool.connection()` + `execute` for TPC-B.
+//!
+//! Every driver runs the same statements with bound parameters and prepared (named) statements,
+//! sequentially (no pipelining), `BEGIN`/`END` as simple queries:
+//! - deadpool-postgres: `RecyclingMethod::Fast`, `prepare_cached` on the pooled client;
+//! - bb8-postgres: its `PostgresConnectionManager` wrapped so each pooled connection carries a
+//!   statement map (prepared once per connection; bb8-postgres itself has no statement cache and
+//!   preparing per call would add a round trip per statement);
+//! - sqlx: `sqlx::query(..).bind(..)`, persistent statements (its per-connection cache, default on).
+//!
+//! Pool health checks that cost a round trip per checkout (bb8 `test_on_check_out`, sqlx
+//! `test_before_acquire`, both on by default) are switched off unless `peer_defaults`, so every pool
+//! does the same work as psqlpool's `RecyclingMethod::Fast`. sqlx still pings every connection on
+//! release (in a background task; not configurable).
+
+use std::collections::HashMap;
+use std::fmt;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio_postgres::{NoTls, Statement};
+
+use crate::hist::Recorder;
+use crate::workload::{self, Params, Rng, Workload};
+
+/// The drivers the load command knows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Kind {
+    /// psqlpool (`pool_core::PsqlPool`).
+    Ours,
+    /// tokio-postgres through deadpool-postgres.
+    Deadpool,
+    /// tokio-postgres through bb8-postgres.
+    Bb8,
+    /// sqlx's `PgPool`.
+    Sqlx,
+    /// The `pgbench` binary, `-M prepared` (run as a child process, not through [`Driver`]).
+    Pgbench,
+}
+
+impl Kind {
+    /// Every peer, in the order `--compare` runs them.
+    pub const PEERS: [Kind; 4] = [Kind::Deadpool, Kind::Bb8, Kind::Sqlx, Kind::Pgbench];
+
+    /// Short name used on the command line and in tables.
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Ours => "psqlpool",
+            Kind::Deadpool => "deadpool-postgres",
+            Kind::Bb8 => "bb8-postgres",
+            Kind::Sqlx => "sqlx",
+            Kind::Pgbench => "pgbench",
+        }
+    }
+}
+
+impl fmt::Display for Kind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for Kind {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "ours" | "psqlpool" => Ok(Kind::Ours),
+            "deadpool" | "deadpool-postgres" => Ok(Kind::Deadpool),
+            "bb8" | "bb8-postgres" => Ok(Kind::Bb8),
+            "sqlx" => Ok(Kind::Sqlx),
+            "pgbench" => Ok(Kind::Pgbench),
+            other => Err(format!(
+                "unknown driver {other:?}: expected ours, deadpool, bb8, sqlx or pgbench"
+            )),
+        }
+    }
+}
+
+/// A tokio-postgres client that remembers its prepared statements (the bb8 connection type).
+pub struct PreparedClient {
+    client: tokio_postgres::Client,
+    statements: HashMap<&'static str, Statement>,
+}
+
+impl PreparedClient {
+    async fn statement(&mut self, sql: &'static str) -> Result<Statement, tokio_postgres::Error> {
+        if let Some(s) = self.statements.get(sql) {
+            return Ok(s.clone());
+        }
+        let s = self.client.prepare(sql).await?;
+        self.statements.insert(sql, s.clone());
+        Ok(s)
+    }
+}
+
+/// bb8-postgres's manager, with a statement map per connection.
+pub struct PreparedManager(bb8_postgres::PostgresConnectionManager<NoTls>);
+
+impl bb8::ManageConnection for PreparedManager {
+    type Connection = PreparedClient;
+    type Error = tokio_postgres::Error;
+
+    async fn connect(&self) -> Result<PreparedClient, tokio_postgres::Error> {
+        Ok(PreparedClient {
+            client: self.0.connect().await?,
+            statements: HashMap::new(),
+        })
+    }
+
+    async fn is_valid(&self, conn: &mut PreparedClient) -> Result<(), tokio_postgres::Error> {
+        self.0.is_valid(&mut conn.client).await
+    }
+
+    fn has_broken(&self, conn: &mut PreparedClient) -> bool {
+        self.0.has_broken(&mut conn.client)
+    }
+}
+
+/// sqlx options for `url`, read by tokio-postgres's libpq-compatible parser: sqlx's own parser
+/// rejects libpq's Unix-socket form `postgresql://user@/db?host=/dir`.
+fn sqlx_options(url: &str) -> Result<sqlx::postgres::PgConnectOptions, String> {
+    let pg: tokio_postgres::Config = url.parse().map_err(err)?;
+    let mut o = sqlx::postgres::PgConnectOptions::new_without_pgpass();
+    match pg.get_hosts().first() {
+        Some(tokio_postgres::config::Host::Tcp(h)) => o = o.host(h),
+        Some(tokio_postgres::config::Host::Unix(dir)) => o = o.socket(dir),
+        None => {}
+    }
+    if let Some(port) = pg.get_ports().first() {
+        o = o.port(*port);
+    }
+    if let Some(user) = pg.get_user() {
+        o = o.username(user);
+    }
+    if let Some(pass) = pg.get_password() {
+        o = o.password(std::str::from_utf8(pass).map_err(err)?);
+    }
+    if let Some(db) = pg.get_dbname() {
+        o = o.database(db);
+    }
+    Ok(o)
+}
+
+/// A pool of one in-process driver, ready to run transactions. Cheap to clone (shared pool).
+#[derive(Clone)]
+pub enum Driver {
+    /// psqlpool.
+    Ours(pool_core::PsqlPool),
+    /// deadpool-postgres.
+    Deadpool(deadpool_postgres::Pool),
+    /// bb8-postgres (with per-connection statements).
+    Bb8(bb8::Pool<PreparedManager>),
+    /// sqlx.
+    Sqlx(sqlx::PgPool),
+}
+
+/// An error with its whole `source()` chain (tokio-postgres alone says just "db error").
+pub fn err(e: impl std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        source = s.source();
+    }
+    out
+}
+
+impl Driver {
+    /// Builds the pool of `kind` with at most `size` connections to `url`. Connections are opened
+    /// lazily (by the warm-up), as each pool does by default. Must run inside a tokio runtime.
+    pub async fn build(
+        kind: Kind,
+        url: &str,
+        size: usize,
+        peer_defaults: bool,
+    ) -> Result<Driver, String> {
+        let size32 = u32::try_from(size).map_err(|_| format!("--pool {size}: too large"))?;
+        match kind {
+            Kind::Ours => {
+                let pool = pool_core::PsqlPool::builder()
+                    .dsn(url)
+                    .max_db_pool_size(size)
+                    .conn_recycling_method(pool_core::RecyclingMethod::Fast)
+                    .build()
+                    .map_err(err)?;
+                pool.startup().await.map_err(err)?;
+                Ok(Driver::Ours(pool))
+            }
+            Kind::Deadpool => {
+                let pg: tokio_postgres::Config = url.parse().map_err(err)?;
+                let manager = deadpool_postgres::Manager::from_config(
+                    pg,
+                    NoTls,
+                    deadpool_postgres::ManagerConfig {
+                        recycling_method: deadpool_postgres::RecyclingMethod::Fast,
+                    },
+                );
+                let pool = deadpool_postgres::Pool::builder(manager)
+                    .max_size(size)
+                    .build()
+                    .map_err(err)?;
+                Ok(Driver::Deadpool(pool))
+            }
+            Kind::Bb8 => {
+                let manager = PreparedManager(
+                    bb8_postgres::PostgresConnectionManager::new_from_stringlike(url, NoTls)
+                        .map_err(err)?,
+                );
+                let pool = bb8::Pool::builder()
+                    .max_size(size32)
+                    .test_on_check_out(peer_defaults)
+                    .build_unchecked(manager);
+                Ok(Driver::Bb8(pool))
+            }
+            Kind::Sqlx => {
+                let options = sqlx_options(url)?;
+                let pool = sqlx::postgres::PgPoolOptions::new()
+                    .max_connections(size32)
+                    .test_before_acquire(peer_defaults)
+                    .connect_lazy_with(options);
+                Ok(Driver::Sqlx(pool))
+            }
+            Kind::Pgbench => Err("pgbench runs as a child process, not as a pool".into()),
+        }
+    }
+
+    /// Which driver this is.
+    pub fn kind(&self) -> Kind {
+        match self {
+            Driver::Ours(_) => Kind::Ours,
+            Driver::Deadpool(_) => Kind::Deadpool,
+            Driver::Bb8(_) => Kind::Bb8,
+            Driver::Sqlx(_) => Kind::Sqlx,
+        }
+    }
+
+    /// One transaction of `workload`.
+    pub async fn run(&self, workload: Workload, p: &Params) -> Result<(), String> {
+        match workload {
+            Workload::Select => self.select(p.aid).await.map(|_| ()),
+            Workload::Tpcb => self.tpcb(p).await,
+        }
+    }
+
+    /// `pgbench -S`: the balance of account `aid`, decoded.
+    pub async fn select(&self, aid: i32) -> Result<i32, String> {
+        match self {
+            Driver::Ours(pool) => {
+                let res = pool
+                    .execute(workload::SELECT_ACCOUNT, &[&aid])
+                    .await
+                    .map_err(err)?;
+                let row = res
+                    .rows()
+                    .first()
+                    .ok_or_else(|| format!("no account {aid}"))?;
+                row.try_get(0).map_err(err)
+            }
+            Driver::Deadpool(pool) => {
+                let client = pool.get().await.map_err(err)?;
+                let stmt = client
+                    .prepare_cached(workload::SELECT_ACCOUNT)
+                    .await
+                    .map_err(err)?;
+                let row = client.query_one(&stmt, &[&aid]).await.map_err(err)?;
+                row.try_get(0).map_err(err)
+            }
+            Driver::Bb8(pool) => {
+                let mut conn = pool.get().await.map_err(err)?;
+                let stmt = conn
+                    .statement(workload::SELECT_ACCOUNT)
+                    .await
+                    .map_err(err)?;
+                let row = conn.client.query_one(&stmt, &[&aid]).await.map_err(err)?;
+                row.try_get(0).map_err(err)
+            }
+            Driver::Sqlx(pool) => {
+                use sqlx::Row;
+                let row = sqlx::query(workload::SELECT_ACCOUNT)
+                    .bind(aid)
+                    .fetch_one(pool)
+                    .await
+                    .map_err(err)?;
+                row.try_get(0).map_err(err)
+            }
+        }
+    }
+
+    /// pgbench's TPC-B-like transaction.
+    pub async fn tpcb(&self, p: &Params) -> Result<(), String> {
+        match self {
+            Driver::Ours(pool) => {
+                let mut conn = pool.connection().await.map_err(err)?;
+                conn.batch_execute(workload::BEGIN).await.map_err(err)?;
+                conn.execute(workload::UPDATE_ACCOUNT, &[&p.delta, &p.aid])
+                    .await
+                    .map_err(err)?;
+                let res = conn
+                    .execute(workload::SELECT_ACCOUNT, &[&p.aid])
+                    .await
+                    .map_err(err)?;
+                let row = res
+                    .rows()
+                    .first()
+                    .ok_or_else(|| format!("no account {}", p.aid))?;
+                let _: i32 = row.try_get(0).map_err(err)?;
+                conn.execute(workload::UPDATE_TELLER, &[&p.delta, &p.tid])
+                    .await
+                    .map_err(err)?;
+                conn.execute(workload::UPDATE_BRANCH, &[&p.delta, &p.bid])
+                    .await
+                    .map_err(err)?;
+                conn.execute(
+                    workload::INSERT_HISTORY,
+                    &[&p.tid, &p.bid, &p.aid, &p.delta],
+                )
+                .await
+                .map_err(err)?;
+                conn.batch_execute(workload::END).await.map_err(err)
+            }
+            Driver::Deadpool(pool) => {
+                let client = pool.get().await.map_err(err)?;
+                // Simple-query BEGIN/END, as for every driver (`transaction()` sends the same).
+                client.batch_execute(workload::BEGIN).await.map_err(err)?;
+                let s = client
+                    .prepare_cached(workload::UPDATE_ACCOUNT)
+                    .await
+                    .map_err(err)?;
+                client.execute(&s, &[&p.delta, &p.aid]).await.map_err(err)?;
+                let s = client
+                    .prepare_cached(workload::SELECT_ACCOUNT)
+                    .await
+                    .map_err(err)?;
+                let row = client.query_one(&s, &[&p.aid]).await.map_err(err)?;
+                let _: i32 = row.try_get(0).map_err(err)?;
+                let s = client
+                    .prepare_cached(workload::UPDATE_TELLER)
+                    .await
+                    .map_err(err)?;
+                client.execute(&s, &[&p.delta, &p.tid]).await.map_err(err)?;
+                let s = client
+                    .prepare_cached(workload::UPDATE_BRANCH)
+                    .await
+                    .map_err(err)?;
+                client.execute(&s, &[&p.delta, &p.bid]).await.map_err(err)?;
+                let s = client
+                    .prepare_cached(workload::INSERT_HISTORY)
+                    .await
+                    .map_err(err)?;
+                client
+                    .execute(&s, &[&p.tid, &p.bid, &p.aid, &p.delta])
+                    .await
+                    .map_err(err)?;
+                client.batch_execute(workload::END).await.map_err(err)
+            }
+            Driver::Bb8(pool) => {
+                let mut conn = pool.get().await.map_err(err)?;
+                let c = &mut *conn;
+                c.client.batch_execute(workload::BEGIN).await.map_err(err)?;
+                let s = c.statement(workload::UPDATE_ACCOUNT).await.map_err(err)?;
+                c.client
+                    .execute(&s, &[&p.delta, &p.aid])
+                    .await
+                    .map_err(err)?;
+                let s = c.statement(workload::SELECT_ACCOUNT).await.map_err(err)?;
+                let row = c.client.query_one(&s, &[&p.aid]).await.map_err(err)?;
+                let _: i32 = row.try_get(0).map_err(err)?;
+                let s = c.statement(workload::UPDATE_TELLER).await.map_err(err)?;
+                c.client
+                    .execute(&s, &[&p.delta, &p.tid])
+                    .await
+                    .map_err(err)?;
+                let s = c.statement(workload::UPDATE_BRANCH).await.map_err(err)?;
+                c.client
+                    .execute(&s, &[&p.delta, &p.bid])
+                    .await
+                    .map_err(err)?;
+                let s = c.statement(workload::INSERT_HISTORY).await.map_err(err)?;
+                c.client
+                    .execute(&s, &[&p.tid, &p.bid, &p.aid, &p.delta])
+                    .await
+                    .map_err(err)?;
+                c.client.batch_execute(workload::END).await.map_err(err)
+            }
+            Driver::Sqlx(pool) => {
+                use sqlx::Row;
+                // `begin()` / `commit()` send BEGIN / COMMIT as simple queries.
+                let mut tx = pool.begin().await.map_err(err)?;
+                sqlx::query(workload::UPDATE_ACCOUNT)
+                    .bind(p.delta)
+                    .bind(p.aid)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(err)?;
+                let row = sqlx::query(workload::SELECT_ACCOUNT)
+                    .bind(p.aid)
+                    .fetch_one(&mut *tx)
+                    .await
+                    .map_err(err)?;
+                let _: i32 = row.try_get(0).map_err(err)?;
+                sqlx::query(workload::UPDATE_TELLER)
+                    .bind(p.delta)
+                    .bind(p.tid)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(err)?;
+                sqlx::query(workload::UPDATE_BRANCH)
+                    .bind(p.delta)
+                    .bind(p.bid)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(err)?;
+                sqlx::query(workload::INSERT_HISTORY)
+                    .bind(p.tid)
+                    .bind(p.bid)
+                    .bind(p.aid)
+                    .bind(p.delta)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(err)?;
+                tx.commit().await.map_err(err)
+            }
+        }
+    }
+
+    /// Closes the pool's connections (so the next driver's round starts on a quiet server).
+    pub async fn close(&self) {
+        match self {
+            Driver::Ours(pool) => pool.close().await,
+            Driver::Deadpool(pool) => pool.close(),
+            Driver::Bb8(_) => {} // bb8 closes connections when the last pool handle drops.
+            Driver::Sqlx(pool) => pool.close().await,
+        }
+    }
+}
+
+/// One client: runs transactions back to back until `deadline`, recording each.
+pub async fn client_loop(
+    driver: Driver,
+    workload: Workload,
+    scale: i32,
+    client: u64,
+    deadline: Instant,
+    recorder: Arc<Recorder>,
+) {
+    let mut rng = Rng::for_client(client);
+    while Instant::now() < deadline {
+        let p = rng.params(scale);
+        let start = Instant::now();
+        match driver.run(workload, &p).await {
+            Ok(()) => recorder.record(start.elapsed()),
+            Err(e) => {
+                recorder.error(|| format!("{}: {e}", driver.kind()));
+                // An error loop (server gone) must not spin a core the server needs.
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        }
+    }
+}
