@@ -24,6 +24,11 @@ impl Manager for Noop {
         Health::Ok
     }
 
+    /// Like `RecyclingMethod::Fast`, the default: nothing to do between borrowers.
+    fn recycles(&self) -> bool {
+        false
+    }
+
     async fn reset(&self, _conn: &mut ()) -> Result<(), Error> {
         Ok(())
     }

@@ -162,6 +162,10 @@ impl Manager for PgManager {
         }
     }
 
+    fn recycles(&self) -> bool {
+        self.method != RecyclingMethod::Fast
+    }
+
     async fn recycle(&self, conn: &mut Connection, _metrics: &Metrics) -> Result<(), Error> {
         match &self.method {
             RecyclingMethod::Fast => return Ok(()),

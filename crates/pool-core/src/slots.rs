@@ -24,7 +24,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 use std::time::Duration;
 
-use tokio::sync::Semaphore;
+use tokio::sync::{Semaphore, TryAcquireError};
 use tokio::time::{Instant, timeout};
 
 use crate::error::{Error, TimeoutKind};
@@ -55,6 +55,13 @@ pub(crate) trait Manager: Send + Sync + 'static {
         conn: &mut Self::Conn,
         metrics: &Metrics,
     ) -> impl Future<Output = Result<(), Error>> + Send;
+
+    /// Whether [`recycle`](Self::recycle) does any work for a healthy connection. When it does
+    /// not (`Fast`), a checkout of a healthy idle connection skips the recycle step and its
+    /// timer entirely: the uncontended checkout stays a lock and a pop.
+    fn recycles(&self) -> bool {
+        true
+    }
 
     /// Closes a connection politely (e.g. sends Terminate). Used where awaiting is possible:
     /// `close()` and background maintenance. Elsewhere connections are simply dropped.
@@ -143,8 +150,20 @@ impl<C> Entry<C> {
         }
     }
 
-    fn expired(&self, now: Instant) -> bool {
+    /// Past `max_lifetime`. The clock is read only when a lifetime is set.
+    fn expired(&self) -> bool {
+        self.expires_at.is_some() && self.expired_at(Instant::now())
+    }
+
+    fn expired_at(&self, now: Instant) -> bool {
         self.expires_at.is_some_and(|at| now >= at)
+    }
+
+    /// Records a successful checkout.
+    fn checked_out(&mut self) {
+        self.metrics.recycled = Some(Instant::now());
+        self.metrics.recycle_count += 1;
+        self.reset_tried = false;
     }
 
     fn idle_too_long(&self, now: Instant) -> bool {
@@ -310,13 +329,19 @@ impl<M: Manager> Slots<M> {
     /// Borrows a connection: waits (FIFO, at most `wait`) for a slot, then takes the most
     /// recently used idle connection that passes its checks, or opens a new one.
     pub(crate) async fn get_timeout(self: &Arc<Self>, wait: Duration) -> Result<Object<M>, Error> {
-        {
-            let _waiting = WaitingGuard::new(&self.waiting);
-            match timeout(wait, self.semaphore.acquire()).await {
-                Err(_) => return Err(Error::Timeout(TimeoutKind::Wait)),
-                Ok(Err(_closed)) => return Err(Error::Closed),
-                // From here the permit is ours to give back, through `Object`'s Drop.
-                Ok(Ok(permit)) => permit.forget(),
+        // A free permit is taken without a timer. This cannot jump the queue: tokio's semaphore
+        // hands released permits to queued waiters first, so one is free only when nobody waits.
+        match self.semaphore.try_acquire() {
+            // From here the permit is ours to give back, through `Object`'s Drop.
+            Ok(permit) => permit.forget(),
+            Err(TryAcquireError::Closed) => return Err(Error::Closed),
+            Err(TryAcquireError::NoPermits) => {
+                let _waiting = WaitingGuard::new(&self.waiting);
+                match timeout(wait, self.semaphore.acquire()).await {
+                    Err(_) => return Err(Error::Timeout(TimeoutKind::Wait)),
+                    Ok(Err(_closed)) => return Err(Error::Closed),
+                    Ok(Ok(permit)) => permit.forget(),
+                }
             }
         }
         let mut candidate = {
@@ -340,12 +365,16 @@ impl<M: Manager> Slots<M> {
                 obj.set_entry(Entry::new(conn, &self.config));
                 return Ok(obj);
             };
-            let now = Instant::now();
-            let health = if entry.expired(now) {
+            let health = if entry.expired() {
                 Health::Dead
             } else {
                 self.manager.health(&mut entry.conn, true)
             };
+            if health == Health::Ok && !self.manager.recycles() {
+                entry.checked_out();
+                obj.set_entry(entry);
+                return Ok(obj);
+            }
             if health != Health::Dead {
                 let prepare = async {
                     if health == Health::Dirty {
@@ -355,9 +384,7 @@ impl<M: Manager> Slots<M> {
                 };
                 match timeout(self.config.recycle_timeout, prepare).await {
                     Ok(Ok(())) => {
-                        entry.metrics.recycled = Some(Instant::now());
-                        entry.metrics.recycle_count += 1;
-                        entry.reset_tried = false;
+                        entry.checked_out();
                         obj.set_entry(entry);
                         return Ok(obj);
                     }
@@ -383,8 +410,7 @@ impl<M: Manager> Slots<M> {
     pub(crate) fn give_back(self: &Arc<Self>, entry: Option<Entry<M::Conn>>) {
         let mut keep = None;
         if let Some(mut e) = entry {
-            let now = Instant::now();
-            let health = if e.expired(now) {
+            let health = if e.expired() {
                 Health::Dead
             } else {
                 self.manager.health(&mut e.conn, false)
@@ -483,7 +509,7 @@ impl<M: Manager> Slots<M> {
             while i < st.idle.len() {
                 let e = &st.idle[i];
                 let surplus = st.idle.len() > min_idle;
-                if e.expired(now) || (surplus && e.idle_too_long(now)) {
+                if e.expired_at(now) || (surplus && e.idle_too_long(now)) {
                     removed.push(st.idle.remove(i));
                 } else {
                     i += 1;
