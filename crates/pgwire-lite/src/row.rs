@@ -7,6 +7,7 @@
 use std::fmt;
 use std::ops::Range;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use bytes::Bytes;
 
@@ -103,17 +104,38 @@ impl<T: ?Sized + RowIndex> RowIndex for &T {
 }
 
 /// One row of a result.
-#[derive(Clone)]
 pub struct Row {
     columns: Arc<[Column]>,
     /// The DataRow body: Int16 count, then per value an Int32 length (-1 = NULL) and the bytes.
     /// Checked by the decoder, so walking it cannot go out of bounds.
     body: Bytes,
+    /// A hint: value `cursor >> 32` starts (its length field) at byte `cursor as u32` of the
+    /// body. Reading columns in order then walks the lengths once in all, not once per column,
+    /// without storing offsets per row (which would cost an allocation). Any stored value is a
+    /// valid pair for this row, so concurrent readers can only make it less useful, never wrong.
+    cursor: AtomicU64,
+}
+
+/// The cursor of a row nobody has read yet: value 0 starts after the Int16 count.
+const CURSOR_START: u64 = 2;
+
+impl Clone for Row {
+    fn clone(&self) -> Self {
+        Row {
+            columns: self.columns.clone(),
+            body: self.body.clone(),
+            cursor: AtomicU64::new(self.cursor.load(Ordering::Relaxed)),
+        }
+    }
 }
 
 impl Row {
     pub(crate) fn new(columns: Arc<[Column]>, body: Bytes) -> Row {
-        Row { columns, body }
+        Row {
+            columns,
+            body,
+            cursor: AtomicU64::new(CURSOR_START),
+        }
     }
 
     /// The columns of this row.
@@ -135,19 +157,29 @@ impl Row {
     /// callers rule out first).
     fn range(&self, idx: usize) -> Option<Range<usize>> {
         let b = &self.body[..];
-        let mut pos = 2;
-        for i in 0..=idx {
+        let hint = self.cursor.load(Ordering::Relaxed);
+        let (mut i, mut pos) = ((hint >> 32) as usize, (hint & 0xffff_ffff) as usize);
+        if i > idx {
+            (i, pos) = (0, CURSOR_START as usize);
+        }
+        loop {
             let len = b.get(pos..pos + 4)?;
             let len = i32::from_be_bytes([len[0], len[1], len[2], len[3]]);
             pos += 4;
+            let value = usize::try_from(len).ok().map(|l| pos..pos + l);
+            pos += value.as_ref().map_or(0, |r| r.len());
             if i == idx {
-                return usize::try_from(len).ok().map(|l| pos..pos + l);
+                // Body offsets fit in 32 bits: a DataRow is capped far below 4 GiB.
+                if let Ok(next) = u32::try_from(pos) {
+                    self.cursor.store(
+                        ((idx as u64 + 1) << 32) | u64::from(next),
+                        Ordering::Relaxed,
+                    );
+                }
+                return value;
             }
-            if len > 0 {
-                pos += len as usize;
-            }
+            i += 1;
         }
-        None
     }
 
     /// The raw bytes of a value (`None` for NULL), in the column's format.
@@ -458,5 +490,45 @@ impl IntoIterator for QueryResult {
 
     fn into_iter(self) -> Self::IntoIter {
         self.rows.into_vec().into_iter()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row() -> Row {
+        // Four values: "ab", NULL, "", "xyz".
+        let body: &[u8] = b"\0\x04\0\0\0\x02ab\xff\xff\xff\xff\0\0\0\0\0\0\0\x03xyz";
+        let cols: Arc<[Column]> = (0..4)
+            .map(|i| Column::new(&format!("c{i}"), Type::TEXT, Format::Text, 0, 0))
+            .collect();
+        Row::new(cols, Bytes::from_static(body))
+    }
+
+    #[test]
+    fn values_in_any_order_and_repeated() {
+        let r = row();
+        let expect = |i: usize| match i {
+            0 => Some(&b"ab"[..]),
+            1 => None,
+            2 => Some(&b""[..]),
+            _ => Some(&b"xyz"[..]),
+        };
+        for order in [
+            [0, 1, 2, 3],
+            [3, 2, 1, 0],
+            [2, 2, 0, 3],
+            [1, 3, 3, 1],
+            [3, 0, 3, 0],
+        ] {
+            let r = r.clone();
+            for i in order {
+                assert_eq!(r.raw(i).unwrap(), expect(i), "order {order:?}, column {i}");
+            }
+        }
+        assert!(r.raw(4).is_err());
+        assert_eq!(r.get::<_, &str>("c3"), "xyz");
+        assert_eq!(r.get::<_, Option<&str>>("c1"), None);
     }
 }
