@@ -271,6 +271,24 @@ impl<'a> Reader<'a> {
         Ok(i32::from_be_bytes([b[0], b[1], b[2], b[3]]))
     }
 
+    fn u32(&mut self) -> Result<u32, Error> {
+        let b = self.take(4)?;
+        Ok(u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+    }
+
+    /// A value length: -1 is NULL (`None`), anything else below 0 is an error.
+    fn value_len(&mut self) -> Result<Option<usize>, Error> {
+        let len = self.i32()?;
+        match usize::try_from(len) {
+            Ok(l) => Ok(Some(l)),
+            Err(_) if len == -1 => Ok(None),
+            Err(_) => Err(Error::protocol(format!(
+                "{} has an invalid value length {len}",
+                self.what
+            ))),
+        }
+    }
+
     /// A count field: non-negative, and small enough that `min_each` bytes per item fit in what is
     /// left — checked before anything is allocated for the items.
     fn count(&mut self, min_each: usize) -> Result<usize, Error> {
@@ -414,13 +432,8 @@ pub fn decode_body(tag: u8, body: &[u8]) -> Result<BackendMessage<'_>, Error> {
         b'N' => ErrorFields::parse(body, "NoticeResponse").map(M::NoticeResponse),
         b'V' => {
             let mut r = Reader::new(body, "FunctionCallResponse");
-            let len = r.i32()?;
-            if len >= 0 {
-                r.take(len as usize)?;
-            } else if len != -1 {
-                return Err(Error::protocol(format!(
-                    "FunctionCallResponse has an invalid value length {len}"
-                )));
+            if let Some(len) = r.value_len()? {
+                r.take(len)?;
             }
             r.finish()?;
             Ok(M::FunctionCallResponse)
@@ -532,13 +545,8 @@ impl<'a> DataRowBody<'a> {
         let count = r.count(4)?;
         let values = &body[2..];
         for _ in 0..count {
-            let len = r.i32()?;
-            if len >= 0 {
-                r.take(len as usize)?;
-            } else if len != -1 {
-                return Err(Error::protocol(format!(
-                    "DataRow has an invalid value length {len}"
-                )));
+            if let Some(len) = r.value_len()? {
+                r.take(len)?;
             }
         }
         r.finish()?;
@@ -588,13 +596,14 @@ impl Iterator for DataRowRanges<'_> {
         let len = self.buf.get(self.pos..self.pos + 4)?;
         let len = i32::from_be_bytes([len[0], len[1], len[2], len[3]]);
         self.pos += 4;
-        if len < 0 {
+        // Negative is NULL (parse allowed only -1).
+        let Ok(len) = usize::try_from(len) else {
             return Some(None);
-        }
+        };
         // +2: the ranges are relative to the body, which starts with the Int16 count.
         let start = self.pos + 2;
-        self.pos += len as usize;
-        Some(Some(start..start + len as usize))
+        self.pos += len;
+        Some(Some(start..start + len))
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {
@@ -683,9 +692,9 @@ impl<'a> Iterator for Fields<'a> {
         // Validated at decode time; a failure here just ends the iteration.
         Some(FieldDescription {
             name: r.cstr().ok()?,
-            table_oid: r.i32().ok()? as u32,
+            table_oid: r.u32().ok()?,
             column_id: r.i16().ok()?,
-            type_oid: r.i32().ok()? as u32,
+            type_oid: r.u32().ok()?,
             type_size: r.i16().ok()?,
             type_modifier: r.i32().ok()?,
             format: r.i16().ok()?,
@@ -811,7 +820,7 @@ mod tests {
 
     fn frame(tag: u8, body: &[u8]) -> Vec<u8> {
         let mut v = vec![tag];
-        v.extend_from_slice(&((body.len() + 4) as i32).to_be_bytes());
+        v.extend_from_slice(&i32::try_from(body.len() + 4).unwrap().to_be_bytes());
         v.extend_from_slice(body);
         v
     }

@@ -35,18 +35,25 @@ where
         buf.truncate(start);
         return Err(e);
     }
-    // The length counts itself but not the tag. A body over i32::MAX would wrap and let the rest
-    // of the payload be read as forged messages, so it is an error, never a cast.
-    match i32::try_from(buf.len() - len_at) {
+    // The length counts itself but not the tag.
+    match length_field(buf.len() - len_at) {
         Ok(len) => {
             buf[len_at..len_at + 4].copy_from_slice(&len.to_be_bytes());
             Ok(())
         }
-        Err(_) => {
+        Err(e) => {
             buf.truncate(start);
-            Err(Error::Conversion("message is longer than 2 GiB".into()))
+            Err(e)
         }
     }
+}
+
+/// A message length as the Int32 the protocol carries. Anything over `i32::MAX` would wrap (a
+/// 4 GiB + 5 body would claim 5 bytes) and let the rest of the payload be read as forged
+/// messages (RUSTSEC-2024-0363, pgx GHSA-mrww-27vc-gghv): an error, never a cast.
+fn length_field(n: usize) -> Result<i32, Error> {
+    i32::try_from(n)
+        .map_err(|_| Error::Conversion(format!("message of {n} bytes is longer than 2 GiB")))
 }
 
 /// Appends a NUL-terminated string; embedded NULs would end it early, so they are refused.
@@ -91,8 +98,7 @@ pub fn sasl_initial_response(
 ) -> Result<(), Error> {
     write_message(buf, Some(b'p'), |buf| {
         put_cstr(buf, mechanism.as_bytes(), "the SASL mechanism")?;
-        let len = i32::try_from(data.len())
-            .map_err(|_| Error::Conversion("SASL data is too long".into()))?;
+        let len = length_field(data.len())?;
         buf.put_i32(len);
         buf.put_slice(data);
         Ok(())
@@ -335,6 +341,17 @@ mod tests {
         let err = bind("", "", 1, |i, _| Err(param_error(i, "boom".into())), &mut b).unwrap_err();
         assert!(err.to_string().contains("$1"), "{err}");
         assert_eq!(&b[..], b"S\0\0\0\x04");
+    }
+
+    #[test]
+    fn lengths_over_2_gib_are_refused_not_wrapped() {
+        // The length path alone, so the test allocates nothing.
+        assert_eq!(length_field(5).unwrap(), 5);
+        assert_eq!(length_field(i32::MAX as usize).unwrap(), i32::MAX);
+        assert!(length_field(i32::MAX as usize + 1).is_err());
+        // 4 GiB + 5 must not become 5.
+        let err = length_field((1usize << 32) + 5).unwrap_err();
+        assert!(err.to_string().contains("2 GiB"), "{err}");
     }
 
     #[test]
