@@ -706,6 +706,9 @@ impl Connection {
         let mut chunk = [0u8; 4096];
         loop {
             // A non-blocking read straight from the socket (tokio leaves it in O_NONBLOCK mode).
+            // Not tokio's try_read: that trusts the reactor's readiness, which can lag a
+            // just-arrived EOF by a driver turn, and then hands a dead connection to a borrower
+            // (tried; the S5 chaos test caught it). One syscall per checkout is the price.
             let n = {
                 let sock = self.stream.sock();
                 let mut r = &*sock;
