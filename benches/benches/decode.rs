@@ -6,24 +6,9 @@ use std::time::Duration;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use psqlpool_benches::wide::{WIDE, sum_wide_ours, sum_wide_tp};
-use tokio_postgres::NoTls;
 
 fn decode(c: &mut Criterion) {
-    let url = pg_harness::cluster().admin_url();
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
-    let config: pgwire_lite::Config = url.parse().expect("url");
-    let mut ours = rt
-        .block_on(pgwire_lite::Connection::connect(&config))
-        .expect("connect ours");
-    let (tp, tp_conn) = rt
-        .block_on(tokio_postgres::connect(&url, NoTls))
-        .expect("connect tokio-postgres");
-    rt.spawn(async move {
-        let _ = tp_conn.await;
-    });
+    let (rt, mut ours, tp) = psqlpool_benches::pair::connect_pair();
     let res = rt.block_on(ours.execute(WIDE, &[&100i32])).expect("query");
     let tp_rows = rt.block_on(tp.query(WIDE, &[&100i32])).expect("query");
     assert_eq!(sum_wide_ours(res.rows()), sum_wide_tp(&tp_rows));

@@ -6,32 +6,17 @@
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use tokio_postgres::NoTls;
 
 const ROWS: usize = 1_000;
 const TABLE: &str = "bench_execute_many";
 const INSERT: &str = "INSERT INTO bench_execute_many (id, name) VALUES ($1, $2)";
 
 fn execute_many(c: &mut Criterion) {
-    let url = pg_harness::cluster().admin_url();
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
-    let config: pgwire_lite::Config = url.parse().expect("url");
-    let mut ours = rt
-        .block_on(pgwire_lite::Connection::connect(&config))
-        .expect("connect ours");
+    let (rt, mut ours, tp) = psqlpool_benches::pair::connect_pair();
     rt.block_on(ours.batch_execute(&format!(
         "DROP TABLE IF EXISTS {TABLE}; CREATE UNLOGGED TABLE {TABLE} (id int4, name text)"
     )))
     .expect("table");
-    let (tp, tp_conn) = rt
-        .block_on(tokio_postgres::connect(&url, NoTls))
-        .expect("connect tokio-postgres");
-    rt.spawn(async move {
-        let _ = tp_conn.await;
-    });
     let tp_insert = rt.block_on(tp.prepare(INSERT)).expect("prepare");
 
     let ids: Vec<i32> = (0..ROWS as i32).collect();

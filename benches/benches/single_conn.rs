@@ -7,24 +7,9 @@ use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use psqlpool_benches::wide::{WIDE, sum_wide_ours, sum_wide_tp};
-use tokio_postgres::NoTls;
 
 fn single_conn(c: &mut Criterion) {
-    let url = pg_harness::cluster().admin_url();
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
-    let config: pgwire_lite::Config = url.parse().expect("url");
-    let mut ours = rt
-        .block_on(pgwire_lite::Connection::connect(&config))
-        .expect("connect ours");
-    let (tp, tp_conn) = rt
-        .block_on(tokio_postgres::connect(&url, NoTls))
-        .expect("connect tokio-postgres");
-    rt.spawn(async move {
-        let _ = tp_conn.await;
-    });
+    let (rt, mut ours, tp) = psqlpool_benches::pair::connect_pair();
     let tp_one = rt.block_on(tp.prepare("SELECT $1::int8")).expect("prepare");
     let tp_wide = rt.block_on(tp.prepare(WIDE)).expect("prepare");
 

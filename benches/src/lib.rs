@@ -10,6 +10,7 @@ pub mod cpu;
 pub mod drivers;
 pub mod hist;
 pub mod noop;
+pub mod pair;
 pub mod pgbench;
 pub mod schema;
 pub mod target;
