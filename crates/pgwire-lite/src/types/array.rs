@@ -531,11 +531,11 @@ impl<T: ToSql> ToSql for Vec<T> {
     }
 
     fn accepts(&self, ty: &Type) -> bool {
-        elements_accept(self, ty)
+        self.as_slice().accepts(ty)
     }
 
     fn type_hint(&self) -> Option<Type> {
-        array_hint(self)
+        self.as_slice().type_hint()
     }
 }
 
