@@ -15,8 +15,8 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use bytes::BytesMut;
 use hmac::{Hmac, Mac};
+use pgwire_lite::ConfigError;
 use pgwire_lite::auth::scram::{MAX_ITERATIONS, ScramSha256};
-use pgwire_lite::error::ConfigError;
 use pgwire_lite::protocol::backend::{self, BackendMessage, HEADER_LEN};
 use pgwire_lite::types::{
     self, Array, Date, Interval, Json, Numeric, Time, Timestamp, TimestampTz, Uuid,

@@ -36,8 +36,8 @@
 //! |---|---|
 //! | [`Config`] | libpq's DSN forms (URL and `key=value`), `PG*` environment variables, defaults |
 //! | [`Connection`] | owns the socket; one request is one `write`; `&mut self` means one query at a time |
-//! | [`protocol`] | bytes ↔ messages, no I/O: the decoder never panics and caps every length |
-//! | [`auth`] | SCRAM-SHA-256 (with SASLprep and server-signature verification), MD5 |
+//! | `protocol` (internal) | bytes ↔ messages, no I/O: the decoder never panics and caps every length |
+//! | `auth` (internal) | SCRAM-SHA-256 (with SASLprep and server-signature verification), MD5 |
 //! | [`types`] | [`ToSql`] / [`FromSql`] in binary (and text) format, the dynamic [`Value`] |
 //! | [`Row`] / [`QueryResult`] | rows share the read buffer; columns decode only when asked |
 //!
@@ -67,19 +67,34 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+// `protocol` and `auth` are internals; the `fuzzing` feature opens them to the fuzz targets and
+// the corpus replay, and nothing else should depend on them.
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
 pub mod auth;
-pub mod cancel;
-pub mod config;
-pub mod connection;
-pub mod error;
+#[cfg(not(feature = "fuzzing"))]
+mod auth;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
 pub mod protocol;
-pub mod row;
-pub mod statement;
+// A complete codec: some accessors serve only the fuzz targets and the unit tests.
+#[cfg(not(feature = "fuzzing"))]
+#[allow(dead_code)]
+mod protocol;
+
+mod config;
+mod connection;
+mod error;
+mod row;
+mod statement;
 pub mod types;
 
-pub use cancel::CancelToken;
 pub use config::{Config, Host, SslMode, TargetSessionAttrs};
-pub use connection::{Connection, Notification, ParamTypes, Peer, Pipeline, TransactionStatus};
+pub use connection::{
+    CancelToken, ClientSettings, Connection, NoticeHandler, Notification, ParamTypes, Peer,
+    Pipeline, TransactionStatus,
+};
 pub use error::{ConfigError, DbError, Error, Result};
 pub use row::{Column, QueryResult, Row, RowIndex, RowMap};
+pub use statement::Statement;
 pub use types::{Format, FromSql, IsNull, ToSql, Type, Value};

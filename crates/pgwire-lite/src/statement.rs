@@ -3,8 +3,9 @@
 //! The cache maps SQL text to a named server-side statement with its parameter and column
 //! types. It is bounded: when full, the least recently used entry is evicted and its name is queued
 //! for a `Close` that rides along with the next request (no extra round trip). Names are never
-//! reused (`s1`, `s2`, ...), so a statement whose Parse outcome was lost to a cancelled future can
-//! never collide with a later one.
+//! reused (`pwl<tag>_1`, `pwl<tag>_2`, ...), so a statement whose Parse outcome was lost to a
+//! cancelled future can never collide with a later one; the random per-connection tag keeps
+//! them apart from statements the user PREPAREs by name on the same session.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -53,6 +54,13 @@ pub(crate) struct StatementCache {
     next_id: u64,
     /// Names evicted but not yet closed on the server.
     to_close: Vec<Box<str>>,
+    /// How many of `to_close` sit in the write buffer: they leave the list only once the
+    /// request carrying their Close was written, so a request abandoned before it went out
+    /// (a client-side encoding error) does not lose them.
+    closes_in_buf: usize,
+    /// A random per-connection tag in every name, so that names cannot collide by accident with
+    /// statements a user PREPAREs on the same session.
+    tag: u32,
 }
 
 impl StatementCache {
@@ -63,6 +71,8 @@ impl StatementCache {
             tick: 0,
             next_id: 0,
             to_close: Vec::new(),
+            closes_in_buf: 0,
+            tag: random_tag(),
         }
     }
 
@@ -96,10 +106,15 @@ impl StatementCache {
         })
     }
 
-    /// A fresh statement name.
+    /// A fresh statement name: `pwl<tag>_<n>`, never reused on this connection.
     pub(crate) fn next_name(&mut self) -> Box<str> {
         self.next_id += 1;
-        format!("s{}", self.next_id).into()
+        self.name_of(self.next_id)
+    }
+
+    /// The name of the `n`th statement of this cache.
+    fn name_of(&self, n: u64) -> Box<str> {
+        format!("pwl{:08x}_{n}", self.tag).into()
     }
 
     /// Remembers a prepared statement, evicting the least recently used one when full. With a
@@ -134,15 +149,38 @@ impl StatementCache {
     pub(crate) fn clear(&mut self) {
         self.map.clear();
         self.to_close.clear();
+        self.closes_in_buf = 0;
     }
 
-    /// Names to close with the next request.
-    pub(crate) fn take_to_close(&mut self) -> Vec<Box<str>> {
-        std::mem::take(&mut self.to_close)
+    /// Names to close with the next request; [`closes_written`](Self::closes_written) must
+    /// follow once their Closes are in the write buffer.
+    pub(crate) fn to_close(&self) -> &[Box<str>] {
+        &self.to_close
+    }
+
+    /// The Closes for every name in [`to_close`](Self::to_close) are in the write buffer.
+    pub(crate) fn closes_written(&mut self) {
+        self.closes_in_buf = self.to_close.len();
+    }
+
+    /// The request carrying the Closes was written: those names are closed (or will be, by a
+    /// server that then answers CloseComplete).
+    pub(crate) fn closes_sent(&mut self) {
+        let n = std::mem::take(&mut self.closes_in_buf).min(self.to_close.len());
+        self.to_close.drain(..n);
+    }
+
+    /// The write buffer was discarded unsent: its Closes must go with a later request.
+    pub(crate) fn closes_unsent(&mut self) {
+        self.closes_in_buf = 0;
     }
 
     pub(crate) fn has_to_close(&self) -> bool {
         !self.to_close.is_empty()
+    }
+
+    pub(crate) fn capacity(&self) -> usize {
+        self.capacity
     }
 
     pub(crate) fn len(&self) -> usize {
@@ -152,6 +190,18 @@ impl StatementCache {
     pub(crate) fn names(&self) -> impl Iterator<Item = &str> {
         self.map.values().map(|e| &*e.stmt.name)
     }
+}
+
+/// A tag from the OS's random source; the clock if that fails (uniqueness against a user's own
+/// names is all it is for, not secrecy).
+fn random_tag() -> u32 {
+    let mut b = [0u8; 4];
+    if getrandom::fill(&mut b).is_ok() {
+        return u32::from_ne_bytes(b);
+    }
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos())
 }
 
 #[cfg(test)]
@@ -178,7 +228,9 @@ mod tests {
         c.insert("d", d);
         assert_eq!(c.len(), 2);
         assert!(c.get("b").is_none());
-        assert_eq!(c.take_to_close(), vec![Box::<str>::from("s2")]);
+        assert_eq!(c.to_close(), &[c.name_of(2)]);
+        c.closes_written();
+        c.closes_sent();
         assert!(!c.has_to_close());
     }
 
@@ -189,8 +241,8 @@ mod tests {
         c.insert("a", a);
         c.invalidate("a");
         let a2 = stmt(&mut c);
-        assert_eq!(&*a2.name, "s2");
-        assert_eq!(c.take_to_close(), vec![Box::<str>::from("s1")]);
+        assert_eq!(a2.name, c.name_of(2));
+        assert_eq!(c.to_close(), &[c.name_of(1)]);
         c.insert("a", a2);
         c.clear();
         assert_eq!(c.len(), 0);
@@ -204,5 +256,31 @@ mod tests {
         c.insert("a", a);
         assert!(c.get("a").is_none());
         assert!(c.has_to_close());
+    }
+
+    #[test]
+    fn closes_survive_an_unsent_request() {
+        let mut c = StatementCache::new(1);
+        let a = stmt(&mut c);
+        c.insert("a", a);
+        let b = stmt(&mut c);
+        c.insert("b", b);
+        c.closes_written();
+        c.closes_unsent();
+        c.closes_sent();
+        assert_eq!(c.to_close(), &[c.name_of(1)]);
+        c.closes_written();
+        c.closes_sent();
+        assert!(!c.has_to_close());
+    }
+
+    #[test]
+    fn names_carry_a_per_connection_tag() {
+        let mut a = StatementCache::new(1);
+        let mut b = StatementCache::new(1);
+        let (na, nb) = (a.next_name(), b.next_name());
+        assert!(na.starts_with("pwl") && na.ends_with("_1"), "{na}");
+        // 2^-32 odds of a false failure.
+        assert_ne!(na, nb);
     }
 }

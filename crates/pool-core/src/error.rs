@@ -49,7 +49,7 @@ pub enum Error {
     /// A builder value or the DSN is invalid. The message names the bad part and never
     /// contains the password.
     #[error("invalid pool configuration: {0}")]
-    Config(#[from] pgwire_lite::error::ConfigError),
+    Config(#[from] pgwire_lite::ConfigError),
     /// The database or the connection failed: the server's own error (wrong password, SQL
     /// error, refused connection, ...), unchanged.
     #[error(transparent)]
@@ -79,7 +79,7 @@ impl Error {
     }
 
     pub(crate) fn config(what: impl Into<String>) -> Error {
-        Error::Config(pgwire_lite::error::ConfigError::new(what))
+        Error::Config(pgwire_lite::ConfigError::new(what))
     }
 }
 

@@ -131,6 +131,7 @@ impl ScramSha256 {
     /// Never use this against a real server: a predictable nonce allows replay. The nonce is
     /// used as given; one that is empty or contains `,` or non-printable characters makes the
     /// server refuse the exchange, or [`update`](Self::update) fail.
+    #[cfg(any(test, feature = "fuzzing"))]
     pub fn with_nonce(password: &[u8], nonce: &str) -> ScramSha256 {
         Self::build("", password, nonce)
     }

@@ -5,7 +5,20 @@
 //! Large batches are written while reading (see `Stream::write_all_reading`), so a server whose
 //! answers fill the socket cannot deadlock the write.
 
-use super::*;
+use std::fmt;
+use std::io;
+use std::sync::Arc;
+
+use super::Connection;
+use super::TransactionStatus;
+use super::extended::{is_stale_statement, unexpected};
+use super::reader::Owes;
+use crate::error::{Error, Result};
+use crate::protocol::backend::{self, BackendMessage, decode};
+use crate::protocol::frontend;
+use crate::row::QueryResult;
+use crate::statement::Statement;
+use crate::types::ToSql;
 
 impl Connection {
     /// Runs `sql` once per parameter row (psqlpy's `execute_many`), with every Bind/Execute in one
@@ -22,7 +35,7 @@ impl Connection {
         R: AsRef<[&'a (dyn ToSql + Sync)]>,
     {
         let rows: Vec<&[&(dyn ToSql + Sync)]> = rows.iter().map(|r| r.as_ref()).collect();
-        self.timed(async |c| c.execute_many_request(sql, &rows).await)
+        self.request(async |c| c.execute_many_request(sql, &rows).await)
             .await
     }
 
@@ -56,11 +69,11 @@ impl Connection {
         stmt: &Statement,
         rows: &[&[&(dyn ToSql + Sync)]],
     ) -> Result<u64> {
-        self.write_buf.clear();
+        self.clear_write_buf();
         self.write_pending_closes()?;
         for (i, params) in rows.iter().enumerate() {
             if let Err(e) = self.write_bind_execute(stmt, params) {
-                self.write_buf.clear();
+                self.clear_write_buf();
                 return Err(match e {
                     Error::Conversion(m) => Error::Conversion(format!("row {i}: {m}")),
                     e => e,
@@ -68,40 +81,35 @@ impl Connection {
             }
         }
         frontend::sync(&mut self.write_buf);
-        self.pending += 1;
-        let r = async {
-            self.flush_write().await?;
-            let mut affected = 0u64;
-            let mut error = None;
-            loop {
-                let frame = self.recv().await?;
-                match frame[0] {
-                    b'C' => {
-                        if let BackendMessage::CommandComplete { tag } = backend::decode(&frame)? {
-                            affected += backend::rows_affected(tag);
-                        }
-                    }
-                    b'D' | b'2' | b'3' | b'I' | b's' => {
-                        backend::decode(&frame)?;
-                    }
-                    b'E' => {
-                        let e = self.db_error(&frame)?;
-                        error.get_or_insert(e);
-                    }
-                    b'Z' => {
-                        self.ready_for_query(&frame)?;
-                        break;
-                    }
-                    _ => return Err(unexpected(&frame, "an execute_many response")),
+        self.send(Owes::SYNC).await?;
+        let mut affected = 0u64;
+        let mut error = None;
+        loop {
+            let frame = self.recv().await?;
+            match decode(&frame)? {
+                BackendMessage::CommandComplete { tag } => {
+                    affected += backend::rows_affected(tag);
                 }
-            }
-            match error {
-                Some(e) => Err(e),
-                None => Ok(affected),
+                BackendMessage::DataRow(_)
+                | BackendMessage::BindComplete
+                | BackendMessage::CloseComplete
+                | BackendMessage::EmptyQueryResponse
+                | BackendMessage::PortalSuspended => {}
+                BackendMessage::ErrorResponse(f) => {
+                    let e = self.db_error(&f);
+                    error.get_or_insert(e);
+                }
+                BackendMessage::ReadyForQuery { status } => {
+                    self.ready_for_query(status)?;
+                    break;
+                }
+                _ => return Err(unexpected(&frame, "an execute_many response")),
             }
         }
-        .await;
-        self.check(r)
+        match error {
+            Some(e) => Err(e),
+            None => Ok(affected),
+        }
     }
 
     /// Starts an explicit pipeline: queue statements with [`Pipeline::push`], then
@@ -155,7 +163,7 @@ impl<'p> Pipeline<'_, 'p> {
     /// statement's own outcome is in the inner one.
     pub async fn run(self) -> Result<Vec<Result<QueryResult>>> {
         let Pipeline { conn, items } = self;
-        conn.timed(async |c| c.run_pipeline(&items).await).await
+        conn.request(async |c| c.run_pipeline(&items).await).await
     }
 }
 
@@ -178,41 +186,51 @@ impl Connection {
             };
             stmts.push(s);
         }
-        self.write_buf.clear();
+        self.clear_write_buf();
         self.write_pending_closes()?;
         let mut results: Vec<Option<Result<QueryResult>>> = Vec::with_capacity(items.len());
         let mut sent = Vec::with_capacity(items.len());
         for ((_, params), stmt) in items.iter().zip(&stmts) {
             match stmt {
-                Ok(stmt) => match self.write_bind_execute(stmt, params) {
-                    Ok(()) => {
-                        frontend::sync(&mut self.write_buf);
-                        sent.push(stmt.clone());
-                        results.push(None);
+                Ok(stmt) => {
+                    let at = self.write_buf.len();
+                    match self.write_bind_execute(stmt, params) {
+                        Ok(()) => {
+                            frontend::sync(&mut self.write_buf);
+                            sent.push(stmt.clone());
+                            results.push(None);
+                        }
+                        Err(e) => {
+                            // Only this statement's half-written Bind goes; the others stay.
+                            self.write_buf.truncate(at);
+                            results.push(Some(Err(e)));
+                        }
                     }
-                    Err(e) => results.push(Some(Err(e))),
-                },
+                }
                 Err(e) => results.push(Some(Err(clone_error(e)))),
             }
         }
-        self.pending += sent.len();
-        let r = async {
-            self.flush_write().await?;
-            let mut sent = sent.into_iter();
-            for slot in results.iter_mut().filter(|r| r.is_none()) {
-                let Some(stmt) = sent.next() else { break };
-                let r = self.read_execute_response(stmt.columns.clone()).await;
-                if let Err(e) = &r {
-                    if e.is_closed() {
-                        return Err(clone_error(e));
-                    }
-                }
-                *slot = Some(r);
-            }
-            Ok(())
+        if sent.is_empty() {
+            // Nothing to run: queued Closes wait for the next request, which has a Sync.
+            self.clear_write_buf();
+        } else {
+            self.send(Owes::Ready {
+                n: sent.len(),
+                extended: true,
+            })
+            .await?;
         }
-        .await;
-        self.check(r)?;
+        let mut sent = sent.into_iter();
+        for slot in results.iter_mut().filter(|r| r.is_none()) {
+            let Some(stmt) = sent.next() else { break };
+            let r = self.read_execute_response(stmt.columns.clone()).await;
+            if let Err(e) = &r {
+                if e.is_closed() {
+                    return Err(clone_error(e));
+                }
+            }
+            *slot = Some(r);
+        }
         Ok(results
             .into_iter()
             .map(|r| r.unwrap_or(Err(Error::Closed("the pipeline was cut short"))))

@@ -17,7 +17,8 @@ pub const DEFAULT_MAX_MESSAGE_LEN: usize = 1 << 30;
 
 /// libpq's rule (fe-protocol3.c, `VALID_LONG_MESSAGE_TYPE`): only RowDescription, DataRow,
 /// CopyData, FunctionCallResponse, ErrorResponse, NoticeResponse and NotificationResponse may
-/// be longer than 30,000 bytes. Anything else that long is a corrupt stream.
+/// be longer than 30,000 bytes; we add ParameterDescription and ParameterStatus, which a
+/// legitimate server sends longer too. Anything else that long is a corrupt stream.
 pub const MAX_SHORT_MESSAGE_LEN: usize = 30_000;
 
 /// The cap on an Authentication message during startup: SASL payloads are a few hundred bytes;
@@ -30,8 +31,49 @@ pub const MAX_CANCEL_KEY_LEN: usize = 256;
 /// The size of a message header: the tag byte and the Int32 length.
 pub const HEADER_LEN: usize = 5;
 
+/// The tag bytes of the backend messages the connection dispatches on before decoding, named
+/// as on the "Message Formats" page.
+pub mod tag {
+    /// NoticeResponse.
+    pub const NOTICE_RESPONSE: u8 = b'N';
+    /// ParameterStatus.
+    pub const PARAMETER_STATUS: u8 = b'S';
+    /// NotificationResponse.
+    pub const NOTIFICATION_RESPONSE: u8 = b'A';
+    /// CommandComplete.
+    pub const COMMAND_COMPLETE: u8 = b'C';
+    /// ErrorResponse.
+    pub const ERROR_RESPONSE: u8 = b'E';
+}
+
+/// ReadyForQuery's transaction status bytes.
+pub mod transaction_status {
+    /// Not in a transaction block.
+    pub const IDLE: u8 = b'I';
+    /// In a transaction block.
+    pub const IN_TRANSACTION: u8 = b'T';
+    /// In a failed transaction block.
+    pub const FAILED: u8 = b'E';
+}
+
+/// Whether a message with this tag is asynchronous: the server may send it at any time, between
+/// or inside the responses to requests, so it is handled before any request sees it.
+#[inline]
+pub fn is_async(tag: u8) -> bool {
+    matches!(
+        tag,
+        tag::NOTICE_RESPONSE | tag::PARAMETER_STATUS | tag::NOTIFICATION_RESPONSE
+    )
+}
+
+/// libpq's long-message list, plus the two messages PostgreSQL itself can send longer than
+/// 30,000 bytes: ParameterDescription (4 bytes per parameter, up to 65,535 parameters) and
+/// ParameterStatus (a reported setting such as `search_path` has no length limit).
 fn may_be_long(tag: u8) -> bool {
-    matches!(tag, b'T' | b'D' | b'd' | b'V' | b'E' | b'N' | b'A')
+    matches!(
+        tag,
+        b'T' | b'D' | b'd' | b'V' | b'E' | b'N' | b'A' | b't' | b'S'
+    )
 }
 
 /// Looks at the header at the start of `buf`.

@@ -36,7 +36,7 @@ where
         return Err(e);
     }
     // The length counts itself but not the tag.
-    match length_field(buf.len() - len_at) {
+    match length_field(buf.len() - len_at).and_then(server_accepts) {
         Ok(len) => {
             buf[len_at..len_at + 4].copy_from_slice(&len.to_be_bytes());
             Ok(())
@@ -45,6 +45,21 @@ where
             buf.truncate(start);
             Err(e)
         }
+    }
+}
+
+/// The largest length field PostgreSQL accepts in a message (`PQ_LARGE_MESSAGE_LIMIT`,
+/// `MaxAllocSize - 1` in its pqcomm.h): the server refuses anything longer by closing the
+/// connection, so the client refuses it first, with an error that says why.
+pub const MAX_SERVER_MESSAGE_LEN: usize = 0x3fff_fffe;
+
+fn server_accepts(len: i32) -> Result<i32, Error> {
+    match usize::try_from(len) {
+        Ok(n) if n <= MAX_SERVER_MESSAGE_LEN => Ok(len),
+        _ => Err(Error::Conversion(format!(
+            "message of {len} bytes is over PostgreSQL's limit of {MAX_SERVER_MESSAGE_LEN} bytes \
+             (1 GiB) per message"
+        ))),
     }
 }
 
@@ -181,9 +196,17 @@ where
                     buf[len_at..len_at + 4].copy_from_slice(&(-1i32).to_be_bytes());
                 }
                 IsNull::No => {
-                    let len = i32::try_from(buf.len() - len_at - 4).map_err(|_| {
+                    let n = buf.len() - len_at - 4;
+                    let len = i32::try_from(n).map_err(|_| {
                         Error::Conversion(format!("parameter ${} is longer than 2 GiB", i + 1))
                     })?;
+                    if n > MAX_SERVER_MESSAGE_LEN {
+                        return Err(Error::Conversion(format!(
+                            "parameter ${} is {n} bytes, over PostgreSQL's limit of \
+                             {MAX_SERVER_MESSAGE_LEN} bytes (1 GiB) per message",
+                            i + 1
+                        )));
+                    }
                     buf[len_at..len_at + 4].copy_from_slice(&len.to_be_bytes());
                 }
             }
@@ -200,7 +223,12 @@ pub fn param_error(i: usize, e: BoxError) -> Error {
     Error::Conversion(format!("cannot encode parameter ${}: {e}", i + 1))
 }
 
-/// Describe a statement (`S`) or a portal (`P`).
+/// What Describe and Close name: a prepared statement.
+pub const STATEMENT: u8 = b'S';
+/// What Describe and Close name: a portal.
+pub const PORTAL: u8 = b'P';
+
+/// Describe a statement ([`STATEMENT`]) or a portal ([`PORTAL`]).
 pub fn describe(kind: u8, name: &str, buf: &mut BytesMut) -> Result<(), Error> {
     write_message(buf, Some(b'D'), |buf| {
         buf.put_u8(kind);
@@ -217,7 +245,7 @@ pub fn execute(portal: &str, max_rows: i32, buf: &mut BytesMut) -> Result<(), Er
     })
 }
 
-/// Close a statement (`S`) or a portal (`P`).
+/// Close a statement ([`STATEMENT`]) or a portal ([`PORTAL`]).
 pub fn close(kind: u8, name: &str, buf: &mut BytesMut) -> Result<(), Error> {
     write_message(buf, Some(b'C'), |buf| {
         buf.put_u8(kind);

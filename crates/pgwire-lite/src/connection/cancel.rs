@@ -9,10 +9,7 @@
 
 use std::fmt;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpStream, UnixStream};
-
-use crate::connection::Peer;
+use super::transport::Peer;
 use crate::error::Result;
 use crate::protocol::frontend;
 
@@ -47,20 +44,9 @@ impl CancelToken {
     pub async fn cancel_query(&self) -> Result<()> {
         let mut buf = bytes::BytesMut::with_capacity(16 + self.secret_key.len());
         frontend::cancel_request(self.process_id, &self.secret_key, &mut buf)?;
-        let mut sink = [0u8; 64];
-        match &self.peer {
-            Peer::Tcp(addr) => {
-                let mut s = TcpStream::connect(addr).await?;
-                s.set_nodelay(true)?;
-                s.write_all(&buf).await?;
-                while s.read(&mut sink).await? > 0 {}
-            }
-            Peer::Unix(path) => {
-                let mut s = UnixStream::connect(path).await?;
-                s.write_all(&buf).await?;
-                while s.read(&mut sink).await? > 0 {}
-            }
-        }
+        let mut stream = self.peer.open().await?;
+        stream.write_all(&buf).await?;
+        stream.read_to_close().await?;
         Ok(())
     }
 }

@@ -1,0 +1,180 @@
+//! Connecting: address resolution, multiple hosts, `connect_timeout` and
+//! `target_session_attrs`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use super::Connection;
+use super::transport::{Stream, connect_error, tcp_address};
+use crate::config::{Config, Host, TargetSessionAttrs};
+use crate::error::{ConfigError, Error, Result};
+
+impl Connection {
+    /// Connects, authenticates and waits until the server is ready for queries.
+    ///
+    /// The configuration is first completed from libpq's environment variables and defaults
+    /// ([`Config::resolve`]). Hosts are tried in order until one accepts and matches
+    /// `target_session_attrs`; `connect_timeout` bounds each attempt as a whole — TCP connect,
+    /// startup, authentication and the session-attributes check.
+    ///
+    /// `target_session_attrs` is checked as libpq does: from the `default_transaction_read_only`
+    /// and `in_hot_standby` values the server reports at startup (PostgreSQL 14+, no extra round
+    /// trip), else with `SHOW transaction_read_only` / `pg_is_in_recovery()`. A server that does
+    /// not match is closed and the next host tried; when none matches, the error is
+    /// [`Error::Closed`] naming the attribute, e.g. "no host matched
+    /// target_session_attrs=read-write". `prefer-standby` tries every host for a standby first,
+    /// then any server.
+    pub async fn connect(config: &Config) -> Result<Connection> {
+        let config = config.resolve()?;
+        config.validate()?;
+        let timeout = config.get_connect_timeout();
+        let passes = match config.get_target_session_attrs() {
+            TargetSessionAttrs::PreferStandby => {
+                vec![TargetSessionAttrs::Standby, TargetSessionAttrs::Any]
+            }
+            want => vec![want],
+        };
+        let mut last_err = None;
+        for want in passes {
+            for (host, port) in config.targets() {
+                // As libpq: a host name is resolved first, and connect_timeout applies to each
+                // of its addresses separately (an unreachable IPv6 address must not eat the
+                // IPv4 one's time).
+                let resolving = resolve(&host, port);
+                let resolved = match timeout {
+                    Some(t) => {
+                        tokio::time::timeout(t, resolving)
+                            .await
+                            .unwrap_or(Err(Error::Timeout(
+                                "connect_timeout elapsed while resolving the host name",
+                            )))
+                    }
+                    None => resolving.await,
+                };
+                let addrs = match resolved {
+                    Ok(a) => a,
+                    Err(e) => {
+                        last_err = Some(e);
+                        continue;
+                    }
+                };
+                for addr in addrs {
+                    let attempt = async {
+                        let mut conn = Self::connect_one(&config, &addr, port).await?;
+                        if let Some(why) = conn.session_attrs_mismatch(want).await? {
+                            // Best effort: the server gets a Terminate, we go on either way.
+                            let _ = conn.close().await;
+                            return Err(Error::Closed(why));
+                        }
+                        Ok(conn)
+                    };
+                    let result = match timeout {
+                        Some(t) => match tokio::time::timeout(t, attempt).await {
+                            Ok(r) => r,
+                            Err(_) => {
+                                Err(Error::Timeout("connect_timeout elapsed while connecting"))
+                            }
+                        },
+                        None => attempt.await,
+                    };
+                    match result {
+                        Ok(conn) => return Ok(conn),
+                        Err(e) => last_err = Some(e),
+                    }
+                }
+            }
+        }
+        Err(last_err.unwrap_or_else(|| Error::Config(ConfigError::new("no host to connect to"))))
+    }
+
+    async fn connect_one(config: &Config, target: &Target, port: u16) -> Result<Connection> {
+        let (stream, peer) = match target {
+            Target::Tcp(name, addr) => Stream::connect_tcp(name, addr, config).await?,
+            Target::Unix(dir) => Stream::connect_unix(dir, port).await?,
+        };
+        let mut conn = Connection::new(stream, peer);
+        conn.startup(config).await?;
+        Ok(conn)
+    }
+
+    /// Why this session does not match `want` (the error message), or `None` if it does.
+    async fn session_attrs_mismatch(
+        &mut self,
+        want: TargetSessionAttrs,
+    ) -> Result<Option<&'static str>> {
+        use TargetSessionAttrs as T;
+        Ok(match want {
+            T::Any => None,
+            T::ReadWrite | T::ReadOnly => {
+                let read_only = self
+                    .session_flag(
+                        "default_transaction_read_only",
+                        "SHOW transaction_read_only",
+                    )
+                    .await?
+                    || self
+                        .session_flag("in_hot_standby", "SELECT pg_catalog.pg_is_in_recovery()")
+                        .await?;
+                match (want, read_only) {
+                    (T::ReadWrite, true) => Some(
+                        "no host matched target_session_attrs=read-write: the server is \
+                         read-only (default_transaction_read_only is on, or it is a hot standby)",
+                    ),
+                    (T::ReadOnly, false) => Some(
+                        "no host matched target_session_attrs=read-only: the server accepts writes",
+                    ),
+                    _ => None,
+                }
+            }
+            T::Primary | T::Standby | T::PreferStandby => {
+                let standby = self
+                    .session_flag("in_hot_standby", "SELECT pg_catalog.pg_is_in_recovery()")
+                    .await?;
+                match (want, standby) {
+                    (T::Primary, true) => Some(
+                        "no host matched target_session_attrs=primary: the server is a hot standby",
+                    ),
+                    (T::Standby | T::PreferStandby, false) => Some(
+                        "no host matched target_session_attrs=standby: the server is not a hot \
+                         standby",
+                    ),
+                    _ => None,
+                }
+            }
+        })
+    }
+
+    /// A boolean setting as the server reported it at startup (`on`/`off`), or, from servers
+    /// older than 14 that do not report it, the answer to `fallback` (`on`/`off`/`t`/`f`).
+    async fn session_flag(&mut self, reported: &str, fallback: &str) -> Result<bool> {
+        if let Some(v) = self.parameter(reported) {
+            return Ok(v == "on");
+        }
+        let results = self.simple_query(fallback).await?;
+        let row = results
+            .first()
+            .and_then(|r| r.rows().first())
+            .ok_or_else(|| Error::protocol(format!("no row from `{fallback}`")))?;
+        Ok(matches!(row.raw(0)?, Some(b"on" | b"t")))
+    }
+}
+
+/// One address to try: a resolved TCP address (with the name it came from, for errors) or a
+/// Unix socket directory.
+enum Target {
+    Tcp(String, SocketAddr),
+    Unix(PathBuf),
+}
+
+/// The addresses of one host, in the resolver's order.
+async fn resolve(host: &Host, port: u16) -> Result<Vec<Target>> {
+    match host {
+        Host::Tcp(name) => {
+            let addrs = tokio::net::lookup_host((name.as_str(), port))
+                .await
+                .map_err(|e| connect_error(e, &tcp_address(name, port)))?;
+            Ok(addrs.map(|a| Target::Tcp(name.clone(), a)).collect())
+        }
+        Host::Unix(dir) => Ok(vec![Target::Unix(dir.clone())]),
+    }
+}

@@ -1,0 +1,354 @@
+//! One connection to a PostgreSQL server: socket, buffers, startup, authentication, queries.
+//!
+//! The caller that holds `&mut Connection` owns the socket: there is no background task and no
+//! channel. A request is built whole in the write buffer and sent with one `write`; responses are
+//! framed straight out of the read buffer.
+//!
+//! | file | what lives there |
+//! |---|---|
+//! | `mod.rs` | the struct, accessors, settings, close |
+//! | `transport.rs` | TCP / Unix stream, [`Peer`], socket options, write-while-reading, idle read |
+//! | `connect.rs` | address resolution, multi-host, `target_session_attrs` |
+//! | `startup.rs` | startup packet and authentication |
+//! | `reader.rs` | the request-state core: what a request is owed, the read loop |
+//! | `simple_query.rs`, `prepare.rs`, `extended.rs`, `pipeline.rs` | the operations |
+//! | `timeout.rs`, `cancel.rs` | query timeouts and CancelRequest |
+//!
+//! # Cancellation safety
+//! Dropping a query future at any await point never leaves the connection in an unknown state.
+//! Before the first byte of a request is written, the number of ReadyForQuery messages still owed
+//! by the server is recorded; each ReadyForQuery read settles one. A future dropped after that
+//! point leaves the count above zero, [`Connection::has_pending`] says so, and the next operation
+//! (or [`Connection::drain`]) first reads and discards the rest of the old response. A future
+//! dropped in the middle of writing leaves a partial message on the wire, which cannot be
+//! repaired: the connection then reports [`Connection::is_broken`].
+
+use std::collections::{HashMap, VecDeque};
+use std::fmt;
+use std::time::{Duration, Instant};
+
+use bytes::BytesMut;
+
+use crate::error::{DbError, Result};
+use crate::protocol::backend::{self, DEFAULT_MAX_MESSAGE_LEN};
+use crate::protocol::frontend;
+use crate::statement::{DEFAULT_STATEMENT_CACHE_CAPACITY, StatementCache};
+
+mod cancel;
+mod connect;
+mod extended;
+mod pipeline;
+mod prepare;
+mod reader;
+mod simple_query;
+mod startup;
+mod timeout;
+mod transport;
+
+pub use cancel::CancelToken;
+pub use pipeline::Pipeline;
+pub use transport::Peer;
+
+use reader::{Owes, RequestState};
+use transport::{READ_CHUNK, Stream};
+
+/// How many unread notifications a connection keeps; older ones are dropped first, so a busy
+/// channel nobody reads cannot grow memory without bound.
+const MAX_QUEUED_NOTIFICATIONS: usize = 10_000;
+
+/// The transaction status reported by the last ReadyForQuery.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TransactionStatus {
+    /// Not in a transaction block.
+    Idle,
+    /// Inside a transaction block.
+    InTransaction,
+    /// Inside a failed transaction block: queries are rejected until it ends.
+    Failed,
+}
+
+/// Where the parameter types of a statement come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ParamTypes {
+    /// The server infers them (Parse with no declared types, then Describe), as tokio-postgres
+    /// and libpq do: a statement costs one extra round trip the first time a connection sees it,
+    /// and a value must fit the inferred type (`&"42"` is refused for `$1::int4`). The default.
+    #[default]
+    Inferred,
+    /// The values declare them (`i32` → int4, `&str` → text, ...), as sqlx does: a new statement
+    /// runs in one round trip (Parse, Describe, Bind, Execute, Sync in one write). The server
+    /// then casts where the SQL asks for another type (`$1::int8` with an `i32`, or `$1::int4`
+    /// with `&"42"`). Used only outside transactions and when every value declares a type; a
+    /// Parse the declared types make fail falls back to inference, having executed nothing.
+    FromValues,
+}
+
+/// A LISTEN/NOTIFY notification.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Notification {
+    /// The notifying backend's process id.
+    pub process_id: i32,
+    /// The channel.
+    pub channel: String,
+    /// The payload.
+    pub payload: String,
+}
+
+/// A callback that receives every NoticeResponse (warnings, `RAISE NOTICE`, ...).
+pub type NoticeHandler = Box<dyn FnMut(&DbError) + Send + Sync>;
+
+/// The client-side settings of a connection — everything a borrower can change without talking
+/// to the server. A pool takes them after opening a connection and puts them back when the
+/// connection is returned, so one borrower's changes never reach the next.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientSettings {
+    /// [`Connection::set_max_message_len`].
+    pub max_message_len: usize,
+    /// [`Connection::set_query_timeout`].
+    pub query_timeout: Option<Duration>,
+    /// [`Connection::set_param_types`].
+    pub param_types: ParamTypes,
+    /// [`Connection::set_statement_cache_capacity`].
+    pub statement_cache_capacity: usize,
+}
+
+impl Default for ClientSettings {
+    fn default() -> Self {
+        ClientSettings {
+            max_message_len: DEFAULT_MAX_MESSAGE_LEN,
+            query_timeout: None,
+            param_types: ParamTypes::Inferred,
+            statement_cache_capacity: DEFAULT_STATEMENT_CACHE_CAPACITY,
+        }
+    }
+}
+
+/// A connection to a PostgreSQL server.
+pub struct Connection {
+    stream: Stream,
+    peer: Peer,
+    read_buf: BytesMut,
+    write_buf: BytesMut,
+    state: RequestState,
+    tx_status: TransactionStatus,
+    parameters: HashMap<Box<str>, Box<str>>,
+    process_id: i32,
+    secret_key: Box<[u8]>,
+    cache: StatementCache,
+    notifications: VecDeque<Notification>,
+    notice_handler: Option<NoticeHandler>,
+    max_message_len: usize,
+    query_timeout: Option<Duration>,
+    param_types: ParamTypes,
+    created_at: Instant,
+    /// The tokio runtime whose reactor the socket is registered with: once that runtime is
+    /// gone, the socket can never be read again.
+    runtime: Option<tokio::runtime::Id>,
+}
+
+impl fmt::Debug for Connection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The cancel key is a secret of sorts: it lets anyone cancel our queries.
+        f.debug_struct("Connection")
+            .field("peer", &self.peer)
+            .field("process_id", &self.process_id)
+            .field("transaction_status", &self.tx_status)
+            .field("pending", &self.state.ready_owed())
+            .field("broken", &self.state.broken())
+            .field("cached_statements", &self.cache.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Connection {
+    fn new(stream: Stream, peer: Peer) -> Connection {
+        let settings = ClientSettings::default();
+        Connection {
+            stream,
+            peer,
+            read_buf: BytesMut::with_capacity(READ_CHUNK),
+            write_buf: BytesMut::with_capacity(READ_CHUNK),
+            state: RequestState::default(),
+            tx_status: TransactionStatus::Idle,
+            parameters: HashMap::new(),
+            process_id: 0,
+            secret_key: Box::new([]),
+            cache: StatementCache::new(settings.statement_cache_capacity),
+            notifications: VecDeque::new(),
+            notice_handler: None,
+            max_message_len: settings.max_message_len,
+            query_timeout: settings.query_timeout,
+            param_types: settings.param_types,
+            created_at: Instant::now(),
+            runtime: tokio::runtime::Handle::try_current().ok().map(|h| h.id()),
+        }
+    }
+
+    /// The transaction status reported by the last ReadyForQuery.
+    pub fn transaction_status(&self) -> TransactionStatus {
+        self.tx_status
+    }
+
+    /// Ready for a query outside any transaction: not broken, nothing pending.
+    pub fn is_idle(&self) -> bool {
+        !self.is_broken() && !self.has_pending() && self.tx_status == TransactionStatus::Idle
+    }
+
+    /// Inside a transaction block (possibly a failed one).
+    pub fn in_transaction(&self) -> bool {
+        self.tx_status != TransactionStatus::Idle
+    }
+
+    /// The connection failed (I/O error, protocol violation, FATAL error, partial write) and must
+    /// not be used again.
+    pub fn is_broken(&self) -> bool {
+        self.state.broken().is_some()
+    }
+
+    /// A previous request's responses are still unread, because its future was dropped. The next
+    /// operation drains them first; [`drain`](Connection::drain) does it explicitly.
+    pub fn has_pending(&self) -> bool {
+        self.state.has_pending()
+    }
+
+    /// Reads and discards whatever a dropped request left unread, up to its ReadyForQuery.
+    pub async fn drain(&mut self) -> Result<()> {
+        self.ensure_ready().await
+    }
+
+    /// The backend's process id (for `pg_terminate_backend`, logs, cancel requests).
+    pub fn backend_pid(&self) -> i32 {
+        self.process_id
+    }
+
+    /// Where this connection is connected to.
+    pub fn peer(&self) -> &Peer {
+        &self.peer
+    }
+
+    /// A run-time parameter reported by the server (`server_version`, `TimeZone`, ...).
+    pub fn parameter(&self, name: &str) -> Option<&str> {
+        self.parameters.get(name).map(|v| &**v)
+    }
+
+    /// When the connection was opened.
+    pub fn created_at(&self) -> Instant {
+        self.created_at
+    }
+
+    /// Sets the callback that receives NoticeResponses. Without one, notices are discarded.
+    /// Notices never read as errors.
+    pub fn set_notice_handler(&mut self, handler: Option<NoticeHandler>) {
+        self.notice_handler = handler;
+    }
+
+    /// Takes the notifications received so far (at most the last 10,000).
+    pub fn take_notifications(&mut self) -> Vec<Notification> {
+        self.notifications.drain(..).collect()
+    }
+
+    /// Sets the largest message accepted from the server (default 1 GiB).
+    pub fn set_max_message_len(&mut self, len: usize) {
+        self.max_message_len = len.max(backend::MAX_SHORT_MESSAGE_LEN);
+    }
+
+    /// Forgets every cached prepared statement, for when the server already dropped them
+    /// (`DISCARD ALL`, `DEALLOCATE ALL`).
+    pub fn clear_statement_cache(&mut self) {
+        self.cache.clear();
+    }
+
+    /// Sets how many named statements the cache keeps (default 256). Evicted statements are
+    /// closed on the server with the next request; 0 disables caching.
+    pub fn set_statement_cache_capacity(&mut self, capacity: usize) {
+        self.cache.set_capacity(capacity);
+    }
+
+    /// The number of statements in the cache.
+    pub fn cached_statements(&self) -> usize {
+        self.cache.len()
+    }
+
+    /// The names of the server-side statements this connection's cache owns, for checking
+    /// them against `pg_prepared_statements`.
+    pub fn cached_statement_names(&self) -> Vec<String> {
+        self.cache.names().map(str::to_owned).collect()
+    }
+
+    /// Sets a time limit for every query on this connection (`None`, the default: no limit).
+    ///
+    /// When it expires, the query is cancelled on the server (CancelRequest) and its response
+    /// drained, and the caller gets [`Error::Timeout`](crate::Error::Timeout); the connection
+    /// stays usable. When the server does not finish the cancellation within a short grace
+    /// (200 ms: a hung or stopped server is never waited on), the connection is marked broken
+    /// instead. Either way the caller waits at most the limit plus that grace.
+    pub fn set_query_timeout(&mut self, timeout: Option<Duration>) {
+        self.query_timeout = timeout;
+    }
+
+    /// The query time limit, if one is set.
+    pub fn query_timeout(&self) -> Option<Duration> {
+        self.query_timeout
+    }
+
+    /// Chooses where parameter types come from for statements this connection has not prepared
+    /// yet. See [`ParamTypes`].
+    pub fn set_param_types(&mut self, param_types: ParamTypes) {
+        self.param_types = param_types;
+    }
+
+    /// The client-side settings in force now.
+    pub fn client_settings(&self) -> ClientSettings {
+        ClientSettings {
+            max_message_len: self.max_message_len,
+            query_timeout: self.query_timeout,
+            param_types: self.param_types,
+            statement_cache_capacity: self.cache.capacity(),
+        }
+    }
+
+    /// Puts back client-side settings taken with [`client_settings`](Self::client_settings),
+    /// and removes the notice handler: nothing a borrower changed on the client side survives.
+    pub fn restore_client_settings(&mut self, settings: &ClientSettings) {
+        self.max_message_len = settings.max_message_len;
+        self.query_timeout = settings.query_timeout;
+        self.param_types = settings.param_types;
+        if self.cache.capacity() != settings.statement_cache_capacity {
+            self.cache.set_capacity(settings.statement_cache_capacity);
+        }
+        self.notice_handler = None;
+    }
+
+    /// Without a round trip, checks whether an idle connection is still usable.
+    ///
+    /// Returns false when the server closed it (EOF: restart, `idle_session_timeout`,
+    /// `pg_terminate_backend`), sent something other than asynchronous messages (a FATAL
+    /// ErrorResponse, garbage), or when the connection was opened on another tokio runtime
+    /// (whose reactor may be gone); the connection is then marked broken. Notices,
+    /// notifications and parameter changes waiting on the socket are processed and do not count
+    /// against it.
+    pub fn check_idle_socket(&mut self) -> bool {
+        if self.is_broken() {
+            return false;
+        }
+        let here = tokio::runtime::Handle::try_current().ok().map(|h| h.id());
+        if here != self.runtime {
+            self.state
+                .set_broken("the connection was opened on another tokio runtime");
+            return false;
+        }
+        self.check_idle()
+    }
+
+    /// Closes the connection politely (Terminate, then shutdown).
+    pub async fn close(mut self) -> Result<()> {
+        if self.is_broken() {
+            return Ok(());
+        }
+        self.clear_write_buf();
+        frontend::terminate(&mut self.write_buf);
+        self.send(Owes::Nothing).await?;
+        self.stream.shutdown().await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,208 @@
+//! Startup and authentication: the startup packet, then SCRAM-SHA-256, MD5 or cleartext as the
+//! server asks and `require_auth` allows, up to the first ReadyForQuery.
+
+use bytes::Bytes;
+
+use super::Connection;
+use super::reader::Owes;
+use crate::auth::{AuthMethod, RequireAuth, md5::md5_password, scram::ScramSha256};
+use crate::config::Config;
+use crate::error::{ConfigError, Error, Result};
+use crate::protocol::backend::{self, BackendMessage, MAX_AUTH_MESSAGE_LEN};
+use crate::protocol::frontend;
+
+impl Connection {
+    pub(super) async fn startup(&mut self, config: &Config) -> Result<()> {
+        let user = config
+            .get_user()
+            .ok_or_else(|| Error::Config(ConfigError::new("no user name given")))?;
+        let mut params: Vec<(&str, &str)> = vec![("user", user)];
+        if let Some(db) = config.get_dbname() {
+            params.push(("database", db));
+        }
+        if let Some(app) = config.get_application_name() {
+            params.push(("application_name", app));
+        }
+        if let Some(opts) = config.get_options() {
+            params.push(("options", opts));
+        }
+        // Text values (simple-query results) are decoded as UTF-8, with ISO dates, postgres-style
+        // intervals and floats printed exactly; a role or database default must not change that.
+        // (A later `SET DateStyle` by the user still would: documented on simple_query.)
+        params.push(("client_encoding", "UTF8"));
+        params.push(("DateStyle", "ISO"));
+        params.push(("IntervalStyle", "postgres"));
+        params.push(("extra_float_digits", "3"));
+        self.clear_write_buf();
+        frontend::startup_message(params, &mut self.write_buf)?;
+        self.send(Owes::Nothing).await?;
+        let require = match config.get_require_auth() {
+            Some(r) => RequireAuth::parse(r)?,
+            None => RequireAuth::default(),
+        };
+        self.authenticate(user, config.get_password(), require)
+            .await?;
+        // After AuthenticationOk: BackendKeyData, ParameterStatus (handled in recv), then
+        // ReadyForQuery, or an ErrorResponse.
+        loop {
+            let frame = self.recv_startup().await?;
+            match backend::decode(&frame)? {
+                BackendMessage::BackendKeyData {
+                    process_id,
+                    secret_key,
+                } => {
+                    self.process_id = process_id;
+                    self.secret_key = secret_key.into();
+                }
+                BackendMessage::ReadyForQuery { status } => {
+                    self.set_tx_status(status);
+                    return Ok(());
+                }
+                BackendMessage::ErrorResponse(f) => return Err(self.db_error(&f)),
+                BackendMessage::NegotiateProtocolVersion { .. } => {}
+                other => {
+                    return Err(Error::protocol(format!(
+                        "unexpected {other:?} during startup"
+                    )));
+                }
+            }
+        }
+    }
+
+    async fn authenticate(
+        &mut self,
+        user: &str,
+        password: Option<&[u8]>,
+        require: RequireAuth,
+    ) -> Result<()> {
+        let need_password = |method: &str| {
+            Error::auth(format!(
+                "the server requested {method} password authentication, but no password was given"
+            ))
+        };
+        // Checked before anything is sent: a password never goes out in a way require_auth
+        // does not allow (a server downgrading SCRAM to cleartext, say).
+        let check = |method: AuthMethod| {
+            if require.allows(method) {
+                Ok(())
+            } else {
+                Err(Error::auth(format!(
+                    "the server requested \"{}\" authentication, which require_auth does not allow",
+                    method.as_str()
+                )))
+            }
+        };
+        let mut scram: Option<ScramSha256> = None;
+        let mut requested = false;
+        loop {
+            let frame = self.recv_startup().await?;
+            let msg = backend::decode(&frame)?;
+            self.clear_write_buf();
+            if !matches!(
+                msg,
+                BackendMessage::AuthenticationOk
+                    | BackendMessage::ErrorResponse(_)
+                    | BackendMessage::NegotiateProtocolVersion { .. }
+            ) {
+                requested = true;
+            }
+            match msg {
+                BackendMessage::AuthenticationOk => {
+                    if !requested {
+                        check(AuthMethod::None)?;
+                    }
+                    // A server that skips SASLFinal never proved it knows the password: it
+                    // could be anyone who intercepted the connection.
+                    if let Some(s) = &scram {
+                        if !s.is_verified() {
+                            return Err(Error::auth(
+                                "the server sent AuthenticationOk before proving it knows the \
+                                 password (no valid SCRAM server signature)",
+                            ));
+                        }
+                    }
+                    return Ok(());
+                }
+                BackendMessage::AuthenticationCleartextPassword => {
+                    check(AuthMethod::Password)?;
+                    let pw = password.ok_or_else(|| need_password("cleartext"))?;
+                    frontend::password_message(pw, &mut self.write_buf)?;
+                }
+                BackendMessage::AuthenticationMD5Password { salt } => {
+                    check(AuthMethod::Md5)?;
+                    let pw = password.ok_or_else(|| need_password("MD5"))?;
+                    let hashed = md5_password(user.as_bytes(), pw, salt);
+                    frontend::password_message(hashed.as_bytes(), &mut self.write_buf)?;
+                }
+                BackendMessage::AuthenticationSASL { mechanisms } => {
+                    if scram.is_some() {
+                        return Err(Error::protocol("a second SASL exchange during startup"));
+                    }
+                    if !mechanisms.contains(&crate::auth::scram::SCRAM_SHA_256) {
+                        return Err(Error::auth(format!(
+                            "the server offers only SASL mechanisms {mechanisms:?}; supported: \
+                             SCRAM-SHA-256 (SCRAM-SHA-256-PLUS needs TLS channel binding, \
+                             which is not supported yet)"
+                        )));
+                    }
+                    check(AuthMethod::ScramSha256)?;
+                    let pw = password.ok_or_else(|| need_password("SCRAM-SHA-256"))?;
+                    let s = ScramSha256::new(pw)?;
+                    frontend::sasl_initial_response(
+                        crate::auth::scram::SCRAM_SHA_256,
+                        s.client_first(),
+                        &mut self.write_buf,
+                    )?;
+                    scram = Some(s);
+                }
+                BackendMessage::AuthenticationSASLContinue { data } => {
+                    let s = scram
+                        .as_mut()
+                        .ok_or_else(|| Error::protocol("SASLContinue without a SASL exchange"))?;
+                    let client_final = s.update(data)?;
+                    frontend::sasl_response(&client_final, &mut self.write_buf)?;
+                }
+                BackendMessage::AuthenticationSASLFinal { data } => {
+                    let s = scram
+                        .as_mut()
+                        .ok_or_else(|| Error::protocol("SASLFinal without a SASL exchange"))?;
+                    s.finish(data)?;
+                    continue;
+                }
+                BackendMessage::AuthenticationKerberosV5 => {
+                    return Err(Error::auth("Kerberos V5 authentication is not supported"));
+                }
+                BackendMessage::AuthenticationSCMCredential => {
+                    return Err(Error::auth(
+                        "SCM credential authentication is not supported",
+                    ));
+                }
+                BackendMessage::AuthenticationGSS | BackendMessage::AuthenticationGSSContinue => {
+                    check(AuthMethod::Gss)?;
+                    return Err(Error::auth("GSSAPI authentication is not supported"));
+                }
+                BackendMessage::AuthenticationSSPI => {
+                    check(AuthMethod::Sspi)?;
+                    return Err(Error::auth("SSPI authentication is not supported"));
+                }
+                BackendMessage::ErrorResponse(f) => return Err(self.db_error(&f)),
+                BackendMessage::NegotiateProtocolVersion { .. } => continue,
+                other => {
+                    return Err(Error::protocol(format!(
+                        "unexpected {other:?} during authentication"
+                    )));
+                }
+            }
+            self.send(Owes::Nothing).await?;
+        }
+    }
+
+    /// During startup, frames are capped much lower: no legitimate startup message is large.
+    async fn recv_startup(&mut self) -> Result<Bytes> {
+        let cap = self.max_message_len;
+        self.max_message_len = cap.min(MAX_AUTH_MESSAGE_LEN.max(backend::MAX_SHORT_MESSAGE_LEN));
+        let r = self.recv().await;
+        self.max_message_len = cap;
+        r
+    }
+}
