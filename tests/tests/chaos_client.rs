@@ -680,7 +680,7 @@ async fn c4_a_late_cancel_never_hits_the_next_query_query_timeout() {
         let sql = format!("SELECT pg_sleep({sleep_ms} / 1000.0)");
         let timed_out = match conn.execute(&sql, &[]).await {
             Ok(_) => false,
-            Err(pgwire_lite::Error::Timeout(_)) => true,
+            Err(pgwire_lite::Error::QueryTimeout(_)) => true,
             Err(e) => panic!("round {i}: the timed-out query itself: {e:?}"),
         };
         conn.set_query_timeout(None);

@@ -567,7 +567,7 @@ async fn n6_blackhole_mid_query_ends_at_the_query_timeout_and_breaks() {
     )
     .await
     .unwrap_err();
-    assert!(matches!(err, Error::Timeout(_)), "{err:?}");
+    assert!(matches!(err, Error::QueryTimeout(_)), "{err:?}");
     assert!(c.is_broken(), "a stalled peer cannot be drained: closed");
     p.pass();
     p.kill_all();

@@ -869,7 +869,7 @@ async fn m13_endless_notices_during_a_query_end_at_the_query_timeout() {
         .await
         .expect("bounded by the query timeout")
         .unwrap_err();
-    assert!(matches!(err, Error::Timeout(_)), "{err:?}");
+    assert!(matches!(err, Error::QueryTimeout(_)), "{err:?}");
     // The cancellation is never answered and no ReadyForQuery comes: closed, not reused.
     assert!(c.is_broken());
     assert!(
@@ -896,7 +896,7 @@ async fn m13_endless_notifications_keep_a_bounded_queue() {
     .await
     .expect("bounded by the query timeout")
     .unwrap_err();
-    assert!(matches!(err, Error::Timeout(_)), "{err:?}");
+    assert!(matches!(err, Error::QueryTimeout(_)), "{err:?}");
     let queued = c.take_notifications();
     assert_eq!(queued.len(), 10_000, "the queue is capped");
     assert_eq!(queued[0].channel, "chan");

@@ -727,7 +727,7 @@ async fn query_timeout_applies_to_every_borrower() {
     let t = std::time::Instant::now();
     let err = pool.execute("SELECT pg_sleep(10)", &[]).await.unwrap_err();
     assert!(
-        matches!(err.as_backend(), Some(pgwire_lite::Error::Timeout(_))),
+        matches!(err.as_backend(), Some(pgwire_lite::Error::QueryTimeout(_))),
         "{err:?}"
     );
     assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());

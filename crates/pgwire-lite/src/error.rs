@@ -40,6 +40,10 @@ pub enum Error {
     /// An operation did not finish in time.
     #[error("timed out: {0}")]
     Timeout(&'static str),
+    /// The connection's `query_timeout` elapsed. The outcome says whether the statement took
+    /// effect, as the response drained after the cancellation told.
+    #[error("timed out: query_timeout elapsed; {}", .0.describe())]
+    QueryTimeout(crate::connection::TimeoutOutcome),
     /// A Rust value could not be converted to or from a PostgreSQL value.
     #[error("{0}")]
     Conversion(String),
@@ -76,9 +80,17 @@ impl Error {
         }
     }
 
-    /// True for [`Error::Timeout`].
+    /// True for [`Error::Timeout`] and [`Error::QueryTimeout`].
     pub fn is_timeout(&self) -> bool {
-        matches!(self, Error::Timeout(_))
+        matches!(self, Error::Timeout(_) | Error::QueryTimeout(_))
+    }
+
+    /// For a query timeout, what became of the statement.
+    pub fn timeout_outcome(&self) -> Option<crate::connection::TimeoutOutcome> {
+        match self {
+            Error::QueryTimeout(o) => Some(*o),
+            _ => None,
+        }
     }
 
     pub(crate) fn protocol(msg: impl Into<String>) -> Error {

@@ -92,7 +92,7 @@ pub mod types;
 pub use config::{Config, Host, SslMode, TargetSessionAttrs};
 pub use connection::{
     CancelToken, ClientSettings, Connection, NoticeHandler, Notification, ParamTypes, Peer,
-    Pipeline, TransactionStatus,
+    Pipeline, TimeoutOutcome, TransactionStatus,
 };
 pub use error::{ConfigError, DbError, Error, Result};
 pub use row::{Column, QueryResult, Row, RowIndex, RowMap};

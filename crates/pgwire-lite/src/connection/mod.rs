@@ -47,6 +47,7 @@ mod transport;
 
 pub use cancel::CancelToken;
 pub use pipeline::Pipeline;
+pub use timeout::TimeoutOutcome;
 pub use transport::Peer;
 
 use reader::{Owes, RequestState};

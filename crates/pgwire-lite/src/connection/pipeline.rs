@@ -249,6 +249,7 @@ fn clone_error(e: &Error) -> Error {
         Error::Config(c) => Error::Config(c.clone()),
         Error::Closed(w) => Error::Closed(w),
         Error::Timeout(w) => Error::Timeout(w),
+        Error::QueryTimeout(o) => Error::QueryTimeout(*o),
         Error::Conversion(m) => Error::Conversion(m.clone()),
         Error::Unsupported(w) => Error::Unsupported(w),
     }

@@ -1,6 +1,13 @@
 //! Query timeouts: every operation runs through [`Connection::request`], which applies the
 //! connection's time limit and records the outcome in the request state.
+//!
+//! When the limit elapses, the statement may still be running, may have finished, or may be
+//! finishing while the CancelRequest travels. The response that is drained afterwards says
+//! which, and the caller is told: [`TimeoutOutcome`].
 
+use std::future::Future;
+use std::pin::pin;
+use std::task::Poll;
 use std::time::Duration;
 
 use super::Connection;
@@ -11,6 +18,37 @@ use crate::error::{Error, Result};
 /// before the connection is given up: a healthy server answers a cancel in about a millisecond,
 /// a hung one never does, and the caller should wait at most its timeout plus this.
 const CANCEL_GRACE: Duration = Duration::from_millis(200);
+
+/// What became of the statement whose `query_timeout` elapsed, as the drained response tells.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum TimeoutOutcome {
+    /// The statement did not take effect: the server cancelled it (or it failed, or it was
+    /// never sent). Inside a transaction, the transaction is now aborted.
+    Cancelled,
+    /// The statement completed before the cancellation reached it: its effects stand (inside
+    /// a transaction, they are committed with it).
+    Completed,
+    /// The connection failed before the outcome could be read: the statement may or may not
+    /// have taken effect.
+    Unknown,
+}
+
+impl TimeoutOutcome {
+    /// A short description for error messages.
+    pub fn describe(self) -> &'static str {
+        match self {
+            TimeoutOutcome::Cancelled => "the query was cancelled and did not take effect",
+            TimeoutOutcome::Completed => {
+                "the query completed before the cancellation arrived; its effects stand"
+            }
+            TimeoutOutcome::Unknown => {
+                "the connection failed before the outcome was known; the query may have taken \
+                 effect"
+            }
+        }
+    }
+}
 
 impl Connection {
     /// A token that cancels this connection's running query from another task.
@@ -32,27 +70,89 @@ impl Connection {
             let r = op(self).await;
             return self.check(r);
         };
+        let requests_before = self.state.seen.requests;
         match tokio::time::timeout(limit, op(self)).await {
             Ok(r) => self.check(r),
             Err(_) => {
-                // The operation's future is gone; what it sent is still owed to us.
-                if self.has_pending() && !self.is_broken() {
-                    let token = self.cancel_token();
-                    let cleanup = async {
-                        token.cancel_query().await?;
-                        self.ensure_ready().await
-                    };
-                    match tokio::time::timeout(CANCEL_GRACE, cleanup).await {
-                        Ok(Ok(())) => {}
-                        _ => self.state.set_broken(
-                            "the server did not answer the cancellation of a timed-out query",
-                        ),
-                    }
-                }
-                Err(Error::Timeout(
-                    "query_timeout elapsed; the query was cancelled",
-                ))
+                let outcome = self.after_timeout(requests_before).await;
+                Err(Error::QueryTimeout(outcome))
             }
         }
     }
+
+    /// Cancels and drains what a timed-out operation left, and says what became of it.
+    ///
+    /// The CancelRequest and the drain run side by side: a statement that finishes while the
+    /// cancel travels is read as completed. The connection is kept only when both end within
+    /// the grace: a cancel whose delivery was not confirmed could still arrive later and cancel
+    /// the next borrower's statement.
+    async fn after_timeout(&mut self, requests_before: u64) -> TimeoutOutcome {
+        if self.state.seen.requests == requests_before && !self.has_pending() {
+            // Nothing of this operation reached the server.
+            return TimeoutOutcome::Cancelled;
+        }
+        if self.is_broken() {
+            return TimeoutOutcome::Unknown;
+        }
+        if !self.has_pending() {
+            return self.outcome();
+        }
+        let token = self.cancel_token();
+        let (cancelled, drained) = {
+            let cleanup = both(token.cancel_query(), self.ensure_ready());
+            match tokio::time::timeout(CANCEL_GRACE, cleanup).await {
+                Ok((c, d)) => (c.is_ok(), Some(d.is_ok())),
+                Err(_) => (false, None),
+            }
+        };
+        let outcome = match drained {
+            Some(true) => self.outcome(),
+            _ => TimeoutOutcome::Unknown,
+        };
+        if !cancelled || drained != Some(true) {
+            self.state
+                .set_broken("the server did not answer the cancellation of a timed-out query");
+        }
+        outcome
+    }
+
+    /// The outcome of the latest request, from what its fully read response said.
+    fn outcome(&self) -> TimeoutOutcome {
+        let seen = self.state.seen;
+        match (seen.errors, seen.completed) {
+            // One Sync: an error rolls back the whole request (or aborts the transaction).
+            (e, c) if e > 0 && (c == 0 || seen.syncs <= 1) => TimeoutOutcome::Cancelled,
+            (e, _) if e > 0 => TimeoutOutcome::Unknown,
+            (_, c) if c > 0 => TimeoutOutcome::Completed,
+            // The statement itself was never executed (the operation was still preparing it).
+            _ => TimeoutOutcome::Cancelled,
+        }
+    }
+}
+
+/// Runs two futures to completion side by side.
+async fn both<A: Future, B: Future>(a: A, b: B) -> (A::Output, B::Output) {
+    let (mut a, mut b) = (pin!(a), pin!(b));
+    let (mut ra, mut rb) = (None, None);
+    std::future::poll_fn(|cx| {
+        if ra.is_none() {
+            if let Poll::Ready(v) = a.as_mut().poll(cx) {
+                ra = Some(v);
+            }
+        }
+        if rb.is_none() {
+            if let Poll::Ready(v) = b.as_mut().poll(cx) {
+                rb = Some(v);
+            }
+        }
+        match (ra.take(), rb.take()) {
+            (Some(x), Some(y)) => Poll::Ready((x, y)),
+            (x, y) => {
+                ra = x;
+                rb = y;
+                Poll::Pending
+            }
+        }
+    })
+    .await
 }
