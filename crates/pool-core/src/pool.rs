@@ -11,7 +11,7 @@ use crate::builder::{MIN_POOL_SIZE, PsqlPoolBuilder};
 use crate::error::{Error, Result};
 use crate::guard::PooledConnection;
 use crate::recycle::PgManager;
-use crate::slots::{SlotConfig, Slots, Status};
+use crate::slots::{Object, SlotConfig, Slots, Status};
 
 /// A PostgreSQL connection pool: FIFO-fair, bounded, with recycling strategies.
 ///
@@ -133,7 +133,7 @@ impl PsqlPool {
     }
 
     /// Every borrower starts from the pool's settings, whatever the previous one changed.
-    fn hand_out(&self, mut obj: crate::guard::Object<PgManager>) -> PooledConnection {
+    fn hand_out(&self, mut obj: Object<PgManager>) -> PooledConnection {
         if let Some(conn) = obj.conn_mut() {
             conn.set_query_timeout(self.inner.slots.manager.query_timeout);
         }

@@ -8,7 +8,7 @@ use tokio::time::{Instant, advance, sleep};
 use super::fake::{Fake, Gate, assert_adds_up, assert_quiescent, config, pool, pool_with};
 use crate::error::{Error, TimeoutKind};
 
-fn id(obj: &crate::guard::Object<Arc<Fake>>) -> usize {
+fn id(obj: &super::Object<Arc<Fake>>) -> usize {
     obj.conn().map(|c| c.id).unwrap_or(usize::MAX)
 }
 
@@ -546,7 +546,7 @@ async fn cancellation_at_every_step_never_leaks() {
 async fn futures_join(
     slots: &Arc<super::Slots<Arc<Fake>>>,
     n: usize,
-) -> Vec<crate::guard::Object<Arc<Fake>>> {
+) -> Vec<super::Object<Arc<Fake>>> {
     let mut out = Vec::new();
     for _ in 0..n {
         out.push(slots.get().await.unwrap());
