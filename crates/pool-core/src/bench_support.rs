@@ -54,9 +54,9 @@ impl NoopPool {
             Noop,
             SlotConfig {
                 max_size,
-                wait_timeout: crate::DEFAULT_WAIT_TIMEOUT,
-                create_timeout: crate::DEFAULT_CREATE_TIMEOUT,
-                recycle_timeout: crate::DEFAULT_RECYCLE_TIMEOUT,
+                wait_timeout: crate::limits::DEFAULT_WAIT_TIMEOUT,
+                create_timeout: crate::limits::DEFAULT_CREATE_TIMEOUT,
+                recycle_timeout: crate::limits::DEFAULT_RECYCLE_TIMEOUT,
                 max_lifetime: None,
                 idle_timeout: None,
                 min_idle: 0,
