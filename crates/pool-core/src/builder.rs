@@ -75,23 +75,45 @@ impl Default for PsqlPoolBuilder {
 
 impl fmt::Debug for PsqlPoolBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Destructured without `..`, so a field added later does not compile until it is
+        // shown here (or deliberately redacted).
+        let PsqlPoolBuilder {
+            dsn,
+            config,
+            username,
+            password,
+            host,
+            port,
+            db_name,
+            max_db_pool_size,
+            conn_recycling_method,
+            wait_timeout,
+            create_timeout,
+            recycle_timeout,
+            max_lifetime,
+            idle_timeout,
+            min_idle,
+            query_timeout,
+        } = self;
+        // The DSN may hold a password too. `Config`'s own Debug redacts its password.
         let secret = |set: bool| if set { Some("<redacted>") } else { None };
         f.debug_struct("PsqlPoolBuilder")
-            .field("dsn", &secret(self.dsn.is_some()))
-            .field("config", &self.config)
-            .field("username", &self.username)
-            .field("password", &secret(self.password.is_some()))
-            .field("host", &self.host)
-            .field("port", &self.port)
-            .field("db_name", &self.db_name)
-            .field("max_db_pool_size", &self.max_db_pool_size)
-            .field("conn_recycling_method", &self.conn_recycling_method)
-            .field("wait_timeout", &self.wait_timeout)
-            .field("create_timeout", &self.create_timeout)
-            .field("recycle_timeout", &self.recycle_timeout)
-            .field("max_lifetime", &self.max_lifetime)
-            .field("idle_timeout", &self.idle_timeout)
-            .field("min_idle", &self.min_idle)
+            .field("dsn", &secret(dsn.is_some()))
+            .field("config", config)
+            .field("username", username)
+            .field("password", &secret(password.is_some()))
+            .field("host", host)
+            .field("port", port)
+            .field("db_name", db_name)
+            .field("max_db_pool_size", max_db_pool_size)
+            .field("conn_recycling_method", conn_recycling_method)
+            .field("wait_timeout", wait_timeout)
+            .field("create_timeout", create_timeout)
+            .field("recycle_timeout", recycle_timeout)
+            .field("max_lifetime", max_lifetime)
+            .field("idle_timeout", idle_timeout)
+            .field("min_idle", min_idle)
+            .field("query_timeout", query_timeout)
             .finish()
     }
 }
@@ -423,6 +445,71 @@ mod tests {
             .unwrap();
         let d = format!("{pool:?}");
         assert!(!d.contains("hunter2"), "{d}");
+    }
+
+    #[test]
+    fn debug_shows_every_field_but_the_password() {
+        let mut config = Config::new();
+        config.user("cfg_user").password("hunter4");
+        let b = PsqlPool::builder()
+            .dsn("postgres://u:hunter2@h/db")
+            .config(config)
+            .username("alice")
+            .password("hunter3")
+            .host("db.example")
+            .port(6543)
+            .db_name("app")
+            .max_db_pool_size(7)
+            .conn_recycling_method(RecyclingMethod::Verified)
+            .wait_timeout(Duration::from_secs(11))
+            .create_timeout(Duration::from_secs(12))
+            .recycle_timeout(Duration::from_secs(13))
+            .max_lifetime(Duration::from_secs(14))
+            .idle_timeout(Duration::from_secs(15))
+            .min_idle(1)
+            .query_timeout(Duration::from_secs(16));
+        let d = format!("{b:?}");
+        // The names come from an exhaustive pattern: once a field is added this does not
+        // compile until the field is listed here, and so checked against the output.
+        macro_rules! every_field {
+            ($($field:ident),* $(,)?) => {{
+                let PsqlPoolBuilder { $($field: _),* } = &b;
+                [$(stringify!($field)),*]
+            }};
+        }
+        let fields = every_field!(
+            dsn,
+            config,
+            username,
+            password,
+            host,
+            port,
+            db_name,
+            max_db_pool_size,
+            conn_recycling_method,
+            wait_timeout,
+            create_timeout,
+            recycle_timeout,
+            max_lifetime,
+            idle_timeout,
+            min_idle,
+            query_timeout,
+        );
+        for name in fields {
+            assert!(d.contains(&format!("{name}: ")), "{name} missing from {d}");
+        }
+        for value in [
+            "username: Some(\"alice\")",
+            "max_db_pool_size: 7",
+            "conn_recycling_method: Verified",
+            "min_idle: 1",
+            "query_timeout: Some(16s)",
+        ] {
+            assert!(d.contains(value), "{value} missing from {d}");
+        }
+        for secret in ["hunter2", "hunter3", "hunter4"] {
+            assert!(!d.contains(secret), "{secret} leaked into {d}");
+        }
     }
 
     #[test]
