@@ -59,7 +59,8 @@ impl Metrics {
 pub(crate) struct Entry<C> {
     pub(crate) conn: C,
     pub(crate) metrics: Metrics,
-    /// Creation time plus `max_lifetime` minus jitter.
+    /// Creation time plus `max_lifetime` minus jitter; `None` for no lifetime, or one so long
+    /// that the clock cannot represent its end.
     pub(super) expires_at: Option<Instant>,
     /// `idle_timeout` minus jitter, fixed per connection.
     idle_limit: Option<Duration>,
@@ -74,7 +75,7 @@ impl<C> Entry<C> {
         Entry {
             conn,
             metrics: Metrics::new(now),
-            expires_at: config.max_lifetime.map(|l| now + jitter(l)),
+            expires_at: config.max_lifetime.and_then(|l| now.checked_add(jitter(l))),
             idle_limit: config.idle_timeout.map(jitter),
             reset_tried: false,
         }
