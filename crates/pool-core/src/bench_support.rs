@@ -6,8 +6,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::error::Error;
-use crate::guard::Object;
-use crate::slots::{Health, Manager, Metrics, SlotConfig, Slots};
+use crate::manager::{Health, Manager};
+use crate::slots::{Object, SlotConfig, Slots};
 
 /// A factory of `()` connections that are always healthy.
 #[derive(Debug)]
@@ -33,7 +33,7 @@ impl Manager for Noop {
         Ok(())
     }
 
-    async fn recycle(&self, _conn: &mut (), _metrics: &Metrics) -> Result<(), Error> {
+    async fn recycle(&self, _conn: &mut ()) -> Result<(), Error> {
         Ok(())
     }
 
@@ -54,9 +54,9 @@ impl NoopPool {
             Noop,
             SlotConfig {
                 max_size,
-                wait_timeout: crate::DEFAULT_WAIT_TIMEOUT,
-                create_timeout: crate::DEFAULT_CREATE_TIMEOUT,
-                recycle_timeout: crate::DEFAULT_RECYCLE_TIMEOUT,
+                wait_timeout: crate::limits::DEFAULT_WAIT_TIMEOUT,
+                create_timeout: crate::limits::DEFAULT_CREATE_TIMEOUT,
+                recycle_timeout: crate::limits::DEFAULT_RECYCLE_TIMEOUT,
                 max_lifetime: None,
                 idle_timeout: None,
                 min_idle: 0,

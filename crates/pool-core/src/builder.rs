@@ -6,19 +6,20 @@ use std::time::Duration;
 use pgwire_lite::Config;
 
 use crate::error::{Error, Result};
+use crate::limits::{
+    self, DEFAULT_CREATE_TIMEOUT, DEFAULT_RECYCLE_TIMEOUT, DEFAULT_WAIT_TIMEOUT, MIN_POOL_SIZE,
+};
 use crate::pool::PsqlPool;
 use crate::recycle::{PgManager, RecyclingMethod};
 use crate::slots::SlotConfig;
 
-/// The smallest (and default) `max_db_pool_size`, as in psqlpy.
-pub const MIN_POOL_SIZE: usize = 2;
-/// Default wait timeout: how long a borrower queues for a free slot. Always set: an exhausted
-/// pool never makes callers hang forever.
-pub const DEFAULT_WAIT_TIMEOUT: Duration = Duration::from_secs(30);
-/// Default create timeout: opening one connection (connect, TLS, startup, authentication).
-pub const DEFAULT_CREATE_TIMEOUT: Duration = Duration::from_secs(30);
-/// Default recycle timeout: draining / rolling back / the recycling method's SQL.
-pub const DEFAULT_RECYCLE_TIMEOUT: Duration = Duration::from_secs(5);
+impl PsqlPool {
+    /// A builder with the seed's parameters (`dsn`, `username`, `password`, `host`, `port`,
+    /// `db_name`, `max_db_pool_size`, `conn_recycling_method`) and the pool's own knobs.
+    pub fn builder() -> PsqlPoolBuilder {
+        PsqlPoolBuilder::default()
+    }
+}
 
 /// Builds a [`PsqlPool`]. Start with [`PsqlPool::builder()`].
 ///
@@ -74,23 +75,45 @@ impl Default for PsqlPoolBuilder {
 
 impl fmt::Debug for PsqlPoolBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Destructured without `..`, so a field added later does not compile until it is
+        // shown here (or deliberately redacted).
+        let PsqlPoolBuilder {
+            dsn,
+            config,
+            username,
+            password,
+            host,
+            port,
+            db_name,
+            max_db_pool_size,
+            conn_recycling_method,
+            wait_timeout,
+            create_timeout,
+            recycle_timeout,
+            max_lifetime,
+            idle_timeout,
+            min_idle,
+            query_timeout,
+        } = self;
+        // The DSN may hold a password too. `Config`'s own Debug redacts its password.
         let secret = |set: bool| if set { Some("<redacted>") } else { None };
         f.debug_struct("PsqlPoolBuilder")
-            .field("dsn", &secret(self.dsn.is_some()))
-            .field("config", &self.config)
-            .field("username", &self.username)
-            .field("password", &secret(self.password.is_some()))
-            .field("host", &self.host)
-            .field("port", &self.port)
-            .field("db_name", &self.db_name)
-            .field("max_db_pool_size", &self.max_db_pool_size)
-            .field("conn_recycling_method", &self.conn_recycling_method)
-            .field("wait_timeout", &self.wait_timeout)
-            .field("create_timeout", &self.create_timeout)
-            .field("recycle_timeout", &self.recycle_timeout)
-            .field("max_lifetime", &self.max_lifetime)
-            .field("idle_timeout", &self.idle_timeout)
-            .field("min_idle", &self.min_idle)
+            .field("dsn", &secret(dsn.is_some()))
+            .field("config", config)
+            .field("username", username)
+            .field("password", &secret(password.is_some()))
+            .field("host", host)
+            .field("port", port)
+            .field("db_name", db_name)
+            .field("max_db_pool_size", max_db_pool_size)
+            .field("conn_recycling_method", conn_recycling_method)
+            .field("wait_timeout", wait_timeout)
+            .field("create_timeout", create_timeout)
+            .field("recycle_timeout", recycle_timeout)
+            .field("max_lifetime", max_lifetime)
+            .field("idle_timeout", idle_timeout)
+            .field("min_idle", min_idle)
+            .field("query_timeout", query_timeout)
             .finish()
     }
 }
@@ -218,8 +241,8 @@ impl PsqlPoolBuilder {
     ///
     /// # Errors
     /// [`Error::Config`] naming the bad parameter: `max_db_pool_size` below 2, `min_idle`
-    /// above it, a zero create/recycle timeout, lifetime or idle timeout, an unparsable DSN,
-    /// both a DSN and a config.
+    /// above it, a zero create/recycle/query timeout, lifetime or idle timeout, an unparsable
+    /// DSN, both a DSN and a config.
     pub fn build(self) -> Result<PsqlPool> {
         let (config, slots) = self.validate()?;
         let manager = PgManager {
@@ -231,31 +254,6 @@ impl PsqlPoolBuilder {
     }
 
     fn validate(&self) -> Result<(Config, SlotConfig)> {
-        if self.max_db_pool_size < MIN_POOL_SIZE {
-            return Err(Error::config(format!(
-                "max_db_pool_size must be at least {MIN_POOL_SIZE}, got {}",
-                self.max_db_pool_size
-            )));
-        }
-        if self.min_idle > self.max_db_pool_size {
-            return Err(Error::config(format!(
-                "min_idle ({}) cannot exceed max_db_pool_size ({})",
-                self.min_idle, self.max_db_pool_size
-            )));
-        }
-        let positive = [
-            ("create_timeout", Some(self.create_timeout)),
-            ("recycle_timeout", Some(self.recycle_timeout)),
-            ("max_lifetime", self.max_lifetime),
-            ("idle_timeout", self.idle_timeout),
-            ("query_timeout", self.query_timeout),
-        ];
-        for (name, value) in positive {
-            if value == Some(Duration::ZERO) {
-                return Err(Error::config(format!("{name} must be more than zero")));
-            }
-        }
-        let config = self.connection_config()?;
         let slots = SlotConfig {
             max_size: self.max_db_pool_size,
             wait_timeout: self.wait_timeout,
@@ -265,6 +263,8 @@ impl PsqlPoolBuilder {
             idle_timeout: self.idle_timeout,
             min_idle: self.min_idle,
         };
+        limits::validate(&slots, self.query_timeout)?;
+        let config = self.connection_config()?;
         Ok((config, slots))
     }
 
@@ -445,5 +445,90 @@ mod tests {
             .unwrap();
         let d = format!("{pool:?}");
         assert!(!d.contains("hunter2"), "{d}");
+    }
+
+    #[test]
+    fn debug_shows_every_field_but_the_password() {
+        let mut config = Config::new();
+        config.user("cfg_user").password("hunter4");
+        let b = PsqlPool::builder()
+            .dsn("postgres://u:hunter2@h/db")
+            .config(config)
+            .username("alice")
+            .password("hunter3")
+            .host("db.example")
+            .port(6543)
+            .db_name("app")
+            .max_db_pool_size(7)
+            .conn_recycling_method(RecyclingMethod::Verified)
+            .wait_timeout(Duration::from_secs(11))
+            .create_timeout(Duration::from_secs(12))
+            .recycle_timeout(Duration::from_secs(13))
+            .max_lifetime(Duration::from_secs(14))
+            .idle_timeout(Duration::from_secs(15))
+            .min_idle(1)
+            .query_timeout(Duration::from_secs(16));
+        let d = format!("{b:?}");
+        // The names come from an exhaustive pattern: once a field is added this does not
+        // compile until the field is listed here, and so checked against the output.
+        macro_rules! every_field {
+            ($($field:ident),* $(,)?) => {{
+                let PsqlPoolBuilder { $($field: _),* } = &b;
+                [$(stringify!($field)),*]
+            }};
+        }
+        let fields = every_field!(
+            dsn,
+            config,
+            username,
+            password,
+            host,
+            port,
+            db_name,
+            max_db_pool_size,
+            conn_recycling_method,
+            wait_timeout,
+            create_timeout,
+            recycle_timeout,
+            max_lifetime,
+            idle_timeout,
+            min_idle,
+            query_timeout,
+        );
+        for name in fields {
+            assert!(d.contains(&format!("{name}: ")), "{name} missing from {d}");
+        }
+        for value in [
+            "username: Some(\"alice\")",
+            "max_db_pool_size: 7",
+            "conn_recycling_method: Verified",
+            "min_idle: 1",
+            "query_timeout: Some(16s)",
+        ] {
+            assert!(d.contains(value), "{value} missing from {d}");
+        }
+        for secret in ["hunter2", "hunter3", "hunter4"] {
+            assert!(!d.contains(secret), "{secret} leaked into {d}");
+        }
+    }
+
+    #[test]
+    fn build_and_resize_refuse_alike() {
+        let pool = PsqlPool::builder()
+            .max_db_pool_size(4)
+            .min_idle(3)
+            .build()
+            .unwrap();
+        for size in [0, 1, 2] {
+            let built = msg(PsqlPool::builder().max_db_pool_size(size).min_idle(3));
+            let resized = pool.resize(size).unwrap_err().to_string();
+            assert_eq!(built, resized);
+            assert!(resized.contains("max_db_pool_size"), "{resized}");
+        }
+        assert_eq!(
+            pool.status().max_size,
+            4,
+            "a refused resize changes nothing"
+        );
     }
 }

@@ -67,19 +67,23 @@ pub mod bench_support;
 mod builder;
 mod error;
 mod guard;
+mod limits;
+mod manager;
 mod pool;
 mod recycle;
 mod slots;
+mod transaction;
 
-pub use builder::{
-    DEFAULT_CREATE_TIMEOUT, DEFAULT_RECYCLE_TIMEOUT, DEFAULT_WAIT_TIMEOUT, MIN_POOL_SIZE,
-    PsqlPoolBuilder,
-};
+pub use builder::PsqlPoolBuilder;
 pub use error::{Error, PoolError, Result, TimeoutKind};
-pub use guard::{PooledConnection, Transaction};
+pub use guard::PooledConnection;
+pub use limits::{
+    DEFAULT_CREATE_TIMEOUT, DEFAULT_RECYCLE_TIMEOUT, DEFAULT_WAIT_TIMEOUT, MIN_POOL_SIZE,
+};
 pub use pool::PsqlPool;
 pub use recycle::{CLEAN_SQL, RecyclingMethod, VERIFIED_SQL};
 pub use slots::{Metrics, Status};
+pub use transaction::Transaction;
 
 pub use pgwire_lite;
 pub use pgwire_lite::{

@@ -7,11 +7,11 @@ use std::time::Duration;
 
 use pgwire_lite::{QueryResult, ToSql};
 
-use crate::builder::{MIN_POOL_SIZE, PsqlPoolBuilder};
 use crate::error::{Error, Result};
 use crate::guard::PooledConnection;
+use crate::limits;
 use crate::recycle::PgManager;
-use crate::slots::{SlotConfig, Slots, Status};
+use crate::slots::{Object, SlotConfig, Slots, Status};
 
 /// A PostgreSQL connection pool: FIFO-fair, bounded, with recycling strategies.
 ///
@@ -71,12 +71,6 @@ impl fmt::Debug for PsqlPool {
 }
 
 impl PsqlPool {
-    /// A builder with the seed's parameters (`dsn`, `username`, `password`, `host`, `port`,
-    /// `db_name`, `max_db_pool_size`, `conn_recycling_method`) and the pool's own knobs.
-    pub fn builder() -> PsqlPoolBuilder {
-        PsqlPoolBuilder::default()
-    }
-
     pub(crate) fn from_parts(manager: PgManager, config: SlotConfig) -> PsqlPool {
         PsqlPool {
             inner: Arc::new(Inner {
@@ -133,7 +127,7 @@ impl PsqlPool {
     }
 
     /// Every borrower starts from the pool's settings, whatever the previous one changed.
-    fn hand_out(&self, mut obj: crate::guard::Object<PgManager>) -> PooledConnection {
+    fn hand_out(&self, mut obj: Object<PgManager>) -> PooledConnection {
         if let Some(conn) = obj.conn_mut() {
             conn.set_query_timeout(self.inner.slots.manager.query_timeout);
         }
@@ -211,20 +205,16 @@ impl PsqlPool {
     /// closes surplus idle connections at once and surplus borrowed ones as they come back.
     ///
     /// # Errors
-    /// [`Error::Config`] if `max_db_pool_size` would drop below 2 or below `min_idle`.
+    /// [`Error::Config`] if `max_db_pool_size` would drop below 2 or below `min_idle`, with the
+    /// same message [`build`](crate::PsqlPoolBuilder::build) gives for that size.
     pub fn resize(&self, max_db_pool_size: usize) -> Result<()> {
-        if max_db_pool_size < MIN_POOL_SIZE {
-            return Err(Error::config(format!(
-                "max_db_pool_size must be at least {MIN_POOL_SIZE}, got {max_db_pool_size}"
-            )));
-        }
-        let min_idle = self.inner.slots.config.min_idle;
-        if max_db_pool_size < min_idle {
-            return Err(Error::config(format!(
-                "max_db_pool_size ({max_db_pool_size}) cannot be below min_idle ({min_idle})"
-            )));
-        }
-        self.inner.slots.resize(max_db_pool_size);
+        let slots = &self.inner.slots;
+        let resized = SlotConfig {
+            max_size: max_db_pool_size,
+            ..slots.config.clone()
+        };
+        limits::validate(&resized, slots.manager.query_timeout)?;
+        slots.resize(max_db_pool_size);
         Ok(())
     }
 

@@ -16,7 +16,7 @@ use std::collections::HashSet;
 use pgwire_lite::Connection;
 
 use crate::error::Error;
-use crate::slots::{Health, Manager, Metrics};
+use crate::manager::{Health, Manager};
 
 /// How an idle connection is checked (and cleaned) before it is handed to the next borrower.
 /// psqlpy's `conn_recycling_method` (the same three as deadpool-postgres, plus `Custom`).
@@ -166,7 +166,7 @@ impl Manager for PgManager {
         self.method != RecyclingMethod::Fast
     }
 
-    async fn recycle(&self, conn: &mut Connection, _metrics: &Metrics) -> Result<(), Error> {
+    async fn recycle(&self, conn: &mut Connection) -> Result<(), Error> {
         match &self.method {
             RecyclingMethod::Fast => return Ok(()),
             RecyclingMethod::Verified => conn.batch_execute(VERIFIED_SQL).await?,

@@ -15,11 +15,10 @@
 //! cannot leak a slot.
 //!
 //! Slots are generic over [`Manager`] so that the accounting is tested with a fake factory
-//! and paused time (no I/O); the real manager wraps `pgwire_lite::Connection`.
+//! and paused time (no I/O); the real manager wraps `pgwire_lite::Connection`. A slot held by
+//! a borrower is an [`Object`] (`object.rs`); a connection's bookkeeping is an [`Entry`]
+//! (`entry.rs`).
 
-use std::collections::hash_map::RandomState;
-use std::future::Future;
-use std::hash::{BuildHasher, Hasher};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 use std::time::Duration;
@@ -28,159 +27,14 @@ use tokio::sync::{Semaphore, TryAcquireError};
 use tokio::time::{Instant, timeout};
 
 use crate::error::{Error, TimeoutKind};
-use crate::guard::Object;
+use crate::manager::{Health, Manager};
 
-/// What the pool needs from a connection type. Three async steps and two local checks.
-pub(crate) trait Manager: Send + Sync + 'static {
-    /// The connection type.
-    type Conn: Send + 'static;
+mod entry;
+mod object;
 
-    /// Opens a new connection (bounded by the create timeout).
-    fn create(&self) -> impl Future<Output = Result<Self::Conn, Error>> + Send;
-
-    /// Local checks only, no I/O on the query path. `idle` is true at checkout of an idle
-    /// connection, when a non-blocking look at the socket is allowed (a server that closed
-    /// it is noticed without a round trip); false when a borrower gives the connection back.
-    fn health(&self, conn: &mut Self::Conn, idle: bool) -> Health;
-
-    /// Brings a [`Health::Dirty`] connection back to idle (drain a cancelled query, roll back
-    /// a transaction). Bounded by the recycle timeout; an error closes the connection.
-    fn reset(&self, conn: &mut Self::Conn) -> impl Future<Output = Result<(), Error>> + Send;
-
-    /// The recycling method, run at checkout of an idle connection after `health` and
-    /// `reset`. Bounded by the recycle timeout (shared with `reset`); an error closes the
-    /// connection and the checkout goes on with the next idle one or a new one.
-    fn recycle(
-        &self,
-        conn: &mut Self::Conn,
-        metrics: &Metrics,
-    ) -> impl Future<Output = Result<(), Error>> + Send;
-
-    /// Whether [`recycle`](Self::recycle) does any work for a healthy connection. When it does
-    /// not (`Fast`), a checkout of a healthy idle connection skips the recycle step and its
-    /// timer entirely: the uncontended checkout stays a lock and a pop.
-    fn recycles(&self) -> bool {
-        true
-    }
-
-    /// Closes a connection politely (e.g. sends Terminate). Used where awaiting is possible:
-    /// `close()` and background maintenance. Elsewhere connections are simply dropped.
-    fn close(&self, conn: Self::Conn) -> impl Future<Output = ()> + Send;
-}
-
-/// The verdict of [`Manager::health`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Health {
-    /// Ready for the next borrower (after the recycling method).
-    Ok,
-    /// Usable once [`Manager::reset`] ran: a query left mid-flight, or a transaction open.
-    Dirty,
-    /// Never reuse: broken, closed by the server, or a protocol failure.
-    Dead,
-}
-
-/// Times and counts kept for each connection. Handed to the recycling step, and readable
-/// through `PooledConnection::metrics()`.
-#[derive(Debug, Clone, Copy)]
-pub struct Metrics {
-    created: Instant,
-    last_used: Instant,
-    recycled: Option<Instant>,
-    recycle_count: u64,
-}
-
-impl Metrics {
-    fn new(now: Instant) -> Self {
-        Metrics {
-            created: now,
-            last_used: now,
-            recycled: None,
-            recycle_count: 0,
-        }
-    }
-
-    /// When the connection was opened.
-    pub fn created(&self) -> std::time::Instant {
-        self.created.into_std()
-    }
-
-    /// When the connection was last given back to the pool (or opened, if never).
-    pub fn last_used(&self) -> std::time::Instant {
-        self.last_used.into_std()
-    }
-
-    /// When the connection was last recycled for a borrower, if ever.
-    pub fn recycled(&self) -> Option<std::time::Instant> {
-        self.recycled.map(Instant::into_std)
-    }
-
-    /// How many times the connection was recycled (handed to another borrower).
-    pub fn recycle_count(&self) -> u64 {
-        self.recycle_count
-    }
-
-    /// How long the connection has been open.
-    pub fn age(&self) -> Duration {
-        self.created.elapsed()
-    }
-}
-
-/// A connection plus its bookkeeping, while it belongs to the pool.
-pub(crate) struct Entry<C> {
-    pub(crate) conn: C,
-    pub(crate) metrics: Metrics,
-    /// Creation time plus `max_lifetime` minus jitter.
-    expires_at: Option<Instant>,
-    /// `idle_timeout` minus jitter, fixed per connection.
-    idle_limit: Option<Duration>,
-    /// A background reset was already tried once; a connection still dirty after it is closed
-    /// (and this also stops a reset task dropped unrun at runtime shutdown from re-spawning).
-    reset_tried: bool,
-}
-
-impl<C> Entry<C> {
-    fn new(conn: C, config: &SlotConfig) -> Self {
-        let now = Instant::now();
-        Entry {
-            conn,
-            metrics: Metrics::new(now),
-            expires_at: config.max_lifetime.map(|l| now + jitter(l)),
-            idle_limit: config.idle_timeout.map(jitter),
-            reset_tried: false,
-        }
-    }
-
-    /// Past `max_lifetime`. The clock is read only when a lifetime is set.
-    fn expired(&self) -> bool {
-        self.expires_at.is_some() && self.expired_at(Instant::now())
-    }
-
-    fn expired_at(&self, now: Instant) -> bool {
-        self.expires_at.is_some_and(|at| now >= at)
-    }
-
-    /// Records a successful checkout.
-    fn checked_out(&mut self) {
-        self.metrics.recycled = Some(Instant::now());
-        self.metrics.recycle_count += 1;
-        self.reset_tried = false;
-    }
-
-    fn idle_too_long(&self, now: Instant) -> bool {
-        self.idle_limit
-            .is_some_and(|limit| now.saturating_duration_since(self.metrics.last_used) >= limit)
-    }
-}
-
-/// Shortens `d` by a random 0-10 %, so connections opened together do not all expire (and get
-/// reopened) together: the thundering herd after a restart or a burst.
-fn jitter(d: Duration) -> Duration {
-    // std's RandomState is seeded randomly per instance: enough randomness for spreading
-    // expiry times, without a dependency.
-    let r = RandomState::new().build_hasher().finish();
-    let per_mille = (r % 101) as u32; // 0..=100 -> 0 %..10 %
-    d.saturating_sub(d / 1000 * per_mille)
-}
+pub(crate) use entry::Entry;
+pub use entry::Metrics;
+pub(crate) use object::Object;
 
 /// The slot-level knobs (validated by the builder).
 #[derive(Debug, Clone)]
@@ -380,7 +234,7 @@ impl<M: Manager> Slots<M> {
                     if health == Health::Dirty {
                         self.manager.reset(&mut entry.conn).await?;
                     }
-                    self.manager.recycle(&mut entry.conn, &entry.metrics).await
+                    self.manager.recycle(&mut entry.conn).await
                 };
                 match timeout(self.config.recycle_timeout, prepare).await {
                     Ok(Ok(())) => {

@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use super::{Health, Manager, Metrics, SlotConfig, Slots};
+use super::{Health, Manager, SlotConfig, Slots};
 use crate::error::Error;
 
 /// How a scripted step behaves.
@@ -171,7 +171,7 @@ impl Manager for Arc<Fake> {
         Ok(())
     }
 
-    async fn recycle(&self, _conn: &mut FakeConn, _metrics: &Metrics) -> Result<(), Error> {
+    async fn recycle(&self, _conn: &mut FakeConn) -> Result<(), Error> {
         self.pass(&self.recycle).await?;
         self.recycled.fetch_add(1, Ordering::SeqCst);
         Ok(())

@@ -8,7 +8,7 @@ use tokio::time::{Instant, advance, sleep};
 use super::fake::{Fake, Gate, assert_adds_up, assert_quiescent, config, pool, pool_with};
 use crate::error::{Error, TimeoutKind};
 
-fn id(obj: &crate::guard::Object<Arc<Fake>>) -> usize {
+fn id(obj: &super::Object<Arc<Fake>>) -> usize {
     obj.conn().map(|c| c.id).unwrap_or(usize::MAX)
 }
 
@@ -399,6 +399,21 @@ async fn lifetimes_are_jittered() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_lifetime_past_the_end_of_time_means_never_expires() {
+    let mut cfg = config(2);
+    cfg.max_lifetime = Some(Duration::MAX);
+    let (slots, fake) = pool_with(cfg, Fake::new());
+    let first = id(&slots.get().await.unwrap());
+    advance(Duration::from_secs(365 * 24 * 3600)).await;
+    assert_eq!(
+        id(&slots.get().await.unwrap()),
+        first,
+        "still the same connection"
+    );
+    assert_quiescent(&slots, &fake);
+}
+
+#[tokio::test(start_paused = true)]
 async fn maintenance_closes_idle_above_min_idle_and_keeps_min_idle_warm() {
     let mut cfg = config(4);
     cfg.idle_timeout = Some(Duration::from_secs(40));
@@ -546,7 +561,7 @@ async fn cancellation_at_every_step_never_leaks() {
 async fn futures_join(
     slots: &Arc<super::Slots<Arc<Fake>>>,
     n: usize,
-) -> Vec<crate::guard::Object<Arc<Fake>>> {
+) -> Vec<super::Object<Arc<Fake>>> {
     let mut out = Vec::new();
     for _ in 0..n {
         out.push(slots.get().await.unwrap());
