@@ -46,6 +46,10 @@ pub enum Error {
     /// error), so PostgreSQL rolled it back instead: nothing was committed.
     #[error("the transaction had failed, so COMMIT rolled it back: nothing was committed")]
     RolledBack,
+    /// `COMMIT` with no transaction open: it was never begun, was already committed or rolled
+    /// back, or was rolled back because its guard was dropped. Nothing was committed.
+    #[error("COMMIT outside a transaction: there was nothing to commit")]
+    NoTransaction,
     /// A builder value or the DSN is invalid. The message names the bad part and never
     /// contains the password.
     #[error("invalid pool configuration: {0}")]
@@ -57,9 +61,14 @@ pub enum Error {
 }
 
 impl Error {
-    /// True for [`Error::Timeout`], whatever the kind.
+    /// True for [`Error::Timeout`], whatever the kind, and for a connection's query timeout
+    /// ([`pgwire_lite::Error::QueryTimeout`]).
     pub fn is_timeout(&self) -> bool {
-        matches!(self, Error::Timeout(_))
+        match self {
+            Error::Timeout(_) => true,
+            Error::Backend(e) => e.is_timeout(),
+            _ => false,
+        }
     }
 
     /// The timeout kind, if this is a timeout.

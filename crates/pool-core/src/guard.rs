@@ -156,7 +156,9 @@ impl PooledConnection {
     }
 
     /// `COMMIT`. If the transaction had failed, PostgreSQL rolls it back instead of
-    /// committing; this reports that as an error rather than success.
+    /// committing; this reports that as an error rather than success. Outside a transaction
+    /// (never begun, already ended, or rolled back because its guard was dropped) it is
+    /// [`Error::NoTransaction`]: PostgreSQL would only warn, and nothing would be committed.
     pub async fn commit(&mut self) -> Result<()> {
         commit(self.settle().await?).await
     }
@@ -173,8 +175,13 @@ impl PooledConnection {
 }
 
 /// `COMMIT`, reporting a transaction the server rolled back instead (it answers `COMMIT` in a
-/// failed transaction with the command tag `ROLLBACK`, not an error).
+/// failed transaction with the command tag `ROLLBACK`, not an error), and a COMMIT with no
+/// transaction to commit (the server answers WARNING 25P01 and the tag `COMMIT`).
 pub(crate) async fn commit(conn: &mut Connection) -> Result<()> {
+    // The status comes from the last ReadyForQuery, after any pending rollback was settled.
+    if !conn.in_transaction() {
+        return Err(Error::NoTransaction);
+    }
     let results = conn.simple_query("COMMIT").await?;
     match results.last().and_then(QueryResult::command_tag) {
         Some("ROLLBACK") => Err(Error::RolledBack),

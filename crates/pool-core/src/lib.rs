@@ -87,5 +87,6 @@ pub use transaction::Transaction;
 
 pub use pgwire_lite;
 pub use pgwire_lite::{
-    Config, Connection, FromSql, QueryResult, Row, RowMap, ToSql, TransactionStatus, Type, Value,
+    ClientSettings, Config, Connection, FromSql, ParamTypes, QueryResult, Row, RowMap,
+    TimeoutOutcome, ToSql, TransactionStatus, Type, Value,
 };

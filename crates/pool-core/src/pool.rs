@@ -11,7 +11,7 @@ use crate::error::{Error, Result};
 use crate::guard::PooledConnection;
 use crate::limits;
 use crate::recycle::PgManager;
-use crate::slots::{Object, SlotConfig, Slots, Status};
+use crate::slots::{SlotConfig, Slots, Status};
 
 /// A PostgreSQL connection pool: FIFO-fair, bounded, with recycling strategies.
 ///
@@ -123,15 +123,7 @@ impl PsqlPool {
     pub async fn connection(&self) -> Result<PooledConnection> {
         self.check_started()?;
         let obj = self.inner.slots.get().await?;
-        Ok(self.hand_out(obj))
-    }
-
-    /// Every borrower starts from the pool's settings, whatever the previous one changed.
-    fn hand_out(&self, mut obj: Object<PgManager>) -> PooledConnection {
-        if let Some(conn) = obj.conn_mut() {
-            conn.set_query_timeout(self.inner.slots.manager.query_timeout);
-        }
-        PooledConnection::new(obj)
+        Ok(PooledConnection::new(obj))
     }
 
     /// Changes the password used for connections opened from now on (credential rotation).
@@ -148,7 +140,7 @@ impl PsqlPool {
     pub async fn connection_timeout(&self, wait: Duration) -> Result<PooledConnection> {
         self.check_started()?;
         let obj = self.inner.slots.get_timeout(wait).await?;
-        Ok(self.hand_out(obj))
+        Ok(PooledConnection::new(obj))
     }
 
     /// Runs one statement with parameters `$1..$n` on a borrowed connection, as a named

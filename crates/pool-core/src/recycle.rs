@@ -13,7 +13,7 @@
 
 use std::collections::HashSet;
 
-use pgwire_lite::Connection;
+use pgwire_lite::{ClientSettings, Connection};
 
 use crate::error::Error;
 use crate::manager::{Health, Manager};
@@ -102,6 +102,15 @@ impl PgManager {
         }
     }
 
+    /// The client-side settings every borrower starts with: the library's defaults and the
+    /// pool's query timeout.
+    fn client_settings(&self) -> ClientSettings {
+        ClientSettings {
+            query_timeout: self.query_timeout,
+            ..ClientSettings::default()
+        }
+    }
+
     pub(crate) fn set_config(&self, config: pgwire_lite::Config) {
         let mut slot = match self.config.write() {
             Ok(c) => c,
@@ -121,11 +130,17 @@ impl Manager for PgManager {
     async fn create(&self) -> Result<Connection, Error> {
         let config = self.config();
         let mut conn = Connection::connect(&config).await?;
-        conn.set_query_timeout(self.query_timeout);
+        conn.restore_client_settings(&self.client_settings());
         Ok(conn)
     }
 
     fn health(&self, conn: &mut Connection, idle: bool) -> Health {
+        if !idle {
+            // Given back: whatever the borrower changed on the client side (message cap,
+            // statement cache size, parameter typing, notice handler) is undone here, so it
+            // never reaches the next borrower whatever the recycling method.
+            conn.restore_client_settings(&self.client_settings());
+        }
         if conn.is_broken() {
             Health::Dead
         } else if conn.has_pending() || conn.in_transaction() {

@@ -98,13 +98,13 @@ impl Connection {
             return self.outcome();
         }
         let token = self.cancel_token();
-        let (cancelled, drained) = {
-            let cleanup = both(token.cancel_query(), self.ensure_ready());
-            match tokio::time::timeout(CANCEL_GRACE, cleanup).await {
-                Ok((c, d)) => (c.is_ok(), Some(d.is_ok())),
-                Err(_) => (false, None),
-            }
-        };
+        let (cancelled, drained) = both(
+            tokio::time::timeout(CANCEL_GRACE, token.cancel_query()),
+            tokio::time::timeout(CANCEL_GRACE, self.ensure_ready()),
+        )
+        .await;
+        let cancelled = matches!(cancelled, Ok(Ok(())));
+        let drained = drained.ok().map(|d| d.is_ok());
         let outcome = match drained {
             Some(true) => self.outcome(),
             _ => TimeoutOutcome::Unknown,

@@ -337,6 +337,17 @@ impl<'a> Reader<'a> {
         let n = self.i16()?;
         let n = usize::try_from(n)
             .map_err(|_| Error::protocol(format!("{} has a negative count {n}", self.what)))?;
+        self.check_count(n, min_each)
+    }
+
+    /// A count the server writes as an unsigned 16-bit value although the documentation says
+    /// Int16: ParameterDescription's, which reaches 65,535 (the Bind limit) and would read as -1.
+    fn unsigned_count(&mut self, min_each: usize) -> Result<usize, Error> {
+        let n = self.i16()?;
+        self.check_count(usize::from(u16::from_be_bytes(n.to_be_bytes())), min_each)
+    }
+
+    fn check_count(&self, n: usize, min_each: usize) -> Result<usize, Error> {
         if n.saturating_mul(min_each) > self.remaining() {
             return Err(Error::protocol(format!(
                 "{} claims {n} items but only {} bytes follow",
@@ -759,7 +770,7 @@ pub struct ParameterDescriptionBody<'a> {
 impl<'a> ParameterDescriptionBody<'a> {
     fn parse(body: &'a [u8]) -> Result<Self, Error> {
         let mut r = Reader::new(body, "ParameterDescription");
-        let n = r.count(4)?;
+        let n = r.unsigned_count(4)?;
         let oids = r.take(n * 4)?;
         r.finish()?;
         Ok(ParameterDescriptionBody { oids })
@@ -1005,6 +1016,30 @@ mod tests {
         let ranges: Vec<_> = row.ranges().collect();
         assert_eq!(ranges, vec![Some(6..8), None, Some(16..16)]);
         assert_eq!(&body[6..8], b"ab");
+    }
+
+    #[test]
+    fn parameter_description_counts_up_to_65535() {
+        let mut body = vec![0xff, 0xff];
+        body.extend(std::iter::repeat_n([0u8, 0, 0, 23], 65_535).flatten());
+        let M::ParameterDescription(p) = dec(b't', &body).unwrap() else {
+            panic!()
+        };
+        assert_eq!(p.len(), 65_535);
+        // Its frame is over 30,000 bytes, and allowed to be.
+        let f = frame(b't', &body);
+        assert_eq!(
+            check_frame(&f, DEFAULT_MAX_MESSAGE_LEN).unwrap(),
+            Some(f.len())
+        );
+        let f = frame(b'S', &[b'x'; 40_000]);
+        assert_eq!(
+            check_frame(&f, DEFAULT_MAX_MESSAGE_LEN).unwrap(),
+            Some(f.len())
+        );
+        // Other short messages are still capped.
+        let f = frame(b'K', &[0; 40_000]);
+        assert!(check_frame(&f, DEFAULT_MAX_MESSAGE_LEN).is_err());
     }
 
     #[test]
