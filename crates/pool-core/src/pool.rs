@@ -152,9 +152,15 @@ impl PsqlPool {
     /// it runs. Statements that must share a session or a transaction need
     /// [`connection`](Self::connection).
     ///
+    /// The whole result is read into memory before this returns: every row of a large
+    /// `SELECT` is held at once. Page through large tables (`LIMIT`/keyset) or use a cursor
+    /// inside a transaction until streamed rows are available.
+    ///
     /// # Errors
     /// Those of [`connection`](Self::connection), and the statement's own as
-    /// [`Error::Backend`].
+    /// [`Error::Backend`]. A query timeout is [`Error::Backend`] with
+    /// [`QueryTimeout`](pgwire_lite::Error::QueryTimeout), whose outcome says whether the
+    /// statement took effect.
     pub async fn execute(
         &self,
         querystring: &str,

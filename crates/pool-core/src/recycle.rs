@@ -30,7 +30,25 @@ use crate::manager::{Health, Manager};
 ///
 /// Whatever the method, a connection returned inside a transaction or with a query still
 /// running is rolled back / drained first (see the module docs): `Fast` never hands out a
-/// connection in a transaction.
+/// connection in a transaction. Client-side settings a borrower changed through
+/// [`PooledConnection::connection_mut`](crate::PooledConnection::connection_mut) (message cap,
+/// statement cache size, parameter typing, query timeout, notice handler) are always put back.
+///
+/// # What `Fast` and `Verified` let through to the next borrower
+///
+/// Everything the server keeps per session: `SET` values (also `SET ROLE` and
+/// `SET SESSION AUTHORIZATION`), temporary tables, cursors declared `WITH HOLD`, `LISTEN`
+/// channels and the notifications received on them, session advisory locks, sequence state
+/// (`currval`), and SQL-level prepared statements (`PREPARE name AS ...`). The statement
+/// cache's own statements are named `pwl<random tag>_<n>`, so a borrower's `PREPARE` cannot
+/// collide with them by accident.
+///
+/// A borrower that runs `DEALLOCATE ALL` or `DISCARD ALL` drops the cache's statements too. The
+/// next `execute` of a dropped statement notices it (SQLSTATE 26000, "prepared statement does
+/// not exist"): outside a transaction it prepares the statement again and runs it, invisibly;
+/// inside a transaction it cannot (the failed statement has already aborted the transaction),
+/// so the caller gets the 26000 error, the transaction must be rolled back, and a retry
+/// succeeds. Use `Clean` when borrowers may do this.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub enum RecyclingMethod {
     /// Local checks only: not broken, not closed by the server, not inside a transaction.
