@@ -14,7 +14,7 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use common::{admin, assert_recovered, backend_pids, backends, pool_builder, within};
-use pg_harness::{cluster, unique_name};
+use pg_harness::{Rng, cluster, unique_name};
 use pool_core::{
     Error, PooledConnection, PsqlPool, PsqlPoolBuilder, RecyclingMethod, TimeoutKind,
     TransactionStatus,
@@ -25,29 +25,6 @@ const BUDGET: Duration = Duration::from_secs(2);
 // ------------------------------------------------------------------------------------------
 // Tools
 // ------------------------------------------------------------------------------------------
-
-/// A seeded xorshift64* generator: every "random" choice of this suite is reproducible (the
-/// seed is printed with each failure's context).
-struct Rng(u64);
-
-impl Rng {
-    fn new(seed: u64) -> Self {
-        Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
-    }
-
-    fn next(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        self.0 = x;
-        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
 
 /// tokio-postgres' `Cancellable`: forwards polls to the inner future and, after it has said
 /// `Pending` `polls_left + 1` times, completes with `None` so the caller drops it right there.
