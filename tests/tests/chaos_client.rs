@@ -13,11 +13,10 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use common::{admin, assert_recovered, backend_pids, backends, pool_builder, within};
+use common::{admin, assert_recovered, backend_pids, backends, pool_builder, started, within};
 use pg_harness::{Rng, cluster, unique_name};
 use pool_core::{
-    Error, PooledConnection, PsqlPool, PsqlPoolBuilder, RecyclingMethod, TimeoutKind,
-    TransactionStatus,
+    Error, PooledConnection, PsqlPool, RecyclingMethod, TimeoutKind, TransactionStatus,
 };
 
 const BUDGET: Duration = Duration::from_secs(2);
@@ -71,14 +70,6 @@ impl Cut {
                 .ok(),
         }
     }
-}
-
-async fn started(b: PsqlPoolBuilder) -> PsqlPool {
-    let pool = b.build().expect("valid pool config");
-    if let Err(e) = pool.startup().await {
-        panic!("startup: {e:?}");
-    }
-    pool
 }
 
 /// Waits until no slot is in use and nobody waits: a connection given back dirty is reset by a

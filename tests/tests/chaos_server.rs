@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::within;
+use common::{started, within};
 use pg_harness::{Cluster, Role, SCRAM_PASS, SCRAM_USER, ShutdownMode};
 use pg_harness::{cluster, unique_name};
 use pgwire_lite::{Config, Connection, TargetSessionAttrs};
@@ -52,12 +52,6 @@ fn pool_on(url: &str, app: &str, max: usize) -> PsqlPoolBuilder {
         .config(config(url, app, CONNECT_TIMEOUT))
         .max_db_pool_size(max)
         .wait_timeout(WAIT_TIMEOUT)
-}
-
-async fn started(b: PsqlPoolBuilder) -> PsqlPool {
-    let pool = b.build().expect("valid pool config");
-    pool.startup().await.expect("startup");
-    pool
 }
 
 /// `common::assert_recovered` (status adds up, a fresh `SELECT 1` within `budget`, backend count

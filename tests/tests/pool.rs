@@ -2,27 +2,19 @@
 //! survives between borrowers and what does not), dirty returns, dead connections, recovery
 //! after a restart, and the pool's counters under load.
 
+mod common;
+
 use std::time::Duration;
 
+use common::{admin, started};
 use pg_harness::{Cluster, Role, cluster};
 use pool_core::{
-    Connection, Error, PsqlPool, PsqlPoolBuilder, RecyclingMethod, TimeoutKind, TransactionStatus,
+    Error, PsqlPool, PsqlPoolBuilder, RecyclingMethod, TimeoutKind, TransactionStatus,
 };
 
 /// A builder for the shared cluster, as `scram_user`.
 fn builder() -> PsqlPoolBuilder {
     PsqlPool::builder().dsn(cluster().url(Role::Scram))
-}
-
-async fn started(b: PsqlPoolBuilder) -> PsqlPool {
-    let pool = b.build().expect("valid pool config");
-    pool.startup().await.expect("startup");
-    pool
-}
-
-async fn admin() -> Connection {
-    let cfg = cluster().url(Role::Postgres).parse().unwrap();
-    Connection::connect(&cfg).await.unwrap()
 }
 
 /// Waits until no slot is in use: a connection given back dirty is reset by a background

@@ -26,6 +26,14 @@ pub async fn admin() -> Connection {
     Connection::connect(&cfg).await.expect("admin connects")
 }
 
+/// Builds the pool and runs `startup` (which opens `min_idle` connections), panicking with the
+/// error if either fails: every test that uses it needs a working pool to start from.
+pub async fn started(b: PsqlPoolBuilder) -> PsqlPool {
+    let pool = b.build().expect("valid pool config");
+    pool.startup().await.expect("startup");
+    pool
+}
+
 /// The number of server backends whose application_name is `app`.
 pub async fn backends(app: &str) -> i64 {
     let mut c = admin().await;
