@@ -13,7 +13,9 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use common::{admin, assert_recovered, backend_pids, backends, pool_builder, started, within};
+use common::{
+    admin, assert_recovered, backend_pids, backends, pool_builder, run_case, started, within,
+};
 use pg_harness::{Rng, cluster, unique_name};
 use pool_core::{
     Error, PooledConnection, PsqlPool, RecyclingMethod, TimeoutKind, TransactionStatus,
@@ -386,47 +388,33 @@ async fn drop_at_every_await_point(op: Op, method: RecyclingMethod, seed: u64) {
     assert_recovered(&pool, &app, BUDGET).await;
 }
 
+/// C1 for every operation that can be cut, as one table: the operation, the recycling method
+/// its connection goes back through, and the seed of the random timeouts. The cases run one
+/// after another (their cuts are timed, so they do not share the runtime); `pool.connection()`
+/// runs with `Clean` (reset SQL) and `Verified`, whose checkouts do I/O. A failing case is
+/// named by all three.
 #[tokio::test]
-async fn c1_pool_execute_dropped_at_every_await_point() {
-    drop_at_every_await_point(Op::PoolExecute, RecyclingMethod::Fast, 11).await;
-}
-
-#[tokio::test]
-async fn c1_pool_execute_unprepared_dropped_at_every_await_point() {
-    drop_at_every_await_point(Op::PoolExecuteUnprepared, RecyclingMethod::Fast, 12).await;
-}
-
-#[tokio::test]
-async fn c1_connection_execute_dropped_at_every_await_point() {
-    drop_at_every_await_point(Op::ConnExecute, RecyclingMethod::Fast, 13).await;
-}
-
-#[tokio::test]
-async fn c1_connection_simple_query_dropped_at_every_await_point() {
-    drop_at_every_await_point(Op::ConnSimpleQuery, RecyclingMethod::Fast, 14).await;
+async fn c1_dropped_at_every_await_point() {
+    let cases = [
+        (Op::PoolExecute, RecyclingMethod::Fast, 11),
+        (Op::PoolExecuteUnprepared, RecyclingMethod::Fast, 12),
+        (Op::ConnExecute, RecyclingMethod::Fast, 13),
+        (Op::ConnSimpleQuery, RecyclingMethod::Fast, 14),
+        (Op::TransactionCommit, RecyclingMethod::Fast, 16),
+        (Op::ConnCommit, RecyclingMethod::Fast, 17),
+        (Op::PoolConnection, RecyclingMethod::Clean, 18),
+        (Op::PoolConnection, RecyclingMethod::Verified, 19),
+    ];
+    for (op, method, seed) in cases {
+        let name = format!("C1 {op:?} with {method:?}, seed {seed}");
+        run_case(&name, drop_at_every_await_point(op, method, seed)).await;
+    }
 }
 
 /// C2 (sqlx #4393): a cancelled BEGIN never leaves the next borrower inside a transaction.
 #[tokio::test]
 async fn c2_transaction_begin_dropped_at_every_await_point() {
     drop_at_every_await_point(Op::ConnTransaction, RecyclingMethod::Fast, 15).await;
-}
-
-#[tokio::test]
-async fn c1_transaction_commit_dropped_at_every_await_point() {
-    drop_at_every_await_point(Op::TransactionCommit, RecyclingMethod::Fast, 16).await;
-}
-
-#[tokio::test]
-async fn c1_connection_commit_dropped_at_every_await_point() {
-    drop_at_every_await_point(Op::ConnCommit, RecyclingMethod::Fast, 17).await;
-}
-
-/// `pool.connection()` itself, whose checkout does I/O with `Clean` (reset SQL) and `Verified`.
-#[tokio::test]
-async fn c1_pool_connection_dropped_at_every_await_point_during_recycle() {
-    drop_at_every_await_point(Op::PoolConnection, RecyclingMethod::Clean, 18).await;
-    drop_at_every_await_point(Op::PoolConnection, RecyclingMethod::Verified, 19).await;
 }
 
 /// `pool.connection()` cut while it opens a new connection (TCP, startup, SCRAM): the half-made

@@ -2,6 +2,7 @@
 //! `mod common;` from a test file under tests/tests/.
 #![allow(dead_code)] // each test binary uses a different subset
 
+use std::future::Future;
 use std::time::{Duration, Instant};
 
 use pg_harness::cluster;
@@ -32,6 +33,17 @@ pub async fn started(b: PsqlPoolBuilder) -> PsqlPool {
     let pool = b.build().expect("valid pool config");
     pool.startup().await.expect("startup");
     pool
+}
+
+/// Runs one case of a table-driven test as its own task and, should it panic, fails naming
+/// `name` (the case's own panic message is printed just before).
+pub async fn run_case<F>(name: &str, case: F)
+where
+    F: Future<Output = ()> + Send + 'static,
+{
+    if let Err(e) = tokio::spawn(case).await {
+        panic!("case {name} failed: {e}");
+    }
 }
 
 /// The number of server backends whose application_name is `app`.
