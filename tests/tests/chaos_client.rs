@@ -1,4 +1,4 @@
-//! Chaos suite, client side (shared/reference/faults.md §4.4 C1–C13 and §4.5 P1–P8): cancelled
+//! Chaos suite, client side (tests/FAULTS.md, C1–C13 and P1–P8): cancelled
 //! futures at every await point, panics, misuse of the pool, thundering herds, and protocol
 //! edge cases, all against the real shared cluster. Every pool test ends with
 //! `common::assert_recovered` (or, for a closed pool, with the equivalent checks of a closed
@@ -180,7 +180,7 @@ async fn wait_backend_gone(pid: i32, limit: Duration) {
     }
 }
 
-/// The checks of §5 for a pool that was closed: nothing in use or waiting, no connection kept,
+/// The checks of tests/FAULTS.md A1, A2 and A4 for a pool that was closed: nothing in use or waiting, no connection kept,
 /// every borrow refused at once, and the server holds no backend for `app` any more.
 async fn assert_closed_clean(pool: &PsqlPool, app: &str) {
     let s = pool.status();
@@ -335,7 +335,7 @@ async fn attempt(pool: &PsqlPool, op: Op, cut: Cut, t: &str, i: i32, reuse: bool
 }
 
 /// A completed COMMIT is durable; a dropped one is either committed or rolled back, never left
-/// open (§5.6: its outcome is unknown to the caller, and it is never retried).
+/// open (A6 in tests/FAULTS.md: its outcome is unknown to the caller, and it is never retried).
 async fn check_commit_outcome(pool: &PsqlPool, t: &str, i: i32, done: bool, ctx: &str) {
     quiesce(pool).await;
     let n = count(pool, &format!("SELECT count(*) FROM {t} WHERE id = {i}")).await;

@@ -1,4 +1,4 @@
-//! Network faults (shared/reference/faults.md §4.3, N1–N10) between the client and the shared
+//! Network faults (tests/FAULTS.md, N1–N10) between the client and the shared
 //! cluster, injected by `FaultProxy` (tests/tests/proxy_support), against the bare
 //! `Connection` and the pool. Every pool test ends with `common::assert_recovered` once the
 //! proxy is back in `Pass`.
@@ -683,7 +683,7 @@ fn slice_one_byte(p: &FaultProxy, gap: Duration) {
     });
 }
 
-/// The catalogue's 1,000 rows (~83 KB) through 1-byte writes take about 0.2 s; then 60 rows
+/// N10's 1,000 rows (~83 KB) through 1-byte writes take about 0.2 s; then 60 rows
 /// (~5 KB) with a 20 µs pause after every byte (about 0.25 ms each with the scheduler on this
 /// machine), which forces a split at almost every byte boundary, take about 1.5 s.
 #[tokio::test]
