@@ -180,8 +180,9 @@ async fn wait_backend_gone(pid: i32, limit: Duration) {
     }
 }
 
-/// The checks of tests/FAULTS.md A1, A2 and A4 for a pool that was closed: nothing in use or waiting, no connection kept,
-/// every borrow refused at once, and the server holds no backend for `app` any more.
+/// The checks of tests/FAULTS.md A1, A2 and A4 for a pool that was closed: nothing in use or
+/// waiting, no connection kept, every borrow refused at once, and the server holds no backend
+/// for `app` any more.
 async fn assert_closed_clean(pool: &PsqlPool, app: &str) {
     let s = pool.status();
     assert_eq!((s.in_use, s.waiting, s.idle, s.size), (0, 0, 0, 0), "{s:?}");

@@ -1,4 +1,4 @@
-//! pool-core against a real PostgreSQL: startup, the seed's API, recycling methods (what
+//! pool-core against a real PostgreSQL: startup, the README's usage, recycling methods (what
 //! survives between borrowers and what does not), dirty returns, dead connections, recovery
 //! after a restart, and the pool's counters under load.
 
@@ -37,8 +37,10 @@ async fn scalar_text(conn: &mut pool_core::PooledConnection, sql: &str) -> Strin
     conn.query_one(sql, &[]).await.unwrap().get::<_, String>(0)
 }
 
+/// The README's usage example (and the crate docs'), step by step: the builder with separate
+/// parameters, `execute` through the statement cache and `execute_unprepared` without it.
 #[tokio::test]
-async fn the_seed_example_runs() {
+async fn the_readme_example_runs() {
     if !cluster().require_roles() {
         return;
     }
