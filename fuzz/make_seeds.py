@@ -191,7 +191,7 @@ def backend_seeds():
     ])
     write(t, "async-and-copy", misc)
 
-    # Hostile inputs from faults.md M1-M4, M11: each must be a clean Error::Protocol.
+    # Hostile inputs of tests/FAULTS.md M1-M4, M11: each must be a clean Error::Protocol.
     write(t, "hostile-huge-length", b"Z\x7f\xff\xff\xff")
     write(t, "hostile-short-length", b"Z\x00\x00\x00\x03I")
     write(t, "hostile-datarow-count", msg("D", i16(-1) + b"\x00" * 8) + msg("D", struct.pack(">H", 65535) + b"\x00" * 8))

@@ -22,10 +22,11 @@ use std::str::FromStr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use pg_harness::Rng;
 use tokio_postgres::{NoTls, Statement};
 
 use crate::hist::Recorder;
-use crate::workload::{self, Params, Rng, Workload};
+use crate::workload::{self, Params, Workload};
 
 /// The drivers the load command knows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -448,9 +449,10 @@ pub async fn client_loop(
     deadline: Instant,
     recorder: Arc<Recorder>,
 ) {
-    let mut rng = Rng::for_client(client);
+    // Distinct clients get distinct, fixed streams.
+    let mut rng = Rng::for_stream(client);
     while Instant::now() < deadline {
-        let p = rng.params(scale);
+        let p = Params::draw(&mut rng, scale);
         let start = Instant::now();
         match driver.run(workload, &p).await {
             Ok(()) => recorder.record(start.elapsed()),

@@ -3,6 +3,8 @@
 use std::fmt;
 use std::str::FromStr;
 
+use pg_harness::Rng;
+
 /// pgbench `-S` (select-only): one indexed point read.
 pub const SELECT_ACCOUNT: &str = "SELECT abalance FROM pgbench_accounts WHERE aid = $1";
 /// TPC-B-like step 1: `$1` delta, `$2` aid.
@@ -67,45 +69,23 @@ pub struct Params {
     pub delta: i32,
 }
 
-/// xorshift64*: a few instructions per draw, so the generator is not what is being measured.
-#[derive(Debug, Clone)]
-pub struct Rng(u64);
-
-impl Rng {
-    /// A generator for client `n`; distinct clients get distinct, fixed streams.
-    pub fn for_client(n: u64) -> Rng {
-        // splitmix64 of the index: well-spread, never zero in practice; zero is patched anyway.
-        let mut z = n.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        Rng((z ^ (z >> 31)) | 1)
-    }
-
-    /// The next 64 random bits.
-    pub fn next_u64(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        self.0 = x;
-        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-
-    /// Uniform in `lo..=hi` (`lo <= hi`); the modulo bias is below 2^-32 for these ranges.
-    pub fn range(&mut self, lo: i32, hi: i32) -> i32 {
-        let span = (i64::from(hi) - i64::from(lo) + 1).max(1) as u64;
-        (i64::from(lo) + (self.next_u64() % span) as i64) as i32
-    }
-
-    /// The inputs of one transaction at `scale`.
-    pub fn params(&mut self, scale: i32) -> Params {
+impl Params {
+    /// The inputs of one transaction at `scale`, drawn from `rng` (a few instructions per
+    /// draw, so the generator is not what is being measured).
+    pub fn draw(rng: &mut Rng, scale: i32) -> Params {
         Params {
-            aid: self.range(1, 100_000 * scale),
-            bid: self.range(1, scale),
-            tid: self.range(1, 10 * scale),
-            delta: self.range(-5000, 5000),
+            aid: range(rng, 1, 100_000 * scale),
+            bid: range(rng, 1, scale),
+            tid: range(rng, 1, 10 * scale),
+            delta: range(rng, -5000, 5000),
         }
     }
+}
+
+/// Uniform in `lo..=hi` (`lo <= hi`); the modulo bias is below 2^-32 for these ranges.
+fn range(rng: &mut Rng, lo: i32, hi: i32) -> i32 {
+    let span = (i64::from(hi) - i64::from(lo) + 1).max(1) as u64;
+    (i64::from(lo) + (rng.next() % span) as i64) as i32
 }
 
 #[cfg(test)]
@@ -114,10 +94,10 @@ mod tests {
 
     #[test]
     fn params_stay_in_pgbench_ranges() {
-        let mut rng = Rng::for_client(3);
+        let mut rng = Rng::for_stream(3);
         let (mut min_aid, mut max_aid) = (i32::MAX, i32::MIN);
         for _ in 0..100_000 {
-            let p = rng.params(2);
+            let p = Params::draw(&mut rng, 2);
             assert!((1..=200_000).contains(&p.aid));
             assert!((1..=2).contains(&p.bid));
             assert!((1..=20).contains(&p.tid));
@@ -131,7 +111,7 @@ mod tests {
 
     #[test]
     fn clients_get_different_streams() {
-        assert_ne!(Rng::for_client(0).next_u64(), Rng::for_client(1).next_u64());
+        assert_ne!(Rng::for_stream(0).next(), Rng::for_stream(1).next());
     }
 
     #[test]

@@ -1,5 +1,6 @@
-//! The server-side fault kit (shared/reference/faults.md §3): terminate, cancel or crash one
-//! backend, freeze the postmaster or one backend, and per-role knobs, all on a [`Cluster`].
+//! The server-side fault kit (tests/FAULTS.md, "Where the faults come from"): terminate, cancel
+//! or crash one backend, freeze the postmaster or one backend, and per-role knobs, all on a
+//! [`Cluster`].
 //!
 //! | fault | call | what clients see |
 //! |---|---|---|

@@ -21,6 +21,7 @@
 //! | root | initdb refuses root: the server runs as the `postgres` OS user |
 //! | cleanup | a detached reaper shell waits for the test pid to vanish, stops the server (immediate) and removes the dir; a sweep at start-up removes what dead processes left |
 //! | faults | [`Cluster::terminate`], `cancel`, `crash_backend`, `freeze` / `freeze_backend` ([`FreezeGuard`] resumes on drop), [`Cluster::create_role`] ([`RoleGuard`]) and per-role knobs |
+//! | seeded draws | [`Rng`]: xorshift64*, one reproducible stream per seed, for test schedules and bench workloads |
 //! | override | `DATABASE_URL` set: [`cluster`] returns an external handle; [`Cluster::require_roles`] skips tests needing our roles or server control |
 
 #![deny(missing_docs)]
@@ -30,6 +31,7 @@ mod bins;
 mod cluster;
 mod faults;
 mod reaper;
+mod rng;
 mod roles;
 mod sys;
 mod url;
@@ -40,6 +42,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 pub use bins::{find_bin_dir, find_psql, try_find_bin_dir};
 pub use cluster::{Cluster, ShutdownMode};
 pub use faults::{FreezeGuard, RoleGuard};
+pub use rng::Rng;
 pub use roles::{
     ADMIN_PASS, ADMIN_USER, DB_NAME, MD5_PASS, MD5_USER, PASS_PASS, PASS_USER, Role, SASL_PASS,
     SASL_PASS_PREPARED, SASL_USER, SCRAM_PASS, SCRAM_USER, TRUST_USER,

@@ -1,12 +1,10 @@
 //! execute_many and explicit pipelines against the real server.
 
-use pg_harness::cluster;
-use pgwire_lite::{Config, Connection, ToSql};
+mod common;
 
-async fn admin() -> Connection {
-    let cfg: Config = cluster().admin_url().parse().unwrap();
-    Connection::connect(&cfg).await.unwrap()
-}
+use common::admin;
+use pg_harness::cluster;
+use pgwire_lite::ToSql;
 
 #[tokio::test]
 async fn execute_many_inserts_a_thousand_rows() {

@@ -1,4 +1,4 @@
-//! Chaos suite, client side (shared/reference/faults.md §4.4 C1–C13 and §4.5 P1–P8): cancelled
+//! Chaos suite, client side (tests/FAULTS.md, C1–C13 and P1–P8): cancelled
 //! futures at every await point, panics, misuse of the pool, thundering herds, and protocol
 //! edge cases, all against the real shared cluster. Every pool test ends with
 //! `common::assert_recovered` (or, for a closed pool, with the equivalent checks of a closed
@@ -13,11 +13,12 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use common::{admin, assert_recovered, backend_pids, backends, pool_builder, within};
-use pg_harness::{cluster, unique_name};
+use common::{
+    admin, assert_recovered, backend_pids, backends, pool_builder, run_case, started, within,
+};
+use pg_harness::{Rng, cluster, unique_name};
 use pool_core::{
-    Error, PooledConnection, PsqlPool, PsqlPoolBuilder, RecyclingMethod, TimeoutKind,
-    TransactionStatus,
+    Error, PooledConnection, PsqlPool, RecyclingMethod, TimeoutKind, TransactionStatus,
 };
 
 const BUDGET: Duration = Duration::from_secs(2);
@@ -25,29 +26,6 @@ const BUDGET: Duration = Duration::from_secs(2);
 // ------------------------------------------------------------------------------------------
 // Tools
 // ------------------------------------------------------------------------------------------
-
-/// A seeded xorshift64* generator: every "random" choice of this suite is reproducible (the
-/// seed is printed with each failure's context).
-struct Rng(u64);
-
-impl Rng {
-    fn new(seed: u64) -> Self {
-        Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
-    }
-
-    fn next(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        self.0 = x;
-        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
 
 /// tokio-postgres' `Cancellable`: forwards polls to the inner future and, after it has said
 /// `Pending` `polls_left + 1` times, completes with `None` so the caller drops it right there.
@@ -94,14 +72,6 @@ impl Cut {
                 .ok(),
         }
     }
-}
-
-async fn started(b: PsqlPoolBuilder) -> PsqlPool {
-    let pool = b.build().expect("valid pool config");
-    if let Err(e) = pool.startup().await {
-        panic!("startup: {e:?}");
-    }
-    pool
 }
 
 /// Waits until no slot is in use and nobody waits: a connection given back dirty is reset by a
@@ -210,8 +180,9 @@ async fn wait_backend_gone(pid: i32, limit: Duration) {
     }
 }
 
-/// The checks of §5 for a pool that was closed: nothing in use or waiting, no connection kept,
-/// every borrow refused at once, and the server holds no backend for `app` any more.
+/// The checks of tests/FAULTS.md A1, A2 and A4 for a pool that was closed: nothing in use or
+/// waiting, no connection kept, every borrow refused at once, and the server holds no backend
+/// for `app` any more.
 async fn assert_closed_clean(pool: &PsqlPool, app: &str) {
     let s = pool.status();
     assert_eq!((s.in_use, s.waiting, s.idle, s.size), (0, 0, 0, 0), "{s:?}");
@@ -365,7 +336,7 @@ async fn attempt(pool: &PsqlPool, op: Op, cut: Cut, t: &str, i: i32, reuse: bool
 }
 
 /// A completed COMMIT is durable; a dropped one is either committed or rolled back, never left
-/// open (§5.6: its outcome is unknown to the caller, and it is never retried).
+/// open (A6 in tests/FAULTS.md: its outcome is unknown to the caller, and it is never retried).
 async fn check_commit_outcome(pool: &PsqlPool, t: &str, i: i32, done: bool, ctx: &str) {
     quiesce(pool).await;
     let n = count(pool, &format!("SELECT count(*) FROM {t} WHERE id = {i}")).await;
@@ -418,47 +389,33 @@ async fn drop_at_every_await_point(op: Op, method: RecyclingMethod, seed: u64) {
     assert_recovered(&pool, &app, BUDGET).await;
 }
 
+/// C1 for every operation that can be cut, as one table: the operation, the recycling method
+/// its connection goes back through, and the seed of the random timeouts. The cases run one
+/// after another (their cuts are timed, so they do not share the runtime); `pool.connection()`
+/// runs with `Clean` (reset SQL) and `Verified`, whose checkouts do I/O. A failing case is
+/// named by all three.
 #[tokio::test]
-async fn c1_pool_execute_dropped_at_every_await_point() {
-    drop_at_every_await_point(Op::PoolExecute, RecyclingMethod::Fast, 11).await;
-}
-
-#[tokio::test]
-async fn c1_pool_execute_unprepared_dropped_at_every_await_point() {
-    drop_at_every_await_point(Op::PoolExecuteUnprepared, RecyclingMethod::Fast, 12).await;
-}
-
-#[tokio::test]
-async fn c1_connection_execute_dropped_at_every_await_point() {
-    drop_at_every_await_point(Op::ConnExecute, RecyclingMethod::Fast, 13).await;
-}
-
-#[tokio::test]
-async fn c1_connection_simple_query_dropped_at_every_await_point() {
-    drop_at_every_await_point(Op::ConnSimpleQuery, RecyclingMethod::Fast, 14).await;
+async fn c1_dropped_at_every_await_point() {
+    let cases = [
+        (Op::PoolExecute, RecyclingMethod::Fast, 11),
+        (Op::PoolExecuteUnprepared, RecyclingMethod::Fast, 12),
+        (Op::ConnExecute, RecyclingMethod::Fast, 13),
+        (Op::ConnSimpleQuery, RecyclingMethod::Fast, 14),
+        (Op::TransactionCommit, RecyclingMethod::Fast, 16),
+        (Op::ConnCommit, RecyclingMethod::Fast, 17),
+        (Op::PoolConnection, RecyclingMethod::Clean, 18),
+        (Op::PoolConnection, RecyclingMethod::Verified, 19),
+    ];
+    for (op, method, seed) in cases {
+        let name = format!("C1 {op:?} with {method:?}, seed {seed}");
+        run_case(&name, drop_at_every_await_point(op, method, seed)).await;
+    }
 }
 
 /// C2 (sqlx #4393): a cancelled BEGIN never leaves the next borrower inside a transaction.
 #[tokio::test]
 async fn c2_transaction_begin_dropped_at_every_await_point() {
     drop_at_every_await_point(Op::ConnTransaction, RecyclingMethod::Fast, 15).await;
-}
-
-#[tokio::test]
-async fn c1_transaction_commit_dropped_at_every_await_point() {
-    drop_at_every_await_point(Op::TransactionCommit, RecyclingMethod::Fast, 16).await;
-}
-
-#[tokio::test]
-async fn c1_connection_commit_dropped_at_every_await_point() {
-    drop_at_every_await_point(Op::ConnCommit, RecyclingMethod::Fast, 17).await;
-}
-
-/// `pool.connection()` itself, whose checkout does I/O with `Clean` (reset SQL) and `Verified`.
-#[tokio::test]
-async fn c1_pool_connection_dropped_at_every_await_point_during_recycle() {
-    drop_at_every_await_point(Op::PoolConnection, RecyclingMethod::Clean, 18).await;
-    drop_at_every_await_point(Op::PoolConnection, RecyclingMethod::Verified, 19).await;
 }
 
 /// `pool.connection()` cut while it opens a new connection (TCP, startup, SCRAM): the half-made

@@ -1,4 +1,4 @@
-//! Network faults (shared/reference/faults.md §4.3, N1–N10) between the client and the shared
+//! Network faults (tests/FAULTS.md, N1–N10) between the client and the shared
 //! cluster, injected by `FaultProxy` (tests/tests/proxy_support), against the bare
 //! `Connection` and the pool. Every pool test ends with `common::assert_recovered` once the
 //! proxy is back in `Pass`.
@@ -13,7 +13,7 @@ use std::io::{ErrorKind, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::time::{Duration, Instant};
 
-use common::{assert_recovered, within};
+use common::{assert_recovered, run_case, within};
 use pg_harness::cluster;
 use pgwire_lite::{Config, Connection, Error};
 use pool_core::{PsqlPool, PsqlPoolBuilder, RecyclingMethod, TimeoutKind};
@@ -459,38 +459,6 @@ async fn n4_reset_mid_result_is_connection_reset_and_broken() {
 }
 
 #[tokio::test]
-async fn n4_pool_reset_mid_result_frees_the_slot() {
-    let app = "chaos_n4_pool";
-    let p = proxy();
-    let pool = pool_via(&p, app, 2).build().unwrap();
-    pool.startup().await.unwrap();
-    p.set(
-        Dir::Down,
-        Mode::LimitBytes {
-            n: CUT_AT,
-            then: Cut::Reset,
-        },
-    );
-    let mut conn = pool.connection().await.unwrap();
-    let err = conn.simple_query(HUNDRED_ROWS).await.unwrap_err();
-    assert_eq!(
-        io_kind(backend(&err)),
-        Some(ErrorKind::ConnectionReset),
-        "{err:?}"
-    );
-    assert!(conn.is_broken());
-    drop(conn);
-    let s = pool.status();
-    assert_eq!(
-        (s.size, s.in_use),
-        (0, 0),
-        "the broken connection is not pooled: {s:?}"
-    );
-    p.pass();
-    assert_recovered(&pool, app, Duration::from_secs(2)).await;
-}
-
-#[tokio::test]
 async fn n5_fin_inside_a_data_row_is_unexpected_eof_never_protocol() {
     let p = proxy();
     let mut c = connect_via(&p, "chaos_n5_conn").await;
@@ -519,29 +487,46 @@ async fn n5_fin_inside_a_data_row_is_unexpected_eof_never_protocol() {
     assert!(c.is_broken());
 }
 
+/// N4 and N5 through the pool, as one table: the connection cut 50 bytes into the 4th DataRow
+/// by an RST or a FIN, the borrower gets that error kind, the connection is broken, and its
+/// slot is freed without pooling it. A failing case is named.
 #[tokio::test]
-async fn n5_pool_fin_mid_message_frees_the_slot() {
-    let app = "chaos_n5_pool";
+async fn n4_n5_pool_cut_mid_result_frees_the_slot() {
+    let cases = [
+        (
+            "N4 RST",
+            "chaos_n4_pool",
+            Cut::Reset,
+            ErrorKind::ConnectionReset,
+        ),
+        (
+            "N5 FIN",
+            "chaos_n5_pool",
+            Cut::Close,
+            ErrorKind::UnexpectedEof,
+        ),
+    ];
+    for (name, app, then, kind) in cases {
+        run_case(name, pool_cut_mid_result_frees_the_slot(app, then, kind)).await;
+    }
+}
+
+async fn pool_cut_mid_result_frees_the_slot(app: &'static str, then: Cut, kind: ErrorKind) {
     let p = proxy();
     let pool = pool_via(&p, app, 2).build().unwrap();
     pool.startup().await.unwrap();
-    p.set(
-        Dir::Down,
-        Mode::LimitBytes {
-            n: CUT_AT,
-            then: Cut::Close,
-        },
-    );
+    p.set(Dir::Down, Mode::LimitBytes { n: CUT_AT, then });
     let mut conn = pool.connection().await.unwrap();
     let err = conn.simple_query(HUNDRED_ROWS).await.unwrap_err();
-    assert_eq!(
-        io_kind(backend(&err)),
-        Some(ErrorKind::UnexpectedEof),
-        "{err:?}"
-    );
+    assert_eq!(io_kind(backend(&err)), Some(kind), "{err:?}");
+    assert!(conn.is_broken());
     drop(conn);
     let s = pool.status();
-    assert_eq!((s.size, s.in_use), (0, 0), "{s:?}");
+    assert_eq!(
+        (s.size, s.in_use),
+        (0, 0),
+        "the broken connection is not pooled: {s:?}"
+    );
     p.pass();
     assert_recovered(&pool, app, Duration::from_secs(2)).await;
 }
@@ -698,7 +683,7 @@ fn slice_one_byte(p: &FaultProxy, gap: Duration) {
     });
 }
 
-/// The catalogue's 1,000 rows (~83 KB) through 1-byte writes take about 0.2 s; then 60 rows
+/// N10's 1,000 rows (~83 KB) through 1-byte writes take about 0.2 s; then 60 rows
 /// (~5 KB) with a 20 µs pause after every byte (about 0.25 ms each with the scheduler on this
 /// machine), which forces a split at almost every byte boundary, take about 1.5 s.
 #[tokio::test]

@@ -1,7 +1,7 @@
-//! Chaos suite, server side (shared/reference/faults.md §4.1 server lifecycle S1-S9 and §4.2
-//! server-side limits L1-L11): each test injects one fault with the harness's fault kit, asserts
-//! the catalogue's "correct behaviour" column (error variant and SQLSTATE, never just `is_err()`),
-//! and ends with `common::assert_recovered` (§5).
+//! Chaos suite, server side (tests/FAULTS.md: server lifecycle S1-S9 and server-side limits
+//! L1-L11): each test injects one fault with the harness's fault kit, asserts what FAULTS.md says
+//! must hold (error variant and SQLSTATE, never just `is_err()`), and ends with
+//! `common::assert_recovered` (A1, A2, A4).
 //!
 //! Tests that stop, restart, crash or freeze the server use their own
 //! `Cluster::start_throwaway()`; the others use the shared cluster with their own
@@ -16,16 +16,16 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::within;
+use common::{started, within};
 use pg_harness::{Cluster, Role, SCRAM_PASS, SCRAM_USER, ShutdownMode};
 use pg_harness::{cluster, unique_name};
 use pgwire_lite::{Config, Connection, TargetSessionAttrs};
 use pool_core::{Error as PoolError, PsqlPool, PsqlPoolBuilder, TimeoutKind};
 
-/// The catalogue's budgets assume `connect_timeout = 2 s` and `wait = 1 s`.
+/// The budgets of tests/FAULTS.md assume `connect_timeout = 2 s` and `wait = 1 s`.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 const WAIT_TIMEOUT: Duration = Duration::from_secs(1);
-/// §5.2: the pool serves a fresh query within 2 s after the fault clears...
+/// A2: the pool serves a fresh query within 2 s after the fault clears...
 const RECOVER: Duration = Duration::from_secs(2);
 /// ...and within `connect_timeout + 1 s` after a server restart.
 const RECOVER_AFTER_RESTART: Duration = Duration::from_secs(3);
@@ -46,18 +46,12 @@ fn config(url: &str, app: &str, connect_timeout: Duration) -> Config {
     c
 }
 
-/// A pool on `url` tagged `app`, with the catalogue's timeouts.
+/// A pool on `url` tagged `app`, with the timeouts the budgets assume.
 fn pool_on(url: &str, app: &str, max: usize) -> PsqlPoolBuilder {
     PsqlPool::builder()
         .config(config(url, app, CONNECT_TIMEOUT))
         .max_db_pool_size(max)
         .wait_timeout(WAIT_TIMEOUT)
-}
-
-async fn started(b: PsqlPoolBuilder) -> PsqlPool {
-    let pool = b.build().expect("valid pool config");
-    pool.startup().await.expect("startup");
-    pool
 }
 
 /// `common::assert_recovered` (status adds up, a fresh `SELECT 1` within `budget`, backend count
@@ -196,7 +190,7 @@ impl Drop for DatabaseGuard<'_> {
 }
 
 // ------------------------------------------------------------------------------------------
-// §4.1 Server lifecycle
+// S: server lifecycle
 // ------------------------------------------------------------------------------------------
 
 /// S1: `startup()` against a stopped server fails at once with `Io(ConnectionRefused)` naming
@@ -629,7 +623,7 @@ async fn s7_hung_backend_mid_query() {
 
 /// S8: `kill -9` of one backend every 500 ms while 16 tasks run queries. Failures are only
 /// 57P0x / I/O / closed; within 2 s of the last kill every task succeeds again; no leak.
-/// (The catalogue says 5 s of kills; 2 s keeps the test near the suite's 5 s budget.)
+/// Two seconds of kills keep the test near the suite's 5 s budget.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn s8_crash_restart_cycle_under_load() {
     const MAX: usize = 8;
@@ -777,7 +771,7 @@ async fn futures_all(pool: &pool_core::PsqlPool, n: usize) -> Vec<pool_core::Poo
 }
 
 // ------------------------------------------------------------------------------------------
-// §4.2 Server-side limits and timeouts
+// L: server-side limits and timeouts
 // ------------------------------------------------------------------------------------------
 
 /// L1: the role's CONNECTION LIMIT is reached. The create fails with 53300 to the borrower that
@@ -836,7 +830,7 @@ async fn l1_connection_limit() {
     );
 
     // The background filler (min_idle above the limit) must not retry every maintenance tick
-    // (every 100 ms with this idle_timeout): faults.md §4.2 L1 / G6, back off.
+    // (every 100 ms with this idle_timeout): it backs off (L1, G6 in tests/FAULTS.md).
     let filler_app = unique_name("l1fill");
     let log = pg.log_file().to_path_buf();
     let refusals = || {

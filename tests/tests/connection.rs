@@ -1,12 +1,15 @@
 //! pgwire-lite against a real PostgreSQL: every auth method, simple and extended query, errors,
 //! cancellation safety, the statement cache and the connection's state tracking.
 
+mod common;
+
 use std::future::Future;
 use std::pin::pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Waker};
 use std::time::Duration;
 
+use common::admin;
 use pg_harness::{Role, cluster};
 use pgwire_lite::{Config, Connection, Error, TransactionStatus};
 
@@ -18,10 +21,6 @@ async fn connect(role: Role) -> Connection {
     Connection::connect(&config(role))
         .await
         .unwrap_or_else(|e| panic!("connect as {role:?}: {e}"))
-}
-
-async fn admin() -> Connection {
-    connect(Role::Postgres).await
 }
 
 #[tokio::test]

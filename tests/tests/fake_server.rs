@@ -167,7 +167,7 @@ async fn server_closing_mid_startup_is_an_error_not_a_hang() {
 static FLOODING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 /// The server floods output before reading our (large) request: a client that only writes
-/// would deadlock with it once both socket buffers are full (faults.md N11).
+/// would deadlock with it once both socket buffers are full (N11 in tests/FAULTS.md).
 #[tokio::test]
 async fn large_request_while_the_server_floods_does_not_deadlock() {
     let _one_flood_at_a_time = FLOODING.lock().await;

@@ -1,10 +1,11 @@
 //! Replays every committed fuzz input on the stable toolchain, so CI covers the fuzz corpora
-//! and the fixed crash inputs without nightly or libFuzzer.
+//! and the crash inputs without nightly or libFuzzer.
 //!
 //! The bodies are not copied: `fuzz/src/lib.rs` (the fuzz crate's library, which the
 //! cargo-fuzz targets call) is compiled here as a module. Inputs come from
 //! `fuzz/corpus/<target>/` (seeds and what fuzzing kept) and
-//! `fuzz/artifacts-regressions/<target>/` (crash inputs whose bug was fixed).
+//! `fuzz/artifacts-regressions/<target>/` (inputs that once crashed a
+//! target, replayed so that each stays a clean result).
 
 #[path = "../../fuzz/src/lib.rs"]
 mod bodies;

@@ -1,28 +1,20 @@
-//! pool-core against a real PostgreSQL: startup, the seed's API, recycling methods (what
+//! pool-core against a real PostgreSQL: startup, the README's usage, recycling methods (what
 //! survives between borrowers and what does not), dirty returns, dead connections, recovery
 //! after a restart, and the pool's counters under load.
 
+mod common;
+
 use std::time::Duration;
 
+use common::{admin, started};
 use pg_harness::{Cluster, Role, cluster};
 use pool_core::{
-    Connection, Error, PsqlPool, PsqlPoolBuilder, RecyclingMethod, TimeoutKind, TransactionStatus,
+    Error, PsqlPool, PsqlPoolBuilder, RecyclingMethod, TimeoutKind, TransactionStatus,
 };
 
 /// A builder for the shared cluster, as `scram_user`.
 fn builder() -> PsqlPoolBuilder {
     PsqlPool::builder().dsn(cluster().url(Role::Scram))
-}
-
-async fn started(b: PsqlPoolBuilder) -> PsqlPool {
-    let pool = b.build().expect("valid pool config");
-    pool.startup().await.expect("startup");
-    pool
-}
-
-async fn admin() -> Connection {
-    let cfg = cluster().url(Role::Postgres).parse().unwrap();
-    Connection::connect(&cfg).await.unwrap()
 }
 
 /// Waits until no slot is in use: a connection given back dirty is reset by a background
@@ -45,8 +37,10 @@ async fn scalar_text(conn: &mut pool_core::PooledConnection, sql: &str) -> Strin
     conn.query_one(sql, &[]).await.unwrap().get::<_, String>(0)
 }
 
+/// The README's usage example (and the crate docs'), step by step: the builder with separate
+/// parameters, `execute` through the statement cache and `execute_unprepared` without it.
 #[tokio::test]
-async fn the_seed_example_runs() {
+async fn the_readme_example_runs() {
     if !cluster().require_roles() {
         return;
     }

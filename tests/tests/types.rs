@@ -6,7 +6,7 @@
 use std::fmt::Debug;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
-use pg_harness::{Role, cluster};
+use pg_harness::{Rng, Role, cluster};
 use pgwire_lite::types::{
     Array, Date, FromSqlOwned, Interval, Json, Numeric, Time, Timestamp, TimestampTz, Uuid,
 };
@@ -1332,76 +1332,63 @@ async fn result_maps_hold_every_type_in_column_order() {
 
 // ---- random sweep ------------------------------------------------------------------------
 
-/// xorshift64*: deterministic, so a failure names a reproducible seed and iteration.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-
-    fn text(&mut self) -> String {
-        const POOL: &[char] = &[
-            'a',
-            'Z',
-            '0',
-            ' ',
-            '\'',
-            '"',
-            '\\',
-            '{',
-            '}',
-            ',',
-            'é',
-            '漢',
-            '🦀',
-            '\u{301}',
-            '\n',
-            '\t',
-            'ß',
-            '\u{10FFFF}',
-        ];
-        let len = self.below(24);
-        (0..len)
-            .map(|_| {
-                if self.below(2) == 0 {
-                    POOL[self.below(POOL.len() as u64) as usize]
-                } else {
-                    // Any scalar value except NUL, which PostgreSQL text cannot hold.
-                    loop {
-                        let u = self.below(0x11_0000) as u32;
-                        if let Some(ch) = char::from_u32(u).filter(|&ch| ch != '\0') {
-                            break ch;
-                        }
+/// A random string for the sweep: half the characters from a pool of quoting, escaping and
+/// multi-byte troublemakers, half any scalar value PostgreSQL text can hold.
+fn random_text(rng: &mut Rng) -> String {
+    const POOL: &[char] = &[
+        'a',
+        'Z',
+        '0',
+        ' ',
+        '\'',
+        '"',
+        '\\',
+        '{',
+        '}',
+        ',',
+        'é',
+        '漢',
+        '🦀',
+        '\u{301}',
+        '\n',
+        '\t',
+        'ß',
+        '\u{10FFFF}',
+    ];
+    let len = rng.below(24);
+    (0..len)
+        .map(|_| {
+            if rng.below(2) == 0 {
+                POOL[rng.below(POOL.len() as u64) as usize]
+            } else {
+                // Any scalar value except NUL, which PostgreSQL text cannot hold.
+                loop {
+                    let u = rng.below(0x11_0000) as u32;
+                    if let Some(ch) = char::from_u32(u).filter(|&ch| ch != '\0') {
+                        break ch;
                     }
                 }
-            })
-            .collect()
-    }
+            }
+        })
+        .collect()
+}
 
-    fn numeric_text(&mut self) -> String {
-        let digits = |r: &mut Rng, max: u64| -> String {
-            let n = r.below(max + 1);
-            (0..n)
-                .map(|_| char::from(b'0' + r.below(10) as u8))
-                .collect()
-        };
-        let mut int = digits(self, 40);
-        if int.is_empty() {
-            int.push('0');
-        }
-        let frac = digits(self, 40);
-        let exp = self.below(121) as i64 - 60;
-        let sign = if self.below(2) == 0 { "-" } else { "" };
-        format!("{sign}{int}.{frac}e{exp}")
+/// A random numeric literal: up to 40 integer and 40 fraction digits, exponent -60..=60.
+fn random_numeric_text(rng: &mut Rng) -> String {
+    let digits = |r: &mut Rng, max: u64| -> String {
+        let n = r.below(max + 1);
+        (0..n)
+            .map(|_| char::from(b'0' + r.below(10) as u8))
+            .collect()
+    };
+    let mut int = digits(rng, 40);
+    if int.is_empty() {
+        int.push('0');
     }
+    let frac = digits(rng, 40);
+    let exp = rng.below(121) as i64 - 60;
+    let sign = if rng.below(2) == 0 { "-" } else { "" };
+    format!("{sign}{int}.{frac}e{exp}")
 }
 
 fn float_literal<F: std::fmt::LowerExp + Into<f64> + Copy>(v: F) -> String {
@@ -1423,7 +1410,7 @@ fn float_literal<F: std::fmt::LowerExp + Into<f64> + Copy>(v: F) -> String {
 async fn random_values_round_trip() {
     let mut c = connect().await;
     let seed = 0x5EED_1234_ABCD_0001u64;
-    let mut rng = Rng(seed);
+    let mut rng = Rng::from_state(seed);
     let sql = "SELECT $1::int2, $2::int4, $3::int8, $4::float4, $5::float8, $6::text, \
                $7::bytea, $8::numeric, $8::numeric::text";
     for i in 0..500 {
@@ -1433,10 +1420,10 @@ async fn random_values_round_trip() {
         // Mostly finite floats from random bits, NaN/infinities included as they come.
         let f4 = f32::from_bits(rng.next() as u32);
         let f8 = f64::from_bits(rng.next());
-        let text = rng.text();
+        let text = random_text(&mut rng);
         let len = rng.below(64) as usize;
         let bytes: Vec<u8> = (0..len).map(|_| rng.next() as u8).collect();
-        let numeric = num(&rng.numeric_text());
+        let numeric = num(&random_numeric_text(&mut rng));
         let ctx = format!("seed {seed:#x} iteration {i}");
 
         let row = c
@@ -1486,7 +1473,7 @@ async fn random_datetimes_round_trip() {
     let mut c = connect().await;
     c.batch_execute("SET TimeZone = 'UTC'").await.unwrap();
     let seed = 0xDA7E_0000_0000_0042u64;
-    let mut rng = Rng(seed);
+    let mut rng = Rng::from_state(seed);
     // PostgreSQL's ranges: 4714-11-24 BC to 5874897-12-31 for date, to 294276-12-31 for
     // timestamps (END_TIMESTAMP is 294277-01-01 00:00:00).
     let (date_min, date_max) = (-2_451_545i64, 2_145_031_948i64);

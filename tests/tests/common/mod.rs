@@ -1,7 +1,9 @@
-//! Assertions every chaos test ends with (shared/reference/faults.md §5). Include with
+//! Helpers shared by the integration suites: an admin connection, a started pool, table-driven
+//! cases, and the assertions every chaos test ends with (tests/FAULTS.md, A1–A6). Include with
 //! `mod common;` from a test file under tests/tests/.
 #![allow(dead_code)] // each test binary uses a different subset
 
+use std::future::Future;
 use std::time::{Duration, Instant};
 
 use pg_harness::cluster;
@@ -9,7 +11,7 @@ use pgwire_lite::{Config, Connection};
 use pool_core::{PsqlPool, PsqlPoolBuilder};
 
 /// A pool on the shared cluster as the superuser, tagged with `app` so its backends can be
-/// counted in `pg_stat_activity`; short timeouts, as the catalogue's budgets assume.
+/// counted in `pg_stat_activity`; short timeouts, as the budgets in tests/FAULTS.md assume.
 pub fn pool_builder(app: &str, max: usize) -> PsqlPoolBuilder {
     PsqlPool::builder()
         .dsn(format!(
@@ -24,6 +26,25 @@ pub fn pool_builder(app: &str, max: usize) -> PsqlPoolBuilder {
 pub async fn admin() -> Connection {
     let cfg: Config = cluster().admin_url().parse().expect("admin URL parses");
     Connection::connect(&cfg).await.expect("admin connects")
+}
+
+/// Builds the pool and runs `startup` (which opens `min_idle` connections), panicking with the
+/// error if either fails: every test that uses it needs a working pool to start from.
+pub async fn started(b: PsqlPoolBuilder) -> PsqlPool {
+    let pool = b.build().expect("valid pool config");
+    pool.startup().await.expect("startup");
+    pool
+}
+
+/// Runs one case of a table-driven test as its own task and, should it panic, fails naming
+/// `name` (the case's own panic message is printed just before).
+pub async fn run_case<F>(name: &str, case: F)
+where
+    F: Future<Output = ()> + Send + 'static,
+{
+    if let Err(e) = tokio::spawn(case).await {
+        panic!("case {name} failed: {e}");
+    }
 }
 
 /// The number of server backends whose application_name is `app`.
@@ -52,10 +73,10 @@ pub async fn backend_pids(app: &str) -> Vec<i32> {
     .collect()
 }
 
-/// §5 after every chaos test, once all tasks are joined:
-/// 1. `status()` adds up, nothing in use or waiting;
-/// 2. a fresh `SELECT 1` succeeds within `budget`;
-/// 4. the server holds no more backends for `app` than the pool's maximum.
+/// The checks after every chaos test (tests/FAULTS.md), once all tasks are joined:
+/// A1. `status()` adds up, nothing in use or waiting;
+/// A2. a fresh `SELECT 1` succeeds within `budget`;
+/// A4. the server holds no more backends for `app` than the pool's maximum.
 pub async fn assert_recovered(pool: &PsqlPool, app: &str, budget: Duration) {
     let s = pool.status();
     assert_eq!(s.in_use, 0, "a slot is still in use: {s:?}");
@@ -88,7 +109,7 @@ pub async fn assert_recovered(pool: &PsqlPool, app: &str, budget: Duration) {
     );
 }
 
-/// §5.3: a call must finish within its timeout plus slack.
+/// A3 (tests/FAULTS.md): a call must finish within its timeout plus slack.
 pub async fn within<T>(
     limit: Duration,
     what: &str,

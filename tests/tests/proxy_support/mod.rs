@@ -1,5 +1,6 @@
-//! `FaultProxy` (shared/reference/faults.md §3): a TCP proxy on 127.0.0.1:0 that sits between
-//! a client and a server and misbehaves on demand. Include with `mod proxy_support;`.
+//! `FaultProxy` (tests/FAULTS.md, "Where the faults come from"): a TCP proxy on 127.0.0.1:0
+//! that sits between a client and a server and misbehaves on demand. Include with
+//! `mod proxy_support;`.
 //!
 //! std threads only (one accept thread, one thread per direction per connection), so it works
 //! the same under any tokio runtime flavour and cannot be starved by the code under test. It
