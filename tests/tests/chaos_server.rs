@@ -584,7 +584,7 @@ async fn s7_hung_backend_mid_query() {
     // again (documented on set_query_timeout), which a stopped peer never answers.
     let (err, took, conn) = within(QT * 2, "the hung query", looping).await.unwrap();
     assert!(
-        matches!(backend(&err), pgwire_lite::Error::Timeout(_)),
+        matches!(backend(&err), pgwire_lite::Error::QueryTimeout(_)),
         "{err:?}"
     );
     assert!(took >= QT, "gave up early: {took:?}");

@@ -255,7 +255,7 @@ impl Row {
         (0..self.len()).map(|i| self.try_get(i)).collect()
     }
 
-    /// This row as a name → value map (the seed's dict).
+    /// This row as a name → value map (psqlpy's dict per row).
     ///
     /// A value that cannot be decoded (malformed bytes) becomes [`Value::Unknown`] carrying its raw
     /// bytes rather than failing the whole row.

@@ -1,4 +1,4 @@
-//! `PsqlPool::builder()`: the seed's parameter names, validated in one place.
+//! `PsqlPool::builder()`: psqlpy's `PSQLPool` parameter names, validated in one place.
 
 use std::fmt;
 use std::time::Duration;
@@ -14,7 +14,7 @@ use crate::recycle::{PgManager, RecyclingMethod};
 use crate::slots::SlotConfig;
 
 impl PsqlPool {
-    /// A builder with the seed's parameters (`dsn`, `username`, `password`, `host`, `port`,
+    /// A builder with psqlpy's `PSQLPool` parameters (`dsn`, `username`, `password`, `host`, `port`,
     /// `db_name`, `max_db_pool_size`, `conn_recycling_method`) and the pool's own knobs.
     pub fn builder() -> PsqlPoolBuilder {
         PsqlPoolBuilder::default()
@@ -127,7 +127,7 @@ impl PsqlPoolBuilder {
         self
     }
 
-    /// A ready [`Config`], for what the seed's parameters do not cover (TLS mode, several
+    /// A ready [`Config`], for what psqlpy's parameters do not cover (TLS mode, several
     /// hosts, keepalives, ...). Like a DSN, it makes the separate parameters ignored; giving
     /// both a DSN and a config is an error at [`build`](Self::build).
     pub fn config(mut self, config: Config) -> Self {

@@ -92,7 +92,7 @@ impl Error {
     }
 }
 
-/// The name the seed's docs use; the same type as [`Error`].
+/// The name psqlpy's documentation uses (`PoolError`); the same type as [`Error`].
 pub type PoolError = Error;
 
 /// The pool's result type.
