@@ -74,7 +74,9 @@ impl Connection {
         match tokio::time::timeout(limit, op(self)).await {
             Ok(r) => self.check(r),
             Err(_) => {
-                let outcome = self.after_timeout(requests_before).await;
+                // Boxed: the rare path would otherwise add its cancel and drain futures to the
+                // size of every request future.
+                let outcome = Box::pin(self.after_timeout(requests_before)).await;
                 Err(Error::QueryTimeout(outcome))
             }
         }
