@@ -80,6 +80,6 @@ pub mod types;
 pub use cancel::CancelToken;
 pub use config::{Config, Host, SslMode, TargetSessionAttrs};
 pub use connection::{Connection, Notification, ParamTypes, Peer, Pipeline, TransactionStatus};
-pub use error::{ConfigError, DbError, Error, Result};
+pub use error::{ConfigError, DbError, Error, Result, SqlState};
 pub use row::{Column, QueryResult, Row, RowIndex, RowMap};
 pub use types::{Format, FromSql, IsNull, ToSql, Type, Value};
