@@ -233,5 +233,14 @@ fn clone_error(e: &Error) -> Error {
         Error::Timeout(w) => Error::Timeout(w),
         Error::Conversion(m) => Error::Conversion(m.clone()),
         Error::Unsupported(w) => Error::Unsupported(w),
+        Error::RowCount {
+            call,
+            expected,
+            got,
+        } => Error::RowCount {
+            call,
+            expected,
+            got: *got,
+        },
     }
 }

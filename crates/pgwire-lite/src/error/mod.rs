@@ -56,6 +56,17 @@ pub enum Error {
     /// connection stays usable.
     #[error("not supported: {0}")]
     Unsupported(&'static str),
+    /// A query returned a number of rows the call does not accept (`query_one` got none or
+    /// several, `query_opt` several). The query itself succeeded; the connection stays usable.
+    #[error("{call} expected {expected}, the query returned {got}")]
+    RowCount {
+        /// The call that checked the count, e.g. `"query_one"`.
+        call: &'static str,
+        /// The count it accepts, e.g. `"exactly one row"`.
+        expected: &'static str,
+        /// How many rows the query returned.
+        got: usize,
+    },
 }
 
 impl Error {
@@ -95,6 +106,12 @@ impl Error {
     /// enforces ran out.
     pub fn is_timeout(&self) -> bool {
         matches!(self, Error::Timeout(_))
+    }
+
+    /// True for [`Error::RowCount`]: the query ran, but returned a number of rows the call
+    /// does not accept.
+    pub fn is_row_count(&self) -> bool {
+        matches!(self, Error::RowCount { .. })
     }
 
     pub(crate) fn protocol(msg: impl Into<String>) -> Error {

@@ -217,13 +217,26 @@ fn sqlstate_accessors_and_predicates_agree() {
 }
 
 #[test]
-fn timeout_predicate() {
+fn timeout_and_row_count_predicates() {
     for what in ["connect", "query", "cancel"] {
         let e = Error::Timeout(what);
         assert!(e.is_timeout());
-        assert!(!e.is_closed());
+        assert!(!e.is_row_count() && !e.is_closed());
         assert_eq!(e.sqlstate(), None);
     }
+    let e = Error::RowCount {
+        call: "query_one",
+        expected: "exactly one row",
+        got: 0,
+    };
+    assert_eq!(
+        e.to_string(),
+        "query_one expected exactly one row, the query returned 0"
+    );
+    assert!(e.is_row_count());
+    assert!(!e.is_timeout() && !e.is_closed());
+    assert_eq!(e.code(), None);
+    assert!(!Error::Conversion("x".into()).is_row_count());
     assert!(!Error::from(db("57014", "canceling statement due to statement timeout")).is_timeout());
 }
 
