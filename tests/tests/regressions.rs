@@ -384,3 +384,44 @@ fn f9_a_pool_outlives_the_runtime_it_started_on() {
         assert_eq!(s.in_use, 0, "{s:?}");
     });
 }
+
+// ---- Error polish ---------------------------------------------------------------------------
+
+#[tokio::test]
+async fn query_one_with_no_row_is_a_row_count_error() {
+    let mut c = connect(Role::Postgres).await;
+    let err = c.query_one("SELECT 1 WHERE false", &[]).await.unwrap_err();
+    assert!(err.is_row_count(), "{err:?}");
+    assert!(
+        matches!(err, Error::RowCount { got: 0, .. }),
+        "not a conversion error: {err:?}"
+    );
+    let err = c
+        .query_opt("SELECT generate_series(1, 2)", &[])
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::RowCount { got: 2, .. }), "{err:?}");
+}
+
+#[tokio::test]
+async fn connect_and_authentication_errors_name_the_server() {
+    let pg = cluster();
+    if !pg.require_roles() {
+        return;
+    }
+    let address = format!("{}:{}", pg.host(), pg.port());
+    // The server refuses: a wrong password.
+    let url = cluster()
+        .url(Role::Scram)
+        .replacen("scram_pass", "wrong", 1);
+    let cfg: Config = url.parse().expect("URL parses");
+    let err = Connection::connect(&cfg).await.unwrap_err();
+    assert_eq!(err.code(), Some("28P01"), "{err:?}");
+    assert!(err.to_string().contains(&address), "{err}");
+    // We refuse: no password for a SCRAM role.
+    let url = cluster().url(Role::Scram).replacen(":scram_pass", "", 1);
+    let cfg: Config = url.parse().expect("URL parses");
+    let err = Connection::connect(&cfg).await.unwrap_err();
+    assert!(matches!(err, Error::Auth(_)), "{err:?}");
+    assert!(err.to_string().contains(&address), "{err}");
+}

@@ -94,7 +94,7 @@ pub use connection::{
     CancelToken, ClientSettings, Connection, NoticeHandler, Notification, ParamTypes, Peer,
     Pipeline, TimeoutOutcome, TransactionStatus,
 };
-pub use error::{ConfigError, DbError, Error, Result};
+pub use error::{ConfigError, DbError, Error, Result, SqlState};
 pub use row::{Column, QueryResult, Row, RowIndex, RowMap};
 pub use statement::Statement;
 pub use types::{Format, FromSql, IsNull, ToSql, Type, Value};

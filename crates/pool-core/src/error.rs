@@ -2,6 +2,8 @@
 
 use std::fmt;
 
+use pgwire_lite::SqlState;
+
 /// Which of the pool's three timeouts ran out.
 ///
 /// Each has its own knob on the builder and its own default, so a log line tells whether the
@@ -61,8 +63,9 @@ pub enum Error {
 }
 
 impl Error {
-    /// True for [`Error::Timeout`], whatever the kind, and for a connection's query timeout
-    /// ([`pgwire_lite::Error::QueryTimeout`]).
+    /// True for every timeout: one of the pool's own ([`Error::Timeout`], whatever the kind), or
+    /// a connection's ([`pgwire_lite::Error::Timeout`], [`pgwire_lite::Error::QueryTimeout`]) passed through
+    /// as [`Error::Backend`]. [`Error::timeout_kind`] tells the pool's three apart.
     pub fn is_timeout(&self) -> bool {
         match self {
             Error::Timeout(_) => true,
@@ -87,12 +90,53 @@ impl Error {
         }
     }
 
+    /// The SQLSTATE of a database error passed through as [`Error::Backend`], e.g.
+    /// `err.sqlstate() == Some(SqlState::UNIQUE_VIOLATION)`.
+    pub fn sqlstate(&self) -> Option<SqlState> {
+        self.as_backend().and_then(pgwire_lite::Error::sqlstate)
+    }
+
+    /// True for a [`pgwire_lite::Error::RowCount`] passed through: `query_one` or `query_opt`
+    /// got a number of rows it does not accept.
+    pub fn is_row_count(&self) -> bool {
+        self.as_backend()
+            .is_some_and(pgwire_lite::Error::is_row_count)
+    }
+
     pub(crate) fn config(what: impl Into<String>) -> Error {
         Error::Config(pgwire_lite::ConfigError::new(what))
     }
 }
 
+/// The SQLSTATE predicates of [`pgwire_lite::Error`], answered for the error it wraps, false
+/// for the pool's own kinds.
+macro_rules! forward_predicates {
+    ($($name:ident),* $(,)?) => {
+        impl Error {
+            $(
+                #[doc = concat!("[`pgwire_lite::Error::", stringify!($name), "`] of the wrapped \
+                    backend error; false for the pool's own kinds.")]
+                pub fn $name(&self) -> bool {
+                    self.as_backend().is_some_and(pgwire_lite::Error::$name)
+                }
+            )*
+        }
+    };
+}
+
+forward_predicates!(
+    is_unique_violation,
+    is_foreign_key_violation,
+    is_serialization_failure,
+    is_deadlock,
+    is_query_canceled,
+    is_read_only_transaction,
+    is_lock_not_available,
+    is_undefined_table,
+);
+
 /// The name psqlpy's documentation uses (`PoolError`); the same type as [`Error`].
+
 pub type PoolError = Error;
 
 /// The pool's result type.
@@ -130,5 +174,60 @@ mod tests {
             Some(TimeoutKind::Create)
         );
         assert!(Error::Closed.timeout_kind().is_none());
+    }
+
+    fn db(code: &str) -> Error {
+        Error::Backend(pgwire_lite::Error::from(pgwire_lite::DbError {
+            severity: "ERROR".into(),
+            code: code.into(),
+            message: "m".into(),
+            ..Default::default()
+        }))
+    }
+
+    #[test]
+    fn predicates_forward_to_the_backend_error() {
+        type Predicate = fn(&Error) -> bool;
+        let cases: [(&str, Predicate); 8] = [
+            ("23505", Error::is_unique_violation),
+            ("23503", Error::is_foreign_key_violation),
+            ("40001", Error::is_serialization_failure),
+            ("40P01", Error::is_deadlock),
+            ("57014", Error::is_query_canceled),
+            ("25006", Error::is_read_only_transaction),
+            ("55P03", Error::is_lock_not_available),
+            ("42P01", Error::is_undefined_table),
+        ];
+        for (i, (code, _)) in cases.iter().enumerate() {
+            let e = db(code);
+            assert_eq!(e.sqlstate(), SqlState::from_code(code));
+            for (j, (_, pred)) in cases.iter().enumerate() {
+                assert_eq!(pred(&e), i == j, "{code} / {j}");
+            }
+            assert!(!e.is_timeout() && !e.is_row_count());
+        }
+        for own in [Error::Closed, Error::NotStarted, Error::RolledBack] {
+            assert!(cases.iter().all(|(_, pred)| !pred(&own)), "{own}");
+            assert_eq!(own.sqlstate(), None);
+        }
+    }
+
+    #[test]
+    fn timeouts_and_row_counts_of_either_layer() {
+        assert!(Error::Timeout(TimeoutKind::Wait).is_timeout());
+        let query = Error::Backend(pgwire_lite::Error::Timeout("query"));
+        assert!(query.is_timeout());
+        assert_eq!(query.timeout_kind(), None);
+        let rows = Error::Backend(pgwire_lite::Error::RowCount {
+            call: "query_one",
+            expected: "exactly one row",
+            got: 2,
+        });
+        assert!(rows.is_row_count() && !rows.is_timeout());
+        assert_eq!(
+            rows.to_string(),
+            "query_one expected exactly one row, the query returned 2"
+        );
+        assert!(!Error::Closed.is_timeout() && !Error::Closed.is_row_count());
     }
 }

@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use super::Connection;
-use super::transport::{Stream, connect_error, tcp_address};
+use super::transport::{Stream, connect_error, tcp_address, tcp_target};
 use crate::config::{Config, Host, TargetSessionAttrs};
 use crate::error::{ConfigError, Error, Result};
 
@@ -93,8 +93,20 @@ impl Connection {
             Target::Unix(dir) => Stream::connect_unix(dir, port).await?,
         };
         let mut conn = Connection::new(stream, peer);
-        conn.startup(config).await?;
-        Ok(conn)
+        match conn.startup(config).await {
+            Ok(()) => Ok(conn),
+            // Which server refused: with several hosts, or a pool's many connections, the
+            // error alone does not say.
+            Err(Error::Db(mut db)) => {
+                db.server = Some(target.describe(port));
+                Err(Error::Db(db))
+            }
+            Err(Error::Auth(m)) => Err(Error::Auth(format!(
+                "connection to server at {} failed: {m}",
+                target.describe(port)
+            ))),
+            Err(e) => Err(e),
+        }
     }
 
     /// Why this session does not match `want` (the error message), or `None` if it does.
@@ -164,6 +176,16 @@ impl Connection {
 enum Target {
     Tcp(String, SocketAddr),
     Unix(PathBuf),
+}
+
+impl Target {
+    /// `host:port` as libpq words it, or the socket's path.
+    fn describe(&self, port: u16) -> String {
+        match self {
+            Target::Tcp(name, addr) => tcp_target(name, addr),
+            Target::Unix(dir) => dir.join(format!(".s.PGSQL.{port}")).display().to_string(),
+        }
+    }
 }
 
 /// The addresses of one host, in the resolver's order.

@@ -52,10 +52,10 @@ impl Connection {
     pub async fn query_one(&mut self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<Row> {
         let result = self.execute(sql, params).await?;
         let n = result.len();
-        result.into_single_row().ok_or_else(|| {
-            Error::Conversion(format!(
-                "query_one expected exactly one row, the query returned {n}"
-            ))
+        result.into_single_row().ok_or(Error::RowCount {
+            call: "query_one",
+            expected: "exactly one row",
+            got: n,
         })
     }
 
@@ -70,9 +70,11 @@ impl Connection {
         let mut it = rows.into_iter();
         match (it.next(), n) {
             (row, 0 | 1) => Ok(row),
-            _ => Err(Error::Conversion(format!(
-                "query_opt expected at most one row, the query returned {n}"
-            ))),
+            _ => Err(Error::RowCount {
+                call: "query_opt",
+                expected: "at most one row",
+                got: n,
+            }),
         }
     }
 

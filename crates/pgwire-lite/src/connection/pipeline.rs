@@ -252,5 +252,14 @@ fn clone_error(e: &Error) -> Error {
         Error::QueryTimeout(o) => Error::QueryTimeout(*o),
         Error::Conversion(m) => Error::Conversion(m.clone()),
         Error::Unsupported(w) => Error::Unsupported(w),
+        Error::RowCount {
+            call,
+            expected,
+            got,
+        } => Error::RowCount {
+            call,
+            expected,
+            got: *got,
+        },
     }
 }

@@ -1,10 +1,17 @@
 //! One error type for the whole crate.
 //!
-//! Callers ask predicates (`code()`, `as_db_error()`, `is_closed()`) instead of matching strings.
+//! Callers ask predicates (`code()`, `sqlstate()`, `is_unique_violation()`, `is_closed()`,
+//! `is_timeout()`, ...) instead of matching strings. Every predicate on [`Error`] is false for
+//! the kinds it does not concern, so a caller can ask any of them of any error.
 //! Nothing in here ever carries a password or a SCRAM key: messages are built from
 //! static text, server-sent fields and user-visible names only.
 
 use std::fmt;
+
+mod display;
+mod sqlstate;
+
+pub use sqlstate::SqlState;
 
 /// A boxed error, as returned by [`ToSql`](crate::types::ToSql) and
 /// [`FromSql`](crate::types::FromSql) implementations.
@@ -37,7 +44,9 @@ pub enum Error {
     /// The connection is closed or broken and cannot be used any more.
     #[error("connection closed: {0}")]
     Closed(&'static str),
-    /// An operation did not finish in time.
+    /// An operation did not finish in time. Every timeout this crate enforces is this variant,
+    /// which [`Error::is_timeout`] answers for. (A server-side `statement_timeout` is a
+    /// database error, `57014`: [`Error::is_query_canceled`].)
     #[error("timed out: {0}")]
     Timeout(&'static str),
     /// The connection's `query_timeout` elapsed. The outcome says whether the statement took
@@ -51,6 +60,17 @@ pub enum Error {
     /// connection stays usable.
     #[error("not supported: {0}")]
     Unsupported(&'static str),
+    /// A query returned a number of rows the call does not accept (`query_one` got none or
+    /// several, `query_opt` several). The query itself succeeded; the connection stays usable.
+    #[error("{call} expected {expected}, the query returned {got}")]
+    RowCount {
+        /// The call that checked the count, e.g. `"query_one"`.
+        call: &'static str,
+        /// The count it accepts, e.g. `"exactly one row"`.
+        expected: &'static str,
+        /// How many rows the query returned.
+        got: usize,
+    },
 }
 
 impl Error {
@@ -60,6 +80,12 @@ impl Error {
             Error::Db(db) => Some(db.code()),
             _ => None,
         }
+    }
+
+    /// The SQLSTATE of a database error as a [`SqlState`], to compare with its constants:
+    /// `err.sqlstate() == Some(SqlState::UNIQUE_VIOLATION)`.
+    pub fn sqlstate(&self) -> Option<SqlState> {
+        self.as_db_error().and_then(DbError::sqlstate)
     }
 
     /// The database error, if this is one.
@@ -80,7 +106,8 @@ impl Error {
         }
     }
 
-    /// True for [`Error::Timeout`] and [`Error::QueryTimeout`].
+    /// True for every [`Error::Timeout`] and [`Error::QueryTimeout`]: a connect, query or
+    /// other deadline this crate enforces ran out.
     pub fn is_timeout(&self) -> bool {
         matches!(self, Error::Timeout(_) | Error::QueryTimeout(_))
     }
@@ -91,6 +118,12 @@ impl Error {
             Error::QueryTimeout(o) => Some(*o),
             _ => None,
         }
+    }
+
+    /// True for [`Error::RowCount`]: the query ran, but returned a number of rows the call
+    /// does not accept.
+    pub fn is_row_count(&self) -> bool {
+        matches!(self, Error::RowCount { .. })
     }
 
     pub(crate) fn protocol(msg: impl Into<String>) -> Error {
@@ -169,12 +202,26 @@ pub struct DbError {
     pub line: Option<u32>,
     /// `R`: source routine of the server.
     pub routine: Option<String>,
+    /// Not a protocol field: the server that sent the error (`host:port`, or the socket path),
+    /// set for errors during connection startup, where several hosts or a pool's many
+    /// connections make "which server refused?" the first question.
+    pub server: Option<String>,
 }
 
 impl DbError {
     /// The SQLSTATE code.
     pub fn code(&self) -> &str {
         &self.code
+    }
+
+    /// The SQLSTATE code as a [`SqlState`]; `None` only if the server sent a malformed one.
+    pub fn sqlstate(&self) -> Option<SqlState> {
+        SqlState::from_code(&self.code)
+    }
+
+    /// True when the SQLSTATE is `state`.
+    fn is(&self, state: SqlState) -> bool {
+        self.code == state.code()
     }
 
     /// The primary message.
@@ -225,54 +272,52 @@ impl fmt::Debug for DbError {
     }
 }
 
-/// Reads like psql: `ERROR:  relation "x" does not exist` followed by DETAIL/HINT lines.
-impl fmt::Display for DbError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:  {}", self.severity, self.message)?;
-        if let Some(d) = &self.detail {
-            write!(f, "\nDETAIL:  {d}")?;
-        }
-        if let Some(h) = &self.hint {
-            write!(f, "\nHINT:  {h}")?;
-        }
-        if let Some(w) = &self.where_ {
-            write!(f, "\nCONTEXT:  {w}")?;
-        }
-        write!(f, " (SQLSTATE {})", self.code)
-    }
-}
-
 impl std::error::Error for DbError {}
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+/// One predicate per common SQLSTATE, on [`DbError`] and, false for every other kind, on
+/// [`Error`], so the two never disagree.
+macro_rules! sqlstate_predicates {
+    ($($(#[$doc:meta])* $name:ident => $state:ident;)*) => {
+        impl DbError {
+            $(
+                $(#[$doc])*
+                pub fn $name(&self) -> bool {
+                    self.is(SqlState::$state)
+                }
+            )*
+        }
 
-    #[test]
-    fn display_reads_like_psql() {
-        let e = DbError {
-            severity: "ERROR".into(),
-            code: "42P01".into(),
-            message: "relation \"x\" does not exist".into(),
-            hint: Some("create it".into()),
-            ..Default::default()
-        };
-        assert_eq!(
-            e.to_string(),
-            "ERROR:  relation \"x\" does not exist\nHINT:  create it (SQLSTATE 42P01)"
-        );
-        let err = Error::from(e);
-        assert_eq!(err.code(), Some("42P01"));
-        assert!(!err.is_closed());
-    }
-
-    #[test]
-    fn fatal_marks_closed() {
-        let e = DbError {
-            severity: "FATAL".into(),
-            code: "57P01".into(),
-            ..Default::default()
-        };
-        assert!(Error::from(e).is_closed());
-    }
+        impl Error {
+            $(
+                $(#[$doc])*
+                pub fn $name(&self) -> bool {
+                    self.as_db_error().is_some_and(DbError::$name)
+                }
+            )*
+        }
+    };
 }
+
+sqlstate_predicates! {
+    /// `23505` [`SqlState::UNIQUE_VIOLATION`]: a duplicate key.
+    is_unique_violation => UNIQUE_VIOLATION;
+    /// `23503` [`SqlState::FOREIGN_KEY_VIOLATION`]: a missing or still-referenced key.
+    is_foreign_key_violation => FOREIGN_KEY_VIOLATION;
+    /// `40001` [`SqlState::SERIALIZATION_FAILURE`]: the transaction may succeed if retried.
+    is_serialization_failure => SERIALIZATION_FAILURE;
+    /// `40P01` [`SqlState::DEADLOCK_DETECTED`]: the transaction may succeed if retried.
+    is_deadlock => DEADLOCK_DETECTED;
+    /// `57014` [`SqlState::QUERY_CANCELED`]: a cancel request or the server's
+    /// `statement_timeout` stopped the statement.
+    is_query_canceled => QUERY_CANCELED;
+    /// `25006` [`SqlState::READ_ONLY_SQL_TRANSACTION`]: a write in a read-only transaction, or
+    /// on a standby.
+    is_read_only_transaction => READ_ONLY_SQL_TRANSACTION;
+    /// `55P03` [`SqlState::LOCK_NOT_AVAILABLE`]: `NOWAIT` or `lock_timeout` gave up on a lock.
+    is_lock_not_available => LOCK_NOT_AVAILABLE;
+    /// `42P01` [`SqlState::UNDEFINED_TABLE`]: no such table or view.
+    is_undefined_table => UNDEFINED_TABLE;
+}
+
+#[cfg(test)]
+mod tests;
