@@ -136,7 +136,6 @@ forward_predicates!(
 );
 
 /// The name psqlpy's documentation uses (`PoolError`); the same type as [`Error`].
-
 pub type PoolError = Error;
 
 /// The pool's result type.
