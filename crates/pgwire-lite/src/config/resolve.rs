@@ -1,6 +1,5 @@
 //! `Config::resolve`: the `PG*` environment variables, then libpq's defaults.
 
-use std::io::Read;
 use std::path::Path;
 
 use super::options::{parse_connect_timeout, parse_host_list, parse_port_list};
@@ -8,10 +7,8 @@ use super::{Config, DEFAULT_PORT, Host, SslMode, TargetSessionAttrs};
 use crate::error::ConfigError;
 
 /// Where a local server's socket usually lives: Debian's directory first, then upstream's.
+#[cfg(unix)]
 const DEFAULT_SOCKET_DIRS: [&str; 2] = ["/var/run/postgresql", "/tmp"];
-
-/// `/etc/passwd` is read only to find the OS user name; no sane one is larger than this.
-const PASSWD_MAX_BYTES: u64 = 8 << 20;
 
 impl Config {
     /// The configuration described by the `PG*` environment variables and libpq's defaults:
@@ -134,7 +131,9 @@ impl Config {
 
 /// What [`Config::resolve`] asks of the machine, so tests can stand in for it.
 pub(super) trait Probe {
+    /// Whether something exists at `path` (a server's Unix socket, for the default host).
     fn socket_exists(&self, path: &Path) -> bool;
+    /// The name of the user this process runs as, as the OS knows it.
     fn os_user(&self) -> Option<String>;
 }
 
@@ -145,30 +144,17 @@ impl Probe for SystemProbe {
         std::fs::symlink_metadata(path).is_ok()
     }
 
+    /// libpq's `pg_fe_getusername`: on unix the name of the effective uid (`getpwuid_r`, so
+    /// NSS/LDAP users are found, not only `/etc/passwd` lines), on Windows `GetUserNameW`.
+    /// A name that is not UTF-8 counts as none: it could not be sent as a startup parameter.
     fn os_user(&self) -> Option<String> {
-        use std::os::unix::fs::MetadataExt;
-        // /proc/self belongs to the effective uid; this avoids libc for geteuid().
-        let uid = std::fs::metadata("/proc/self").ok()?.uid();
-        let file = std::fs::File::open("/etc/passwd").ok()?;
-        let mut contents = String::new();
-        file.take(PASSWD_MAX_BYTES)
-            .read_to_string(&mut contents)
-            .ok()?;
-        user_from_passwd(&contents, uid)
+        whoami::username_os().ok()?.into_string().ok()
     }
 }
 
-/// The name on the first `/etc/passwd` line (`name:pw:uid:...`) with this uid.
-pub(super) fn user_from_passwd(contents: &str, uid: u32) -> Option<String> {
-    contents.lines().find_map(|line| {
-        let mut fields = line.split(':');
-        let name = fields.next()?;
-        let line_uid: u32 = fields.nth(1)?.trim().parse().ok()?;
-        (line_uid == uid && !name.is_empty()).then(|| name.to_owned())
-    })
-}
-
-/// The first default socket directory holding this port's socket, else `localhost`.
+/// libpq's default host: on unix the first default socket directory holding this port's
+/// socket, else `localhost`.
+#[cfg(unix)]
 fn default_host(port: u16, probe: &dyn Probe) -> Host {
     DEFAULT_SOCKET_DIRS
         .iter()
@@ -176,4 +162,10 @@ fn default_host(port: u16, probe: &dyn Probe) -> Host {
         .find(|dir| probe.socket_exists(&dir.join(format!(".s.PGSQL.{port}"))))
         .map(|dir| Host::Unix(dir.to_path_buf()))
         .unwrap_or_else(|| Host::Tcp("localhost".to_owned()))
+}
+
+/// libpq's default host off unix: `localhost` (its `DEFAULT_PGSOCKET_DIR` is empty there).
+#[cfg(not(unix))]
+fn default_host(_port: u16, _probe: &dyn Probe) -> Host {
+    Host::Tcp("localhost".to_owned())
 }

@@ -1,4 +1,4 @@
-use super::resolve::{Probe, SystemProbe, user_from_passwd};
+use super::resolve::{Probe, SystemProbe};
 use super::*;
 use proptest::prelude::*;
 use std::collections::HashMap;
@@ -775,6 +775,7 @@ fn resolve_user_from_user_then_logname_then_passwd() {
     );
 }
 
+#[cfg(unix)]
 #[test]
 fn resolve_default_host_prefers_existing_socket() {
     let both = FakeProbe {
@@ -872,22 +873,35 @@ fn resolve_with_uses_the_given_env() {
 }
 
 #[test]
-fn passwd_lookup() {
-    let passwd = "root:x:0:0:root:/root:/bin/bash\n\
-                  # comment\n\
-                  broken\n\
-                  postgres:x:105:110::/var/lib/postgresql:/bin/bash\n";
-    assert_eq!(user_from_passwd(passwd, 0), Some("root".into()));
-    assert_eq!(user_from_passwd(passwd, 105), Some("postgres".into()));
-    assert_eq!(user_from_passwd(passwd, 7), None);
-    assert_eq!(user_from_passwd("", 0), None);
-}
-
-#[test]
 fn system_probe_finds_some_user() {
     // Whatever this machine is, the running uid has a passwd entry in our CI images.
     let user = SystemProbe.os_user();
     assert!(user.as_deref().is_some_and(|u| !u.is_empty()), "{user:?}");
+}
+
+#[cfg(unix)]
+#[test]
+fn system_probe_user_is_the_effective_user() {
+    // `id -un` asks the same NSS lookup (getpwuid of the effective uid) that libpq does.
+    let out = std::process::Command::new("id")
+        .arg("-un")
+        .output()
+        .unwrap_or_else(|e| panic!("running id -un: {e}"));
+    assert!(out.status.success(), "id -un: {out:?}");
+    let expected = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    assert_eq!(SystemProbe.os_user(), Some(expected));
+}
+
+#[cfg(not(unix))]
+#[test]
+fn resolve_default_host_is_localhost_off_unix() {
+    // libpq probes no socket directory off unix, even where one would exist.
+    let machine = FakeProbe {
+        sockets: vec!["/tmp/.s.PGSQL.5432"],
+        os_user: Some("u"),
+    };
+    let c = resolve(&Config::new(), &[], &machine).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(c.targets(), vec![(tcp("localhost"), 5432)]);
 }
 
 // ---- no input panics ----
