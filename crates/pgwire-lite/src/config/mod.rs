@@ -72,6 +72,13 @@ pub struct Config {
     keepalives_count: Option<u32>,
     tcp_user_timeout: Option<Duration>,
     require_auth: Option<String>,
+    /// Accepted values of libpq keys that change nothing here (e.g. `channel_binding=prefer`
+    /// without TLS), kept so that a key given in the DSN is not overridden by its
+    /// environment variable, as in libpq.
+    client_encoding: Option<String>,
+    gssencmode: Option<String>,
+    channel_binding: Option<String>,
+    load_balance_hosts: Option<String>,
 }
 
 impl Default for Config {
@@ -109,6 +116,10 @@ impl fmt::Debug for Config {
             .field("keepalives_count", &self.keepalives_count)
             .field("tcp_user_timeout", &self.tcp_user_timeout)
             .field("require_auth", &self.require_auth)
+            .field("client_encoding", &self.client_encoding)
+            .field("gssencmode", &self.gssencmode)
+            .field("channel_binding", &self.channel_binding)
+            .field("load_balance_hosts", &self.load_balance_hosts)
             .finish()
     }
 }
@@ -142,6 +153,10 @@ impl Config {
             keepalives_count: None,
             tcp_user_timeout: None,
             require_auth: None,
+            client_encoding: None,
+            gssencmode: None,
+            channel_binding: None,
+            load_balance_hosts: None,
         }
     }
 

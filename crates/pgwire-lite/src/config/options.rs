@@ -68,6 +68,19 @@ pub(super) fn is_space(c: char) -> bool {
     matches!(c, ' ' | '\t' | '\n' | '\r' | '\x0b' | '\x0c')
 }
 
+/// Escapes `v` so the server's `options` splitting ([`split_options`]) reads it back as one
+/// argument: whitespace and `\` get a `\` in front.
+pub(super) fn escape_option_value(v: &str) -> String {
+    let mut out = String::with_capacity(v.len());
+    for c in v.chars() {
+        if c == '\\' || is_space(c) {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
 /// Splits `options` the way the server does (`pg_split_opts`): on whitespace, with `\`
 /// escaping the next character.
 pub(super) fn split_options(s: &str) -> Vec<String> {

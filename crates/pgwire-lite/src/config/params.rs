@@ -41,6 +41,7 @@ pub(super) const UNSUPPORTED_KEYS: &[&str] = &[
     "hostaddr",
     "passfile",
     "service",
+    "servicefile",
     "sslnegotiation",
     "sslcompression",
     "sslcert",
@@ -227,13 +228,26 @@ impl fmt::Display for SslMode {
 pub(super) enum Origin {
     Url,
     KeyValue,
+    /// The libpq environment variable standing for the key, e.g. `PGPORT` for `port`.
+    Env(&'static str),
 }
 
 impl Origin {
-    pub(super) fn suffix(self) -> &'static str {
+    /// Ends a "bad value" message: `invalid port "x" in URL`.
+    pub(super) fn suffix(self) -> String {
         match self {
-            Origin::Url => " in URL",
-            Origin::KeyValue => " in connection string",
+            Origin::Url => " in URL".to_owned(),
+            Origin::KeyValue => " in connection string".to_owned(),
+            Origin::Env(var) => format!(" in {var}"),
+        }
+    }
+
+    /// Ends a "bad integer" message: `... for connection option "keepalives"` (libpq's
+    /// wording) or `... in PGCONNECT_TIMEOUT`.
+    fn int_context(self, key: &str) -> String {
+        match self {
+            Origin::Env(var) => format!("in {var}"),
+            Origin::Url | Origin::KeyValue => format!("for connection option \"{key}\""),
         }
     }
 }
@@ -256,10 +270,10 @@ impl Config {
             )));
         };
         let opt = || (!v.is_empty()).then(|| v.to_owned());
-        let int_for = |v: &str| parse_int(v, &format!("for connection option \"{key}\""));
+        let int_for = |v: &str| parse_int(v, &origin.int_context(key));
         match key {
             "host" => self.hosts = parse_host_list(v),
-            "port" => self.ports = parse_port_list(v, origin.suffix())?,
+            "port" => self.ports = parse_port_list(v, &origin.suffix())?,
             "user" => self.user = opt(),
             "dbname" => self.dbname = opt(),
             "options" => self.options = opt(),
@@ -267,10 +281,7 @@ impl Config {
             "fallback_application_name" => self.fallback_application_name = opt(),
             "require_auth" => self.require_auth = opt(),
             "connect_timeout" => {
-                self.connect_timeout = Some(parse_connect_timeout(
-                    v,
-                    "for connection option \"connect_timeout\"",
-                )?)
+                self.connect_timeout = Some(parse_connect_timeout(v, &origin.int_context(key))?)
             }
             "client_encoding" => {
                 if !is_utf8_name(v) {
@@ -278,6 +289,7 @@ impl Config {
                         "client_encoding \"{v}\" is not supported: pgwire-lite always uses UTF8"
                     )));
                 }
+                self.client_encoding = Some(v.to_owned());
             }
             "keepalives" => self.keepalives = int_for(v)? != 0,
             "keepalives_idle" => self.keepalives_idle = Some(secs(int_for(v)?)),
@@ -302,7 +314,7 @@ impl Config {
             },
             // We never attempt GSS encryption: "prefer" degrades to what we do.
             "gssencmode" => match v {
-                "disable" | "prefer" => {}
+                "disable" | "prefer" => self.gssencmode = Some(v.to_owned()),
                 "require" => {
                     return Err(ConfigError::new(
                         "gssencmode=require: GSSAPI encryption is not supported",
@@ -316,7 +328,7 @@ impl Config {
             },
             // Channel binding needs TLS; without it only "no binding" can be honoured.
             "channel_binding" => match v {
-                "disable" | "prefer" => {}
+                "disable" | "prefer" => self.channel_binding = Some(v.to_owned()),
                 "require" => {
                     return Err(ConfigError::new(
                         "channel_binding=require: TLS is not supported yet",
@@ -329,7 +341,7 @@ impl Config {
                 }
             },
             "load_balance_hosts" => match v {
-                "disable" => {}
+                "disable" => self.load_balance_hosts = Some(v.to_owned()),
                 "random" => {
                     return Err(ConfigError::new(
                         "load_balance_hosts=random is not supported yet",
@@ -353,6 +365,31 @@ impl Config {
             }
         }
         Ok(())
+    }
+
+    /// Whether `key` already has a value (from a DSN, a setter or an earlier source), so a
+    /// lower-precedence source must leave it alone. Keys in [`UNSUPPORTED_KEYS`] never do:
+    /// setting one fails.
+    pub(super) fn is_given(&self, key: &str) -> bool {
+        match key {
+            "host" => !self.hosts.is_empty(),
+            "port" => !self.ports.is_empty(),
+            "user" => self.user.is_some(),
+            "password" => self.password.is_some(),
+            "dbname" => self.dbname.is_some(),
+            "options" => self.options.is_some(),
+            "application_name" => self.application_name.is_some(),
+            "fallback_application_name" => self.fallback_application_name.is_some(),
+            "connect_timeout" => self.connect_timeout.is_some(),
+            "client_encoding" => self.client_encoding.is_some(),
+            "target_session_attrs" => self.target_session_attrs.is_some(),
+            "sslmode" => self.ssl_mode.is_some(),
+            "require_auth" => self.require_auth.is_some(),
+            "gssencmode" => self.gssencmode.is_some(),
+            "channel_binding" => self.channel_binding.is_some(),
+            "load_balance_hosts" => self.load_balance_hosts.is_some(),
+            _ => false,
+        }
     }
 }
 

@@ -1,5 +1,7 @@
-use super::resolve::{Probe, SystemProbe};
+use super::params::{SUPPORTED_KEYS, UNSUPPORTED_KEYS};
+use super::resolve::{ENV_KEYS, Probe, SystemProbe};
 use super::*;
+use super::{options, params};
 use proptest::prelude::*;
 use std::collections::HashMap;
 
@@ -836,7 +838,7 @@ fn resolve_reports_bad_env_by_name() {
     );
     assert_eq!(
         with("PGSSLMODE", "require"),
-        Err("sslmode=require: TLS is not supported yet".into())
+        Err("sslmode=require: TLS is not supported yet (from PGSSLMODE)".into())
     );
     assert_eq!(
         with("PGTARGETSESSIONATTRS", "x"),
@@ -844,7 +846,10 @@ fn resolve_reports_bad_env_by_name() {
     );
     assert_eq!(
         with("PGOPTIONS", "-c client_encoding=latin1"),
-        Err("options must not set client_encoding: pgwire-lite always uses UTF8".into())
+        Err(
+            "options must not set client_encoding: pgwire-lite always uses UTF8 (from PGOPTIONS)"
+                .into()
+        )
     );
     // Hosts from the environment, ports from the DSN: counts are checked once both known.
     assert_eq!(
@@ -902,6 +907,416 @@ fn resolve_default_host_is_localhost_off_unix() {
     };
     let c = resolve(&Config::new(), &[], &machine).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(c.targets(), vec![(tcp("localhost"), 5432)]);
+}
+
+// ---- every libpq environment variable, exactly as its DSN key ----
+
+/// Values tried for each variable: relaxing ones, demanding ones, malformed ones.
+const ENV_CASES: &[(&str, &[&str])] = &[
+    ("PGHOST", &["db1,/sock", "/var/run/postgresql"]),
+    ("PGSSLNEGOTIATION", &["postgres", "direct"]),
+    ("PGHOSTADDR", &["127.0.0.1"]),
+    ("PGPORT", &["6000", "x", "0"]),
+    ("PGDATABASE", &["envdb"]),
+    ("PGUSER", &["envuser"]),
+    ("PGPASSWORD", &["env pw"]),
+    ("PGPASSFILE", &["/home/u/.pgpass"]),
+    ("PGREQUIREAUTH", &["scram-sha-256", "!password", "bogus"]),
+    (
+        "PGCHANNELBINDING",
+        &["disable", "prefer", "require", "bogus"],
+    ),
+    ("PGSERVICE", &["svc"]),
+    ("PGSERVICEFILE", &["/etc/pg_service.conf"]),
+    ("PGOPTIONS", &["-c geqo=off", "-c client_encoding=latin1"]),
+    ("PGAPPNAME", &["envapp"]),
+    (
+        "PGSSLMODE",
+        &[
+            "disable",
+            "allow",
+            "prefer",
+            "require",
+            "verify-ca",
+            "verify-full",
+            "bogus",
+        ],
+    ),
+    ("PGSSLCOMPRESSION", &["0", "1"]),
+    ("PGSSLCERT", &["/c.crt"]),
+    ("PGSSLKEY", &["/c.key"]),
+    ("PGSSLCERTMODE", &["disable", "require"]),
+    ("PGSSLROOTCERT", &["system"]),
+    ("PGSSLCRL", &["/c.crl"]),
+    ("PGSSLCRLDIR", &["/crl"]),
+    ("PGSSLSNI", &["0", "1"]),
+    ("PGREQUIREPEER", &["postgres"]),
+    ("PGSSLMINPROTOCOLVERSION", &["TLSv1.2"]),
+    ("PGSSLMAXPROTOCOLVERSION", &["TLSv1.3"]),
+    ("PGMINPROTOCOLVERSION", &["3.0"]),
+    ("PGMAXPROTOCOLVERSION", &["3.0"]),
+    ("PGGSSENCMODE", &["disable", "prefer", "require", "bogus"]),
+    ("PGKRBSRVNAME", &["postgres"]),
+    ("PGGSSLIB", &["gssapi"]),
+    ("PGGSSDELEGATION", &["0", "1"]),
+    ("PGCONNECT_TIMEOUT", &["10", "1", "0", "soon"]),
+    ("PGCLIENTENCODING", &["UTF8", "LATIN1"]),
+    ("PGTARGETSESSIONATTRS", &["read-write", "x"]),
+    ("PGLOADBALANCEHOSTS", &["disable", "random", "x"]),
+];
+
+/// `key='value'`, quoted and escaped for the key=value parser.
+fn dsn(key: &str, value: &str) -> String {
+    let escaped = value.replace('\\', "\\\\").replace('\'', "\\'");
+    format!("{key}='{escaped}'")
+}
+
+fn env_key(var: &str) -> &'static str {
+    match ENV_KEYS.iter().find(|(v, _)| *v == var) {
+        Some((_, key)) => key,
+        None => panic!("{var} is not in ENV_KEYS"),
+    }
+}
+
+#[test]
+fn env_keys_cover_libpq_and_map_to_known_keys() {
+    let mut vars: Vec<&str> = ENV_KEYS.iter().map(|(v, _)| *v).collect();
+    vars.sort_unstable();
+    vars.dedup();
+    assert_eq!(vars.len(), ENV_KEYS.len(), "a variable is listed twice");
+    for (var, key) in ENV_KEYS {
+        assert!(var.starts_with("PG"), "{var}");
+        assert!(
+            SUPPORTED_KEYS.contains(key) || UNSUPPORTED_KEYS.contains(key),
+            "{var} maps to {key}, which the DSN parsers do not know"
+        );
+    }
+    // The list libpq's documentation gives (connection keys only; the session settings and
+    // PGREQUIRESSL are handled on their own).
+    for var in [
+        "PGHOST",
+        "PGHOSTADDR",
+        "PGPORT",
+        "PGDATABASE",
+        "PGUSER",
+        "PGPASSWORD",
+        "PGPASSFILE",
+        "PGCHANNELBINDING",
+        "PGSERVICE",
+        "PGSERVICEFILE",
+        "PGOPTIONS",
+        "PGAPPNAME",
+        "PGSSLMODE",
+        "PGSSLCOMPRESSION",
+        "PGSSLCERT",
+        "PGSSLKEY",
+        "PGSSLROOTCERT",
+        "PGSSLCRL",
+        "PGSSLCRLDIR",
+        "PGSSLSNI",
+        "PGREQUIREPEER",
+        "PGSSLMINPROTOCOLVERSION",
+        "PGSSLMAXPROTOCOLVERSION",
+        "PGGSSENCMODE",
+        "PGKRBSRVNAME",
+        "PGGSSLIB",
+        "PGGSSDELEGATION",
+        "PGCONNECT_TIMEOUT",
+        "PGCLIENTENCODING",
+        "PGTARGETSESSIONATTRS",
+        "PGLOADBALANCEHOSTS",
+        "PGREQUIREAUTH",
+        "PGSSLNEGOTIATION",
+    ] {
+        env_key(var);
+    }
+    // Every variable has cases below.
+    for (var, _) in ENV_KEYS {
+        assert!(
+            ENV_CASES.iter().any(|(v, _)| v == var),
+            "{var} has no test case"
+        );
+    }
+}
+
+/// The heart of it: for every variable and value, the environment gives what the DSN key
+/// gives. Accepted: the same resolved config. Refused: the same message, naming the variable.
+#[test]
+fn every_env_variable_behaves_as_its_dsn_key() {
+    let base = [("USER", "u")];
+    for (var, values) in ENV_CASES {
+        let key = env_key(var);
+        for value in *values {
+            let from_env = resolve(&Config::new(), &[base[0], (var, value)], &NO_MACHINE);
+            match Config::parse(&dsn(key, value)) {
+                Ok(cfg) => {
+                    let from_dsn = resolve(&cfg, &base, &NO_MACHINE);
+                    assert_eq!(from_env, from_dsn, "{var}={value:?} vs {key}={value:?}");
+                    assert!(from_env.is_ok(), "{var}={value:?}: {from_env:?}");
+                }
+                Err(e) => {
+                    let dsn_msg = e.to_string();
+                    let expected = if dsn_msg.ends_with(" in connection string") {
+                        dsn_msg.replace(" in connection string", &format!(" in {var}"))
+                    } else if dsn_msg.ends_with(&format!("for connection option \"{key}\"")) {
+                        dsn_msg.replace(
+                            &format!("for connection option \"{key}\""),
+                            &format!("in {var}"),
+                        )
+                    } else {
+                        format!("{dsn_msg} (from {var})")
+                    };
+                    assert_eq!(from_env, Err(expected), "{var}={value:?}");
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn env_refusals_the_finding_names() {
+    let with = |var: &str, value: &str| {
+        resolve(&Config::new(), &[("USER", "u"), (var, value)], &NO_MACHINE)
+    };
+    assert_eq!(
+        with("PGCHANNELBINDING", "require"),
+        Err("channel_binding=require: TLS is not supported yet (from PGCHANNELBINDING)".into())
+    );
+    assert_eq!(
+        with("PGGSSENCMODE", "require"),
+        Err("gssencmode=require: GSSAPI encryption is not supported (from PGGSSENCMODE)".into())
+    );
+    assert_eq!(
+        with("PGSSLMODE", "verify-full"),
+        Err("sslmode=verify-full: TLS is not supported yet (from PGSSLMODE)".into())
+    );
+    assert_eq!(
+        with("PGSSLROOTCERT", "/root.crt"),
+        Err("connection option \"sslrootcert\" is not supported (from PGSSLROOTCERT)".into())
+    );
+    assert_eq!(
+        with("PGLOADBALANCEHOSTS", "random"),
+        Err("load_balance_hosts=random is not supported yet (from PGLOADBALANCEHOSTS)".into())
+    );
+    assert_eq!(
+        with("PGCLIENTENCODING", "LATIN1"),
+        Err(
+            "client_encoding \"LATIN1\" is not supported: pgwire-lite always uses UTF8 \
+             (from PGCLIENTENCODING)"
+                .into()
+        )
+    );
+    // Relaxing values are accepted, as their DSN keys are.
+    for (var, value) in [
+        ("PGGSSENCMODE", "disable"),
+        ("PGGSSENCMODE", "prefer"),
+        ("PGCHANNELBINDING", "disable"),
+        ("PGCHANNELBINDING", "prefer"),
+        ("PGSSLMODE", "disable"),
+        ("PGSSLMODE", "allow"),
+        ("PGSSLMODE", "prefer"),
+        ("PGLOADBALANCEHOSTS", "disable"),
+        ("PGCLIENTENCODING", "utf-8"),
+    ] {
+        assert!(with(var, value).is_ok(), "{var}={value}");
+    }
+}
+
+#[test]
+fn env_never_overrides_a_key_the_dsn_gave() {
+    for (given, var, demanding) in [
+        ("channel_binding=disable", "PGCHANNELBINDING", "require"),
+        ("gssencmode=prefer", "PGGSSENCMODE", "require"),
+        ("sslmode=disable", "PGSSLMODE", "require"),
+        ("sslmode=allow", "PGREQUIRESSL", "1"),
+        ("load_balance_hosts=disable", "PGLOADBALANCEHOSTS", "random"),
+        ("client_encoding=UTF8", "PGCLIENTENCODING", "LATIN1"),
+        (
+            "options=-cgeqo=off",
+            "PGOPTIONS",
+            "-c client_encoding=latin1",
+        ),
+        ("require_auth=md5", "PGREQUIREAUTH", "bogus"),
+        ("port=7", "PGPORT", "x"),
+        ("connect_timeout=3", "PGCONNECT_TIMEOUT", "soon"),
+        ("target_session_attrs=any", "PGTARGETSESSIONATTRS", "x"),
+    ] {
+        let c = resolve(
+            &parse(given),
+            &[("USER", "u"), (var, demanding)],
+            &NO_MACHINE,
+        );
+        assert!(c.is_ok(), "{given} + {var}={demanding}: {c:?}");
+    }
+    // Every supported key an environment variable stands for knows when it was given.
+    for (var, values) in ENV_CASES {
+        let key = env_key(var);
+        if !SUPPORTED_KEYS.contains(&key) {
+            continue;
+        }
+        let mut c = Config::new();
+        if c.set_param(key, values[0].as_bytes(), params::Origin::KeyValue)
+            .is_ok()
+        {
+            assert!(c.is_given(key), "{key}={}", values[0]);
+        }
+    }
+}
+
+#[test]
+fn pgrequiressl_as_libpq_reads_it() {
+    let with = |env: &[(&str, &str)]| {
+        let mut all = vec![("USER", "u")];
+        all.extend_from_slice(env);
+        resolve(&Config::new(), &all, &NO_MACHINE).map(|c| c.get_ssl_mode())
+    };
+    for on in ["1", "1yes"] {
+        assert_eq!(
+            with(&[("PGREQUIRESSL", on)]),
+            Err("sslmode=require: TLS is not supported yet (from PGREQUIRESSL)".into())
+        );
+    }
+    // Other values are ignored; PGSSLMODE wins over it (libpq since 9.3).
+    assert_eq!(with(&[("PGREQUIRESSL", "0")]), Ok(SslMode::Prefer));
+    assert_eq!(with(&[("PGREQUIRESSL", "yes")]), Ok(SslMode::Prefer));
+    assert_eq!(
+        with(&[("PGREQUIRESSL", "1"), ("PGSSLMODE", "disable")]),
+        Ok(SslMode::Disable)
+    );
+}
+
+#[test]
+fn session_env_becomes_options() {
+    let env = [
+        ("USER", "u"),
+        ("PGDATESTYLE", "ISO, MDY"),
+        ("PGTZ", "Europe/Paris"),
+        ("PGGEQO", "off"),
+    ];
+    let c = resolve(&Config::new(), &env, &NO_MACHINE).unwrap_or_else(|e| panic!("{e}"));
+    let options = c.get_options().unwrap_or_default();
+    assert_eq!(
+        options,
+        r"-c datestyle=ISO,\ MDY -c timezone=Europe/Paris -c geqo=off"
+    );
+    assert_eq!(
+        options::split_options(options),
+        [
+            "-c",
+            "datestyle=ISO, MDY",
+            "-c",
+            "timezone=Europe/Paris",
+            "-c",
+            "geqo=off"
+        ]
+    );
+    // After the DSN's options, so they win as libpq's startup-packet settings do; resolving
+    // again adds nothing.
+    let c = resolve(&parse("options='-c geqo=on'"), &env, &NO_MACHINE)
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        c.get_options(),
+        Some(r"-c geqo=on -c datestyle=ISO,\ MDY -c timezone=Europe/Paris -c geqo=off")
+    );
+    assert_eq!(resolve(&c, &env, &NO_MACHINE), Ok(c));
+    // "default" sends nothing, in any case.
+    let c = resolve(
+        &Config::new(),
+        &[("USER", "u"), ("PGTZ", "DEFAULT"), ("PGGEQO", "default")],
+        &NO_MACHINE,
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(c.get_options(), None);
+    // A value cannot smuggle in another switch: it stays one argument.
+    let c = resolve(
+        &Config::new(),
+        &[("USER", "u"), ("PGTZ", "UTC -c client_encoding=latin1")],
+        &NO_MACHINE,
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let options = c.get_options().unwrap_or_default();
+    assert_eq!(
+        options::split_options(options),
+        ["-c", r"timezone=UTC -c client_encoding=latin1"]
+    );
+}
+
+#[test]
+fn env_values_that_are_not_utf8() {
+    let bad = |var: &'static str| {
+        let env = move |name: &str| match name {
+            "USER" => Some(b"u".to_vec()),
+            n if n == var => Some(b"re\xffquire".to_vec()),
+            _ => None,
+        };
+        Config::new()
+            .resolve_bytes(&env, &NO_MACHINE)
+            .map_err(|e| e.to_string())
+    };
+    assert_eq!(
+        bad("PGCHANNELBINDING"),
+        Err("value of \"channel_binding\" is not valid UTF-8 (from PGCHANNELBINDING)".into())
+    );
+    assert_eq!(bad("PGTZ"), Err("PGTZ is not valid UTF-8".into()));
+    // A password is bytes, as in libpq.
+    let c = bad("PGPASSWORD").unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(c.get_password(), Some(&b"re\xffquire"[..]));
+}
+
+#[test]
+fn env_errors_never_contain_the_password() {
+    for (var, value) in [
+        ("PGCHANNELBINDING", "require"),
+        ("PGPORT", "x"),
+        ("PGSERVICE", "s"),
+        ("PGOPTIONS", "-c client_encoding=x"),
+    ] {
+        let e = resolve(
+            &Config::new(),
+            &[("USER", "u"), ("PGPASSWORD", "secret123"), (var, value)],
+            &NO_MACHINE,
+        );
+        assert!(
+            e.as_ref().is_err_and(|e| !e.contains("secret")),
+            "{var}: {e:?}"
+        );
+    }
+    assert_eq!(
+        resolve(
+            &Config::new(),
+            &[("USER", "u"), ("PGPASSWORD", "sec\0ret123")],
+            &NO_MACHINE
+        ),
+        Err("password contains a NUL byte (from PGPASSWORD)".into())
+    );
+}
+
+#[test]
+fn resolve_returns_a_validated_config() {
+    // What validate() refuses, resolve() refuses, so connecting needs no second check.
+    let mut tls = Config::new();
+    tls.user("u").ssl_mode(SslMode::VerifyFull);
+    assert_eq!(
+        resolve(&tls, &[], &NO_MACHINE),
+        Err("sslmode=verify-full: TLS is not supported yet".into())
+    );
+    let mut enc = Config::new();
+    enc.user("u").options("-c client_encoding=latin1");
+    assert_eq!(
+        resolve(&enc, &[], &NO_MACHINE),
+        Err("options must not set client_encoding: pgwire-lite always uses UTF8".into())
+    );
+    let c = resolve(&parse("host=a,b port=1"), &[("USER", "u")], &NO_MACHINE)
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(c.validate(), Ok(()));
+}
+
+#[test]
+fn servicefile_is_a_known_unsupported_key() {
+    assert_eq!(
+        parse_err("servicefile=/etc/pg_service.conf"),
+        "connection option \"servicefile\" is not supported"
+    );
 }
 
 // ---- no input panics ----
