@@ -14,7 +14,7 @@
 //! Precedence is libpq's: DSN or setters, then environment, then defaults.
 //!
 //! ```
-//! use pgwire_lite::config::{Config, Host};
+//! use pgwire_lite::{Config, Host};
 //!
 //! let cfg: Config = "postgresql://app@db1:5433,db2/orders?application_name=billing".parse()?;
 //! assert_eq!(cfg.get_hosts(), &[Host::Tcp("db1".into()), Host::Tcp("db2".into())]);

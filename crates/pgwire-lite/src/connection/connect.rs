@@ -25,8 +25,8 @@ impl Connection {
     /// target_session_attrs=read-write". `prefer-standby` tries every host for a standby first,
     /// then any server.
     pub async fn connect(config: &Config) -> Result<Connection> {
+        // Resolved configurations are validated already.
         let config = config.resolve()?;
-        config.validate()?;
         let timeout = config.get_connect_timeout();
         let passes = match config.get_target_session_attrs() {
             TargetSessionAttrs::PreferStandby => {
