@@ -20,7 +20,7 @@
 //! assert_eq!(cfg.get_hosts(), &[Host::Tcp("db1".into()), Host::Tcp("db2".into())]);
 //! assert_eq!(cfg.get_ports(), &[5433, 5432]);
 //! assert_eq!(cfg.get_dbname(), Some("orders"));
-//! # Ok::<(), pgwire_lite::error::ConfigError>(())
+//! # Ok::<(), pgwire_lite::ConfigError>(())
 //! ```
 
 mod key_value;

@@ -17,7 +17,7 @@ use std::fmt;
 /// The constants work in patterns:
 ///
 /// ```
-/// use pgwire_lite::error::SqlState;
+/// use pgwire_lite::SqlState;
 ///
 /// fn retry(state: Option<SqlState>) -> bool {
 ///     matches!(state, Some(SqlState::SERIALIZATION_FAILURE | SqlState::DEADLOCK_DETECTED))
