@@ -92,9 +92,9 @@ pub mod types;
 pub use config::{Config, Host, SslMode, TargetSessionAttrs};
 pub use connection::{
     CancelToken, ClientSettings, Connection, NoticeHandler, Notification, ParamTypes, Peer,
-    Pipeline, TimeoutOutcome, TransactionStatus,
+    Pipeline, TransactionStatus,
 };
-pub use error::{ConfigError, DbError, Error, Result, SqlState};
+pub use error::{ConfigError, DbError, Error, Result, SqlState, TimeoutOutcome};
 pub use row::{Column, QueryResult, Row, RowIndex, RowMap};
 pub use statement::Statement;
 pub use types::{Format, FromSql, IsNull, ToSql, Type, Value};

@@ -47,7 +47,6 @@ mod transport;
 
 pub use cancel::CancelToken;
 pub use pipeline::Pipeline;
-pub use timeout::TimeoutOutcome;
 pub use transport::Peer;
 
 use reader::{Owes, RequestState};

@@ -12,43 +12,12 @@ use std::time::Duration;
 
 use super::Connection;
 use super::cancel::CancelToken;
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, TimeoutOutcome};
 
 /// After a query timeout, how long the CancelRequest and the drain to ReadyForQuery may take
 /// before the connection is given up: a healthy server answers a cancel in about a millisecond,
 /// a hung one never does, and the caller should wait at most its timeout plus this.
 const CANCEL_GRACE: Duration = Duration::from_millis(200);
-
-/// What became of the statement whose `query_timeout` elapsed, as the drained response tells.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum TimeoutOutcome {
-    /// The statement did not take effect: the server cancelled it (or it failed, or it was
-    /// never sent). Inside a transaction, the transaction is now aborted.
-    Cancelled,
-    /// The statement completed before the cancellation reached it: its effects stand (inside
-    /// a transaction, they are committed with it).
-    Completed,
-    /// The connection failed before the outcome could be read: the statement may or may not
-    /// have taken effect.
-    Unknown,
-}
-
-impl TimeoutOutcome {
-    /// A short description for error messages.
-    pub fn describe(self) -> &'static str {
-        match self {
-            TimeoutOutcome::Cancelled => "the query was cancelled and did not take effect",
-            TimeoutOutcome::Completed => {
-                "the query completed before the cancellation arrived; its effects stand"
-            }
-            TimeoutOutcome::Unknown => {
-                "the connection failed before the outcome was known; the query may have taken \
-                 effect"
-            }
-        }
-    }
-}
 
 impl Connection {
     /// A token that cancels this connection's running query from another task.

@@ -52,7 +52,7 @@ pub enum Error {
     /// The connection's `query_timeout` elapsed. The outcome says whether the statement took
     /// effect, as the response drained after the cancellation told.
     #[error("timed out: query_timeout elapsed; {}", .0.describe())]
-    QueryTimeout(crate::connection::TimeoutOutcome),
+    QueryTimeout(TimeoutOutcome),
     /// A Rust value could not be converted to or from a PostgreSQL value.
     #[error("{0}")]
     Conversion(String),
@@ -113,7 +113,7 @@ impl Error {
     }
 
     /// For a query timeout, what became of the statement.
-    pub fn timeout_outcome(&self) -> Option<crate::connection::TimeoutOutcome> {
+    pub fn timeout_outcome(&self) -> Option<TimeoutOutcome> {
         match self {
             Error::QueryTimeout(o) => Some(*o),
             _ => None,
@@ -138,6 +138,37 @@ impl Error {
 impl From<DbError> for Error {
     fn from(e: DbError) -> Self {
         Error::Db(Box::new(e))
+    }
+}
+
+/// What became of the statement whose `query_timeout` elapsed, as the drained response tells.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum TimeoutOutcome {
+    /// The statement did not take effect: the server cancelled it (or it failed, or it was
+    /// never sent). Inside a transaction, the transaction is now aborted.
+    Cancelled,
+    /// The statement completed before the cancellation reached it: its effects stand (inside
+    /// a transaction, they are committed with it).
+    Completed,
+    /// The connection failed before the outcome could be read: the statement may or may not
+    /// have taken effect.
+    Unknown,
+}
+
+impl TimeoutOutcome {
+    /// A short description for error messages.
+    pub fn describe(self) -> &'static str {
+        match self {
+            TimeoutOutcome::Cancelled => "the query was cancelled and did not take effect",
+            TimeoutOutcome::Completed => {
+                "the query completed before the cancellation arrived; its effects stand"
+            }
+            TimeoutOutcome::Unknown => {
+                "the connection failed before the outcome was known; the query may have taken \
+                 effect"
+            }
+        }
     }
 }
 
