@@ -65,16 +65,20 @@
 #[doc(hidden)]
 pub mod bench_support;
 mod builder;
+mod client;
 mod error;
 mod guard;
+mod ident;
 mod limits;
 mod manager;
 mod pool;
 mod recycle;
+mod retry;
 mod slots;
 mod transaction;
 
 pub use builder::PsqlPoolBuilder;
+pub use client::GenericClient;
 pub use error::{Error, PoolError, Result, TimeoutKind};
 pub use guard::PooledConnection;
 pub use limits::{
@@ -82,11 +86,12 @@ pub use limits::{
 };
 pub use pool::PsqlPool;
 pub use recycle::{CLEAN_SQL, RecyclingMethod, VERIFIED_SQL};
+pub use retry::{BoxFuture, RetryPolicy};
 pub use slots::{Metrics, Status};
-pub use transaction::Transaction;
+pub use transaction::{IsolationLevel, Transaction, TransactionBuilder, TransactionOptions};
 
 pub use pgwire_lite;
 pub use pgwire_lite::{
-    ClientSettings, Config, Connection, FromSql, ParamTypes, QueryResult, Row, RowMap,
-    TimeoutOutcome, ToSql, TransactionStatus, Type, Value,
+    ClientSettings, Config, Connection, FromSql, Notification, ParamTypes, Pipeline, QueryResult,
+    Row, RowMap, TimeoutOutcome, ToSql, TransactionStatus, Type, Value,
 };
