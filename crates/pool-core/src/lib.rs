@@ -70,6 +70,7 @@ mod error;
 mod guard;
 mod ident;
 mod limits;
+mod listener;
 mod manager;
 mod pool;
 mod recycle;
@@ -84,6 +85,7 @@ pub use guard::PooledConnection;
 pub use limits::{
     DEFAULT_CREATE_TIMEOUT, DEFAULT_RECYCLE_TIMEOUT, DEFAULT_WAIT_TIMEOUT, MIN_POOL_SIZE,
 };
+pub use listener::{ListenerEvent, ListenerStream, PgListener};
 pub use pool::PsqlPool;
 pub use recycle::{CLEAN_SQL, RecyclingMethod, VERIFIED_SQL};
 pub use retry::{BoxFuture, RetryPolicy};
