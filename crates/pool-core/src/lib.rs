@@ -55,6 +55,19 @@
 //! | `pool.close()` | [`PsqlPool::close`] |
 //! | `QueryResult.result()` | [`QueryResult::result`] |
 //!
+//! ## Beyond psqlpy
+//!
+//! - Transactions with modes and savepoints: [`PooledConnection::build_transaction`]
+//!   (`ISOLATION LEVEL`, `READ ONLY`, `DEFERRABLE` in the one `BEGIN`),
+//!   [`Transaction::savepoint`] (nested guards, rolled back when dropped), and
+//!   [`PsqlPool::transaction`], which reruns a closure on serialization failures and
+//!   deadlocks with jittered backoff ([`RetryPolicy`]).
+//! - [`GenericClient`]: one trait over [`PooledConnection`] and [`Transaction`], for helpers
+//!   that take either.
+//! - LISTEN/NOTIFY: [`PgListener`] ([`PsqlPool::listener`]) on its own connection, which
+//!   reconnects by itself and says so with [`ListenerEvent::Gap`];
+//!   [`PooledConnection::notifications`] drains what a pooled connection received.
+//!
 //! Unlike psqlpy's pool, every wait has a timeout (30 s by default), a connection given back
 //! inside a transaction is rolled back, and waiters are served first come, first served.
 //! [`PsqlPool`] explains the borrow cycle, [`RecyclingMethod`] what survives between borrowers.

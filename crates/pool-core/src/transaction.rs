@@ -190,6 +190,14 @@ impl PooledConnection {
 /// anything itself.
 ///
 /// Derefs to [`Connection`] for reading its state.
+///
+/// # Cancellation
+/// A `BEGIN` or `SAVEPOINT` whose future is dropped is undone like a dropped guard (an
+/// unfinished `SAVEPOINT` is released by the `COMMIT` or removed by an enclosing rollback).
+/// A savepoint's `commit` or `rollback` dropped after it reached the server cannot be told
+/// apart from one that did not: the savepoint is then rolled back again at the next
+/// operation, and if it no longer exists the server answers 3B001 and the transaction fails
+/// (its `COMMIT` reports [`Error::RolledBack`]): never a silent partial commit.
 pub struct Transaction<'a> {
     conn: &'a mut PooledConnection,
     /// 0 for the transaction, n for the n-th nested savepoint.
@@ -383,5 +391,31 @@ impl Transaction<'_> {
             self.conn.savepoints.clear();
         }
         r
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_mode_goes_into_the_one_begin() {
+        assert_eq!(TransactionOptions::new().begin_sql(), "BEGIN");
+        let all = TransactionOptions::new()
+            .isolation_level(IsolationLevel::Serializable)
+            .read_only(true)
+            .deferrable(true);
+        assert_eq!(
+            all.begin_sql(),
+            "BEGIN ISOLATION LEVEL SERIALIZABLE, READ ONLY, DEFERRABLE"
+        );
+        let rw = TransactionOptions::new()
+            .isolation_level(IsolationLevel::RepeatableRead)
+            .read_only(false)
+            .deferrable(false);
+        assert_eq!(
+            rw.begin_sql(),
+            "BEGIN ISOLATION LEVEL REPEATABLE READ, READ WRITE, NOT DEFERRABLE"
+        );
     }
 }
