@@ -52,6 +52,18 @@ pub enum Error {
     /// back, or was rolled back because its guard was dropped. Nothing was committed.
     #[error("COMMIT outside a transaction: there was nothing to commit")]
     NoTransaction,
+    /// A savepoint or LISTEN channel name the pool cannot quote safely: empty, longer than
+    /// PostgreSQL's 63-byte identifier limit (which it would silently truncate), or with a
+    /// NUL byte. Nothing was sent to the server.
+    #[error("invalid {what} name {name:?}: {why}")]
+    InvalidName {
+        /// What the name is for: `"savepoint"` or `"channel"`.
+        what: &'static str,
+        /// The name (its first 80 characters).
+        name: String,
+        /// Why it was refused.
+        why: &'static str,
+    },
     /// A builder value or the DSN is invalid. The message names the bad part and never
     /// contains the password.
     #[error("invalid pool configuration: {0}")]

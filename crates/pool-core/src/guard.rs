@@ -4,7 +4,7 @@
 use std::fmt;
 use std::ops::Deref;
 
-use pgwire_lite::{Connection, QueryResult, Row, ToSql};
+use pgwire_lite::{Connection, Notification, Pipeline, QueryResult, Row, ToSql};
 
 use crate::error::{Error, Result};
 use crate::recycle::PgManager;
@@ -26,6 +26,10 @@ pub struct PooledConnection {
     /// dropped without commit or rollback: the next operation rolls it back first. Armed and
     /// disarmed by `transaction.rs`.
     pub(crate) rollback_pending: bool,
+    /// The quoted names of the savepoints opened through transaction guards, outermost
+    /// first; one whose guard was dropped stays here until an enclosing guard's next
+    /// operation rolls back to it. Maintained by `transaction.rs`.
+    pub(crate) savepoints: Vec<String>,
 }
 
 impl fmt::Debug for PooledConnection {
@@ -54,6 +58,7 @@ impl PooledConnection {
         PooledConnection {
             obj,
             rollback_pending: false,
+            savepoints: Vec::new(),
         }
     }
 
@@ -71,6 +76,7 @@ impl PooledConnection {
                 conn.batch_execute("ROLLBACK").await?;
             }
             self.rollback_pending = false;
+            self.savepoints.clear();
         }
         Ok(self.raw())
     }
@@ -135,6 +141,28 @@ impl PooledConnection {
     /// Runs a query that must return exactly one row.
     pub async fn query_one(&mut self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<Row> {
         Ok(self.settle().await?.query_one(sql, params).await?)
+    }
+
+    /// Runs a query that returns at most one row ([`Error::is_row_count`] for more).
+    pub async fn query_opt(
+        &mut self,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Option<Row>> {
+        Ok(self.settle().await?.query_opt(sql, params).await?)
+    }
+
+    /// Starts a pipeline (several statements, one write); see [`Connection::pipeline`].
+    pub async fn pipeline<'p>(&mut self) -> Result<Pipeline<'_, 'p>> {
+        Ok(self.settle().await?.pipeline())
+    }
+
+    /// Takes the notifications (`NOTIFY`) this connection has received so far, oldest first,
+    /// for a borrower that ran `LISTEN` on it. They arrive with the responses of queries; the
+    /// connection keeps at most the latest 10,000, dropping the oldest beyond that. To wait
+    /// for notifications, use a [`PgListener`](crate::PgListener) instead.
+    pub fn notifications(&mut self) -> Vec<Notification> {
+        self.raw().take_notifications()
     }
 
     /// Runs one or more statements with the simple query protocol (no parameters), one

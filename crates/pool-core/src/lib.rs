@@ -55,6 +55,19 @@
 //! | `pool.close()` | [`PsqlPool::close`] |
 //! | `QueryResult.result()` | [`QueryResult::result`] |
 //!
+//! ## Beyond psqlpy
+//!
+//! - Transactions with modes and savepoints: [`PooledConnection::build_transaction`]
+//!   (`ISOLATION LEVEL`, `READ ONLY`, `DEFERRABLE` in the one `BEGIN`),
+//!   [`Transaction::savepoint`] (nested guards, rolled back when dropped), and
+//!   [`PsqlPool::transaction`], which reruns a closure on serialization failures and
+//!   deadlocks with jittered backoff ([`RetryPolicy`]).
+//! - [`GenericClient`]: one trait over [`PooledConnection`] and [`Transaction`], for helpers
+//!   that take either.
+//! - LISTEN/NOTIFY: [`PgListener`] ([`PsqlPool::listener`]) on its own connection, which
+//!   reconnects by itself and says so with [`ListenerEvent::Gap`];
+//!   [`PooledConnection::notifications`] drains what a pooled connection received.
+//!
 //! Unlike psqlpy's pool, every wait has a timeout (30 s by default), a connection given back
 //! inside a transaction is rolled back, and waiters are served first come, first served.
 //! [`PsqlPool`] explains the borrow cycle, [`RecyclingMethod`] what survives between borrowers.
@@ -65,28 +78,35 @@
 #[doc(hidden)]
 pub mod bench_support;
 mod builder;
+mod client;
 mod error;
 mod guard;
+mod ident;
 mod limits;
+mod listener;
 mod manager;
 mod pool;
 mod recycle;
+mod retry;
 mod slots;
 mod transaction;
 
 pub use builder::PsqlPoolBuilder;
+pub use client::GenericClient;
 pub use error::{Error, PoolError, Result, TimeoutKind};
 pub use guard::PooledConnection;
 pub use limits::{
     DEFAULT_CREATE_TIMEOUT, DEFAULT_RECYCLE_TIMEOUT, DEFAULT_WAIT_TIMEOUT, MIN_POOL_SIZE,
 };
+pub use listener::{ListenerEvent, ListenerStream, PgListener};
 pub use pool::PsqlPool;
 pub use recycle::{CLEAN_SQL, RecyclingMethod, VERIFIED_SQL};
+pub use retry::{BoxFuture, RetryPolicy};
 pub use slots::{Metrics, Status};
-pub use transaction::Transaction;
+pub use transaction::{IsolationLevel, Transaction, TransactionBuilder, TransactionOptions};
 
 pub use pgwire_lite;
 pub use pgwire_lite::{
-    ClientSettings, Config, Connection, FromSql, ParamTypes, QueryResult, Row, RowMap,
-    TimeoutOutcome, ToSql, TransactionStatus, Type, Value,
+    ClientSettings, Config, Connection, FromSql, Notification, ParamTypes, Pipeline, QueryResult,
+    Row, RowMap, TimeoutOutcome, ToSql, TransactionStatus, Type, Value,
 };

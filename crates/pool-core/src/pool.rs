@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use pgwire_lite::{QueryResult, ToSql};
+use pgwire_lite::{QueryResult, Row, ToSql};
 
 use crate::error::{Error, Result};
 use crate::guard::PooledConnection;
@@ -191,6 +191,32 @@ impl PsqlPool {
     {
         let mut conn = self.connection().await?;
         conn.execute_many(querystring, parameters).await
+    }
+
+    /// Runs a query that must return exactly one row, on a borrowed connection.
+    pub async fn query_one(&self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<Row> {
+        self.connection().await?.query_one(sql, params).await
+    }
+
+    /// Runs a query that returns at most one row, on a borrowed connection.
+    pub async fn query_opt(
+        &self,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Option<Row>> {
+        self.connection().await?.query_opt(sql, params).await
+    }
+
+    /// Runs statements with the simple query protocol (no parameters) on a borrowed
+    /// connection, discarding their rows.
+    pub async fn batch_execute(&self, sql: &str) -> Result<()> {
+        self.connection().await?.batch_execute(sql).await
+    }
+
+    /// The pool's connection settings (with the password as last set by
+    /// [`set_password`](Self::set_password)), e.g. for a [`PgListener`](crate::PgListener).
+    pub fn config(&self) -> pgwire_lite::Config {
+        (*self.inner.slots.manager.config()).clone()
     }
 
     /// The counters (psqlpy's `max_size`, `size`, `available`, `waiting`, plus `idle` and

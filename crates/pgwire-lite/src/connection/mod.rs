@@ -13,6 +13,7 @@
 //! | `reader.rs` | the request-state core: what a request is owed, the read loop |
 //! | `simple_query.rs`, `prepare.rs`, `extended.rs`, `pipeline.rs` | the operations |
 //! | `timeout.rs`, `cancel.rs` | query timeouts and CancelRequest |
+//! | `notify.rs` | waiting for a LISTEN/NOTIFY notification on an idle connection |
 //!
 //! # Cancellation safety
 //! Dropping a query future at any await point never leaves the connection in an unknown state.
@@ -37,6 +38,7 @@ use crate::statement::{DEFAULT_STATEMENT_CACHE_CAPACITY, StatementCache};
 mod cancel;
 mod connect;
 mod extended;
+mod notify;
 mod pipeline;
 mod prepare;
 mod reader;
@@ -242,7 +244,9 @@ impl Connection {
         self.notice_handler = handler;
     }
 
-    /// Takes the notifications received so far (at most the last 10,000).
+    /// Takes the notifications received so far, oldest first. At most the latest 10,000 are
+    /// kept: beyond that the oldest are dropped, so a busy channel nobody reads cannot grow
+    /// memory without bound.
     pub fn take_notifications(&mut self) -> Vec<Notification> {
         self.notifications.drain(..).collect()
     }

@@ -306,7 +306,7 @@ impl Connection {
 
     /// The next whole frame. Nothing is taken from the read buffer until a whole frame is
     /// there, so a future dropped here loses nothing.
-    async fn read_frame(&mut self) -> Result<Bytes> {
+    pub(super) async fn read_frame(&mut self) -> Result<Bytes> {
         loop {
             match backend::check_frame(&self.read_buf, self.max_message_len) {
                 Ok(Some(n)) => {
