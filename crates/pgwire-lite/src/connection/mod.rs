@@ -12,6 +12,7 @@
 //! | `startup.rs` | startup packet and authentication |
 //! | `reader.rs` | the request-state core: what a request is owed, the read loop |
 //! | `simple_query.rs`, `prepare.rs`, `extended.rs`, `pipeline.rs` | the operations |
+//! | `stream.rs`, `copy.rs` | streamed rows, COPY FROM STDIN / TO STDOUT |
 //! | `timeout.rs`, `cancel.rs` | query timeouts and CancelRequest |
 //!
 //! # Cancellation safety
@@ -36,17 +37,21 @@ use crate::statement::{DEFAULT_STATEMENT_CACHE_CAPACITY, StatementCache};
 
 mod cancel;
 mod connect;
+mod copy;
 mod extended;
 mod pipeline;
 mod prepare;
 mod reader;
 mod simple_query;
 mod startup;
+mod stream;
 mod timeout;
 mod transport;
 
 pub use cancel::CancelToken;
+pub use copy::{CopyInSink, CopyOutStream};
 pub use pipeline::Pipeline;
+pub use stream::RowStream;
 pub use timeout::TimeoutOutcome;
 pub use transport::Peer;
 
