@@ -575,3 +575,77 @@ async fn server_restart_mid_copy_is_a_clean_error_and_the_pool_recovers() {
     drop(c);
     common::assert_recovered(&pool, &app, Duration::from_secs(3)).await;
 }
+
+#[tokio::test]
+async fn typed_binary_copy_writer_and_reader() {
+    use pgwire_lite::{BinaryCopyInWriter, BinaryCopyOutStream, Type};
+    let mut conn = admin().await;
+    conn.batch_execute("CREATE TEMP TABLE c_typed (id int4, name text, score float8, big int8)")
+        .await
+        .unwrap();
+    let types = [Type::INT4, Type::TEXT, Type::FLOAT8, Type::INT8];
+    let sink = conn
+        .copy_in("COPY c_typed FROM STDIN (FORMAT binary)")
+        .await
+        .unwrap();
+    let mut w = BinaryCopyInWriter::new(sink, &types);
+    for i in 0..50_000i32 {
+        let name = format!("n{i}");
+        let score = (i % 7 != 0).then_some(f64::from(i) / 4.0);
+        w.write(&[&i, &name, &score, &(i64::from(i) << 33)])
+            .await
+            .unwrap();
+    }
+    // A value of the wrong type is refused before anything of its row is queued.
+    let e = w.write(&[&"x", &"y", &1.0f64, &1i64]).await.unwrap_err();
+    assert!(matches!(e, Error::Conversion(_)), "{e:?}");
+    let e = w.write(&[&1i32]).await.unwrap_err();
+    assert!(matches!(e, Error::Conversion(_)), "{e:?}");
+    assert_eq!(w.finish().await.unwrap(), 50_000);
+
+    let out = conn
+        .copy_out("COPY (SELECT * FROM c_typed ORDER BY id) TO STDOUT (FORMAT binary)")
+        .await
+        .unwrap();
+    let mut rows = BinaryCopyOutStream::new(out, &types);
+    let mut n = 0i32;
+    while let Some(row) = next(&mut rows).await {
+        let row = row.unwrap();
+        assert_eq!(row.len(), 4);
+        assert_eq!(row.try_get::<i32>(0).unwrap(), n);
+        assert_eq!(row.try_get::<&str>(1).unwrap(), format!("n{n}"));
+        let score: Option<f64> = row.try_get(2).unwrap();
+        assert_eq!(score, (n % 7 != 0).then_some(f64::from(n) / 4.0));
+        assert_eq!(row.try_get::<i64>(3).unwrap(), i64::from(n) << 33);
+        assert!(
+            row.try_get::<String>(0).is_err(),
+            "int4 is not read as text"
+        );
+        assert!(row.try_get::<i32>(9).is_err(), "no value 9");
+        n += 1;
+    }
+    assert_eq!(n, 50_000);
+    drop(rows);
+
+    // Types that do not match the data: an error, and the connection goes on.
+    let out = conn
+        .copy_out("COPY (SELECT 1::int4) TO STDOUT (FORMAT binary)")
+        .await
+        .unwrap();
+    let mut rows = BinaryCopyOutStream::new(out, &types);
+    assert!(matches!(
+        next(&mut rows).await,
+        Some(Err(Error::Conversion(_)))
+    ));
+    assert!(next(&mut rows).await.is_none());
+    drop(rows);
+    // Text COPY data read as binary: no signature.
+    let out = conn.copy_out("COPY (SELECT 1) TO STDOUT").await.unwrap();
+    let mut rows = BinaryCopyOutStream::new(out, &[Type::INT4]);
+    assert!(matches!(
+        next(&mut rows).await,
+        Some(Err(Error::Conversion(_)))
+    ));
+    drop(rows);
+    assert_usable(&mut conn).await;
+}
