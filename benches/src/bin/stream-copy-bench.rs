@@ -153,7 +153,7 @@ async fn copy_bench(url: &str, rows: u64, rounds: u64) {
 fn rss_bench(url: &str, rows: u64, rounds: u64) {
     let exe = std::env::current_exe().expect("own path");
     println!("\nstreaming {rows} rows (int4 + 32-byte text), {rounds} rounds, one process each:");
-    let mut results: [Vec<(f64, f64)>; 2] = Default::default();
+    let mut results: [Vec<(f64, f64, f64)>; 2] = Default::default();
     for round in 0..rounds {
         for d in 0..2 {
             let driver = (d + round as usize) % 2;
@@ -168,7 +168,8 @@ fn rss_bench(url: &str, rows: u64, rounds: u64) {
                 .split_whitespace()
                 .map(|v| v.parse::<f64>().expect("number"));
             let (rss_mib, secs) = (it.next().expect("rss"), it.next().expect("secs"));
-            results[driver].push((rss_mib, secs));
+            let peak = it.next().expect("peak");
+            results[driver].push((rss_mib, secs, peak));
         }
     }
     let ours_secs = median_f(results[0].iter().map(|r| r.1).collect());
@@ -177,17 +178,19 @@ fn rss_bench(url: &str, rows: u64, rounds: u64) {
         .zip(&results)
     {
         let rss = r.iter().map(|x| x.0).fold(0.0, f64::max);
+        let peak = r.iter().map(|x| x.2).fold(0.0, f64::max);
         let secs = median_f(r.iter().map(|x| x.1).collect());
         println!(
-            "  {name:<26} peak RSS +{rss:>6.1} MiB (max over rounds)  median {secs:>6.2} s  \
-             rows/s {:>10.0}  speed ours/this {:.2}x",
+            "  {name:<26} peak RSS +{rss:>5.1} MiB, {peak:>5.1} MiB in all (max over rounds)  \
+             median {secs:>6.2} s  rows/s {:>9.0}  speed ours/this {:.2}x",
             rows as f64 / secs,
             secs / ours_secs
         );
     }
 }
 
-/// Child: connect, note the peak RSS, stream the rows, print "<peak increase MiB> <seconds>".
+/// Child: connect, note the peak RSS, stream the rows, print "<peak increase MiB> <seconds>
+/// <peak MiB>".
 fn rss_child(driver: &str, url: &str, rows: i32) {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -226,8 +229,14 @@ fn rss_child(driver: &str, url: &str, rows: i32) {
             (before, start.elapsed())
         };
         assert!(checksum > 0);
-        let grew = max_rss_kib().saturating_sub(before);
-        println!("{:.2} {:.3}", grew as f64 / 1024.0, elapsed.as_secs_f64());
+        let peak = max_rss_kib();
+        let grew = peak.saturating_sub(before);
+        println!(
+            "{:.2} {:.3} {:.2}",
+            grew as f64 / 1024.0,
+            elapsed.as_secs_f64(),
+            peak as f64 / 1024.0
+        );
     });
 }
 
