@@ -91,8 +91,9 @@ pub mod types;
 
 pub use config::{Config, Host, SslMode, TargetSessionAttrs};
 pub use connection::{
-    CancelToken, ClientSettings, Connection, NoticeHandler, Notification, ParamTypes, Peer,
-    Pipeline, TransactionStatus,
+    BinaryCopyInWriter, BinaryCopyOutRow, BinaryCopyOutStream, CancelToken, ClientSettings,
+    Connection, CopyInSink, CopyOutStream, NoticeHandler, Notification, ParamTypes, Peer, Pipeline,
+    RowStream, TransactionStatus,
 };
 pub use error::{ConfigError, DbError, Error, Result, SqlState, TimeoutOutcome};
 pub use row::{Column, QueryResult, Row, RowIndex, RowMap};

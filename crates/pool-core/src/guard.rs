@@ -4,7 +4,7 @@
 use std::fmt;
 use std::ops::Deref;
 
-use pgwire_lite::{Connection, Notification, Pipeline, QueryResult, Row, ToSql};
+use pgwire_lite::{Connection, Notification, Pipeline, QueryResult, Row, RowStream, ToSql};
 
 use crate::error::{Error, Result};
 use crate::recycle::PgManager;
@@ -136,6 +136,15 @@ impl PooledConnection {
     /// Runs a query and returns its rows.
     pub async fn query(&mut self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<Vec<Row>> {
         Ok(self.settle().await?.query(sql, params).await?)
+    }
+
+    /// Runs a query and streams its rows as they arrive; see [`Connection::query_stream`].
+    pub async fn query_stream(
+        &mut self,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<RowStream<'_>> {
+        Ok(self.settle().await?.query_stream(sql, params).await?)
     }
 
     /// Runs a query that must return exactly one row.

@@ -157,7 +157,7 @@ impl Connection {
 
     /// Sends the Sync an unfinished request still owes, alone, and reads up to its
     /// ReadyForQuery.
-    async fn finish_with_sync(&mut self) -> Result<()> {
+    pub(super) async fn finish_with_sync(&mut self) -> Result<()> {
         self.clear_write_buf();
         frontend::sync(&mut self.write_buf);
         self.send(Owes::OwedSync).await?;
@@ -252,6 +252,16 @@ impl Connection {
         stmt: &Statement,
         params: &[&(dyn ToSql + Sync)],
     ) -> Result<()> {
+        self.write_bind(stmt, params)?;
+        frontend::execute("", 0, &mut self.write_buf)
+    }
+
+    /// Appends Bind (all parameters and results binary) for the unnamed portal.
+    pub(super) fn write_bind(
+        &mut self,
+        stmt: &Statement,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<()> {
         if params.len() != stmt.params.len() {
             return Err(Error::Conversion(format!(
                 "the statement has {} parameters but {} were given",
@@ -265,8 +275,7 @@ impl Connection {
             params.len(),
             |i, buf| encode_param(params[i], stmt.params[i], i, buf),
             &mut self.write_buf,
-        )?;
-        frontend::execute("", 0, &mut self.write_buf)
+        )
     }
 
     /// Reads the answer to `[Close*] Bind Execute Sync`, in the only order the protocol allows:
@@ -369,7 +378,7 @@ fn encode_param(p: &(dyn ToSql + Sync), ty: Type, i: usize, buf: &mut BytesMut) 
 }
 
 /// Whether each value can be sent as the statement's corresponding parameter type.
-fn accepts_all(stmt: &Statement, params: &[&(dyn ToSql + Sync)]) -> bool {
+pub(super) fn accepts_all(stmt: &Statement, params: &[&(dyn ToSql + Sync)]) -> bool {
     params.len() == stmt.params.len()
         && params
             .iter()

@@ -12,6 +12,7 @@
 //! | `startup.rs` | startup packet and authentication |
 //! | `reader.rs` | the request-state core: what a request is owed, the read loop |
 //! | `simple_query.rs`, `prepare.rs`, `extended.rs`, `pipeline.rs` | the operations |
+//! | `stream.rs`, `copy.rs`, `binary_copy.rs` | streamed rows, COPY FROM STDIN / TO STDOUT, typed binary COPY |
 //! | `timeout.rs`, `cancel.rs` | query timeouts and CancelRequest |
 //! | `notify.rs` | waiting for a LISTEN/NOTIFY notification on an idle connection |
 //!
@@ -35,8 +36,10 @@ use crate::protocol::backend::{self, DEFAULT_MAX_MESSAGE_LEN};
 use crate::protocol::frontend;
 use crate::statement::{DEFAULT_STATEMENT_CACHE_CAPACITY, StatementCache};
 
+mod binary_copy;
 mod cancel;
 mod connect;
+mod copy;
 mod extended;
 mod notify;
 mod pipeline;
@@ -44,11 +47,15 @@ mod prepare;
 mod reader;
 mod simple_query;
 mod startup;
+mod stream;
 mod timeout;
 mod transport;
 
+pub use binary_copy::{BinaryCopyInWriter, BinaryCopyOutRow, BinaryCopyOutStream};
 pub use cancel::CancelToken;
+pub use copy::{CopyInSink, CopyOutStream};
 pub use pipeline::Pipeline;
+pub use stream::RowStream;
 pub use transport::Peer;
 
 use reader::{Owes, RequestState};

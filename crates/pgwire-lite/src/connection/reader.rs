@@ -79,6 +79,9 @@ pub(super) struct Seen {
     pub(super) canceled: bool,
 }
 
+/// The CopyFail reason sent for a COPY FROM STDIN whose sink was dropped unfinished.
+pub(super) const COPY_DROPPED: &str = "the COPY FROM STDIN sink was dropped before finish()";
+
 /// The connection's request state, kept small and explicit.
 #[derive(Debug, Default)]
 pub(super) struct RequestState {
@@ -91,6 +94,9 @@ pub(super) struct RequestState {
     /// The request in flight is an extended-protocol one. A COPY FROM STDIN it starts swallows
     /// its Sync, so refusing the COPY needs a Sync of our own.
     extended: bool,
+    /// A COPY FROM STDIN is open (its CopyInResponse was read) and its sink was dropped before
+    /// CopyDone or CopyFail: the next request sends the CopyFail first.
+    pub(super) copy_fail_owed: bool,
     /// Why the connection cannot be used any more; the first cause wins.
     broken: Option<&'static str>,
     /// The FATAL error the server ended the session with. The server closes the socket right
@@ -203,6 +209,12 @@ impl Connection {
         }
         if self.state.has_pending() {
             let r = async {
+                if self.state.copy_fail_owed {
+                    self.clear_write_buf();
+                    frontend::copy_fail(COPY_DROPPED, &mut self.write_buf)?;
+                    self.send(Owes::Nothing).await?;
+                    self.state.copy_fail_owed = false;
+                }
                 if self.state.sync_owed {
                     self.clear_write_buf();
                     frontend::sync(&mut self.write_buf);
@@ -292,48 +304,71 @@ impl Connection {
     /// The next frame that is not an asynchronous message.
     pub(super) async fn recv(&mut self) -> Result<Bytes> {
         loop {
-            let frame = self.read_frame().await?;
-            match frame[0] {
-                t if backend::is_async(t) => self.handle_async(&frame)?,
-                tag::COMMAND_COMPLETE => {
-                    self.state.seen.completed += 1;
-                    return Ok(frame);
+            if let Some(frame) = self.try_recv()? {
+                return Ok(frame);
+            }
+            self.fill_read_buf().await?;
+        }
+    }
+
+    /// The next whole frame already in the read buffer, without waiting. Nothing is taken
+    /// until a whole frame is there, so a future dropped while filling the buffer loses nothing.
+    pub(super) fn take_frame(&mut self) -> Result<Option<Bytes>> {
+        match backend::check_frame(&self.read_buf, self.max_message_len) {
+            Ok(Some(n)) => {
+                let frame = self.read_buf.split_to(n).freeze();
+                if self.read_buf.is_empty() && self.read_buf.capacity() > SHRINK_BUFFER_ABOVE {
+                    self.read_buf = BytesMut::with_capacity(READ_CHUNK);
                 }
-                _ => return Ok(frame),
+                Ok(Some(frame))
+            }
+            Ok(None) => Ok(None),
+            Err(e) => {
+                self.state.set_broken("the server violated the protocol");
+                Err(e)
             }
         }
     }
 
-    /// The next whole frame. Nothing is taken from the read buffer until a whole frame is
-    /// there, so a future dropped here loses nothing.
+    /// The next whole frame, asynchronous messages included (cancel-safe).
     pub(super) async fn read_frame(&mut self) -> Result<Bytes> {
         loop {
-            match backend::check_frame(&self.read_buf, self.max_message_len) {
-                Ok(Some(n)) => {
-                    let frame = self.read_buf.split_to(n).freeze();
-                    if self.read_buf.is_empty() && self.read_buf.capacity() > SHRINK_BUFFER_ABOVE {
-                        self.read_buf = BytesMut::with_capacity(READ_CHUNK);
-                    }
-                    return Ok(frame);
-                }
-                Ok(None) => {}
-                Err(e) => {
-                    self.state.set_broken("the server violated the protocol");
-                    return Err(e);
-                }
+            if let Some(frame) = self.take_frame()? {
+                return Ok(frame);
             }
-            self.read_buf.reserve(READ_CHUNK);
-            match self.stream.read_buf(&mut self.read_buf).await {
-                Ok(0) => {
-                    self.state.set_broken("the server closed the connection");
-                    return Err(self.goodbye(None));
+            self.fill_read_buf().await?;
+        }
+    }
+
+    /// The next buffered frame that is not an asynchronous message, without waiting: the
+    /// synchronous half of [`recv`](Self::recv), for streams polled by hand.
+    pub(super) fn try_recv(&mut self) -> Result<Option<Bytes>> {
+        while let Some(frame) = self.take_frame()? {
+            match frame[0] {
+                t if backend::is_async(t) => self.handle_async(&frame)?,
+                tag::COMMAND_COMPLETE => {
+                    self.state.seen.completed += 1;
+                    return Ok(Some(frame));
                 }
-                Ok(_) => {}
-                Err(e) => {
-                    self.state.set_broken("an I/O error occurred");
-                    // A reset right after a FATAL error is the same goodbye.
-                    return Err(self.goodbye(Some(e)));
-                }
+                _ => return Ok(Some(frame)),
+            }
+        }
+        Ok(None)
+    }
+
+    /// Reads more bytes from the socket into the read buffer (cancel-safe).
+    pub(super) async fn fill_read_buf(&mut self) -> Result<()> {
+        self.read_buf.reserve(READ_CHUNK);
+        match self.stream.read_buf(&mut self.read_buf).await {
+            Ok(0) => {
+                self.state.set_broken("the server closed the connection");
+                Err(self.goodbye(None))
+            }
+            Ok(_) => Ok(()),
+            Err(e) => {
+                self.state.set_broken("an I/O error occurred");
+                // A reset right after a FATAL error is the same goodbye.
+                Err(self.goodbye(Some(e)))
             }
         }
     }

@@ -260,6 +260,19 @@ pub fn copy_fail(message: &str, buf: &mut BytesMut) -> Result<(), Error> {
     })
 }
 
+/// CopyData: one chunk of COPY FROM STDIN data (any split; the server reassembles the stream).
+pub fn copy_data(data: &[u8], buf: &mut BytesMut) -> Result<(), Error> {
+    write_message(buf, Some(b'd'), |buf| {
+        buf.put_slice(data);
+        Ok(())
+    })
+}
+
+/// CopyDone: the end of COPY FROM STDIN data.
+pub fn copy_done(buf: &mut BytesMut) {
+    buf.put_slice(&[b'c', 0, 0, 0, 4]);
+}
+
 /// Sync: ends an extended-query request; the server answers with ReadyForQuery.
 pub fn sync(buf: &mut BytesMut) {
     buf.put_slice(&[b'S', 0, 0, 0, 4]);
