@@ -259,6 +259,9 @@ async fn clean(conn: &mut Connection) -> Result<(), Error> {
     if !sql.is_empty() {
         conn.batch_execute(&sql).await?;
     }
+    // `RESET ALL` brings back a role's or database's DateStyle/IntervalStyle; the server
+    // reported it, and text decoding needs ours again (no round trip when nothing changed).
+    conn.pin_text_settings().await?;
     Ok(())
 }
 
