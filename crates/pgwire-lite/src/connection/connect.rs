@@ -93,6 +93,9 @@ impl Connection {
             Target::Unix(dir) => Stream::connect_unix(dir, port).await?,
         };
         let mut conn = Connection::new(stream, peer);
+        if let Some(n) = config.get_statement_cache_capacity() {
+            conn.set_statement_cache_capacity(n);
+        }
         match conn.startup(config).await {
             Ok(()) => Ok(conn),
             // Which server refused: with several hosts, or a pool's many connections, the
