@@ -12,6 +12,7 @@
 //! 2. **The [`RecyclingMethod`]**, at checkout of an idle connection.
 
 use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use pgwire_lite::{ClientSettings, Connection};
 
@@ -109,6 +110,24 @@ pub(crate) struct PgManager {
     pub(crate) config: std::sync::RwLock<std::sync::Arc<pgwire_lite::Config>>,
     pub(crate) method: RecyclingMethod,
     pub(crate) query_timeout: Option<std::time::Duration>,
+    /// Statements each connection caches when named statements are on.
+    pub(crate) cache_capacity: usize,
+    /// Named statements are off: every connection's cache capacity is 0, so `execute` uses
+    /// the unnamed statement. Set by the builder or, once, by [`PgManager::pooler_detected`].
+    pub(crate) unnamed: AtomicBool,
+    /// `unnamed` was switched on because a transaction pooler was detected.
+    pub(crate) detected: AtomicBool,
+}
+
+/// SQLSTATE 26000 from `FetchPreparedStatement`: a named statement our cache prepared is not
+/// on the server connection the Bind reached; 42P05: a Parse found the name taken.
+fn is_pooler_symptom(e: &Error) -> bool {
+    let db = e.as_backend().and_then(pgwire_lite::Error::as_db_error);
+    db.is_some_and(|d| match d.code() {
+        "26000" => d.routine.as_deref() == Some("FetchPreparedStatement"),
+        "42P05" => true,
+        _ => false,
+    })
 }
 
 impl PgManager {
@@ -125,8 +144,33 @@ impl PgManager {
     fn client_settings(&self) -> ClientSettings {
         ClientSettings {
             query_timeout: self.query_timeout,
+            statement_cache_capacity: self.statement_cache_capacity(),
             ..ClientSettings::default()
         }
+    }
+
+    fn statement_cache_capacity(&self) -> usize {
+        if self.unnamed.load(Ordering::Relaxed) {
+            0
+        } else {
+            self.cache_capacity
+        }
+    }
+
+    /// Whether `e`, returned by a named-statement `execute` on `conn`, shows a transaction
+    /// pooler (the statements we prepare vanish between two requests, or collide). If so,
+    /// named statements are turned off for the whole pool (and for `conn` at once), and the
+    /// result says whether the caller's statement may be re-run: 26000 and 42P05 are raised by
+    /// Bind and Parse, before Execute, so the statement never ran; outside a transaction
+    /// nothing else it was part of ran either.
+    pub(crate) fn pooler_detected(&self, e: &Error, conn: &mut Connection) -> bool {
+        if !is_pooler_symptom(e) {
+            return false;
+        }
+        self.unnamed.store(true, Ordering::Relaxed);
+        self.detected.store(true, Ordering::Relaxed);
+        conn.set_statement_cache_capacity(0);
+        !conn.in_transaction()
     }
 
     pub(crate) fn set_config(&self, config: pgwire_lite::Config) {
@@ -158,6 +202,9 @@ impl Manager for PgManager {
             // statement cache size, parameter typing, notice handler) is undone here, so it
             // never reaches the next borrower whatever the recycling method.
             conn.restore_client_settings(&self.client_settings());
+        } else if self.unnamed.load(Ordering::Relaxed) {
+            // Named statements were turned off while this one sat idle.
+            conn.set_statement_cache_capacity(0);
         }
         if conn.is_broken() {
             Health::Dead
