@@ -20,6 +20,7 @@
 //! | cluster | `cp -a` of the template into `$TMPDIR/psqlpool-cluster-<pid>-<rand>`, free port on 127.0.0.1, private socket dir, `pg_ctl -w start` |
 //! | root | initdb refuses root: the server runs as the `postgres` OS user |
 //! | cleanup | a detached reaper shell waits for the test pid to vanish, stops the server (immediate) and removes the dir; a sweep at start-up removes what dead processes left |
+//! | pgbouncer | [`Bouncer::start`]: a throwaway PgBouncer (config written at test time, trust auth, free port) in front of a cluster, as `postgres` when root |
 //! | faults | [`Cluster::terminate`], `cancel`, `crash_backend`, `freeze` / `freeze_backend` ([`FreezeGuard`] resumes on drop), [`Cluster::create_role`] ([`RoleGuard`]) and per-role knobs |
 //! | seeded draws | [`Rng`]: xorshift64*, one reproducible stream per seed, for test schedules and bench workloads |
 //! | override | `DATABASE_URL` set: [`cluster`] returns an external handle; [`Cluster::require_roles`] skips tests needing our roles or server control |
@@ -28,6 +29,7 @@
 #![forbid(unsafe_code)]
 
 mod bins;
+mod bouncer;
 mod cluster;
 mod faults;
 mod reaper;
@@ -40,6 +42,7 @@ use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 pub use bins::{find_bin_dir, find_psql, try_find_bin_dir};
+pub use bouncer::{Bouncer, PoolMode, find_pgbouncer};
 pub use cluster::{Cluster, ShutdownMode};
 pub use faults::{FreezeGuard, RoleGuard};
 pub use rng::Rng;

@@ -1,0 +1,363 @@
+//! Behind a real PgBouncer (Debian's package, config written at test time): accepted in every
+//! pool mode with PgBouncer's default settings, and correct under concurrency in transaction
+//! and session mode, named statements or not, through a PgBouncer restart.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use pg_harness::{Bouncer, PoolMode, Role, cluster};
+use pgwire_lite::{Config, Connection, ToSql};
+use pool_core::PsqlPool;
+
+/// Borrowers running at once.
+const BORROWERS: usize = 64;
+/// Rounds of the workload each borrower runs.
+const ROUNDS: usize = 5;
+
+fn pool(url: &str, prepared: bool) -> PsqlPool {
+    PsqlPool::builder()
+        .dsn(url)
+        .max_db_pool_size(16)
+        .wait_timeout(Duration::from_secs(60))
+        .prepared_statements(prepared)
+        .build()
+        .expect("valid pool")
+}
+
+fn table() -> String {
+    let t = pg_harness::unique_name("bouncer");
+    cluster().psql(&format!(
+        "CREATE TABLE {t} (borrower int4, round int4, k int4); \
+         GRANT ALL ON {t} TO {}",
+        pg_harness::TRUST_USER
+    ));
+    t
+}
+
+fn count(t: &str) -> usize {
+    let out = cluster().psql(&format!("SELECT count(*) FROM {t}"));
+    out.trim().parse().expect("a count")
+}
+
+/// One borrower's round: a named (or unnamed) statement, an unnamed one, a transaction,
+/// `execute_many` and a pipeline. Inserts 1 + 3 rows.
+async fn round(pool: &PsqlPool, t: &str, b: i32, r: i32) -> pool_core::Result<()> {
+    let v = pool.execute("SELECT $1::int4 + 1", &[&b]).await?;
+    assert_eq!(v.rows()[0].get::<_, i32>(0), b + 1);
+    let v = pool
+        .execute_unprepared("SELECT $1::int4 * 2", &[&b])
+        .await?;
+    assert_eq!(v.rows()[0].get::<_, i32>(0), b * 2);
+    {
+        let mut conn = pool.connection().await?;
+        let mut tx = conn.transaction().await?;
+        tx.execute(&format!("INSERT INTO {t} VALUES ($1, $2, 0)"), &[&b, &r])
+            .await?;
+        let n = tx
+            .query_one(
+                &format!("SELECT count(*)::int8 FROM {t} WHERE borrower = $1 AND round = $2"),
+                &[&b, &r],
+            )
+            .await?;
+        assert_eq!(n.get::<_, i64>(0), 1, "the transaction sees its own row");
+        tx.commit().await?;
+    }
+    let rows: Vec<[&(dyn ToSql + Sync); 3]> = (1..=3i32)
+        .map(|k| -> [&(dyn ToSql + Sync); 3] {
+            [
+                &b,
+                &r,
+                if k == 1 {
+                    &1i32
+                } else if k == 2 {
+                    &2i32
+                } else {
+                    &3i32
+                },
+            ]
+        })
+        .collect();
+    let n = pool
+        .execute_many(&format!("INSERT INTO {t} VALUES ($1, $2, $3)"), &rows)
+        .await?;
+    assert_eq!(n, 3);
+    let mut conn = pool.connection().await?;
+    let c = conn.connection_mut().await?;
+    let params: [&(dyn ToSql + Sync); 1] = [&b];
+    let mut p = c.pipeline();
+    p.push("SELECT $1::int4", &params);
+    p.push("SELECT $1::int4 - 1", &params);
+    let results = p.run().await?;
+    assert_eq!(results.len(), 2);
+    for (i, res) in results.into_iter().enumerate() {
+        let res = res?;
+        assert_eq!(res.rows()[0].get::<_, i32>(0), b - i as i32);
+    }
+    Ok(())
+}
+
+/// `BORROWERS` tasks, `ROUNDS` rounds each; returns the errors.
+async fn load(pool: &PsqlPool, t: &str) -> Vec<String> {
+    let mut tasks = Vec::new();
+    for b in 0..BORROWERS {
+        let pool = pool.clone();
+        let t = t.to_string();
+        tasks.push(tokio::spawn(async move {
+            let mut errors = Vec::new();
+            for r in 0..ROUNDS {
+                if let Err(e) = round(&pool, &t, b as i32, r as i32).await {
+                    errors.push(format!("borrower {b} round {r}: {e}"));
+                }
+            }
+            errors
+        }));
+    }
+    let mut errors = Vec::new();
+    for task in tasks {
+        errors.extend(task.await.expect("no panic"));
+    }
+    errors
+}
+
+#[tokio::test]
+async fn default_pgbouncer_accepts_us_in_every_pool_mode() {
+    if !cluster().require_roles() {
+        return;
+    }
+    for mode in [
+        PoolMode::Session,
+        PoolMode::Transaction,
+        PoolMode::Statement,
+    ] {
+        let bouncer = Bouncer::start(cluster(), mode, 2);
+        let cfg: Config = bouncer.url().parse().expect("url");
+        let mut c = Connection::connect(&cfg)
+            .await
+            .unwrap_or_else(|e| panic!("{mode:?}: {e}\n{}", bouncer.log()));
+        let r = c
+            .execute_unprepared("SELECT $1::int4 + 1", &[&41i32])
+            .await
+            .unwrap_or_else(|e| panic!("{mode:?}: {e}"));
+        assert_eq!(r.rows()[0].get::<_, i32>(0), 42, "{mode:?}");
+        // Text values still decode: PostgreSQL's defaults match what simple_query reads.
+        let r = c
+            .simple_query("SELECT '1999-12-31'::date, '1 day 02:00'::interval")
+            .await
+            .unwrap_or_else(|e| panic!("{mode:?}: {e}"));
+        assert_eq!(
+            r[0].rows()[0].get::<_, pgwire_lite::types::Date>(0).ymd(),
+            Some((1999, 12, 31))
+        );
+        assert!(!c.pin_text_settings().await.expect("pin"), "{mode:?}");
+        // And through a pool built for a transaction pooler.
+        let pool = pool(&bouncer.url(), false);
+        pool.startup().await.expect("startup");
+        let r = pool.execute("SELECT 7::int4", &[]).await.expect("execute");
+        assert_eq!(r.rows()[0].get::<_, i32>(0), 7, "{mode:?}");
+        pool.close().await;
+    }
+}
+
+#[tokio::test]
+async fn plain_postgres_needs_nothing_pinned_after_startup() {
+    if !cluster().require_roles() {
+        return;
+    }
+    let cfg: Config = cluster().url(Role::Trust).parse().expect("url");
+    let mut c = Connection::connect(&cfg).await.expect("connect");
+    assert!(
+        c.parameter("DateStyle")
+            .is_some_and(|v| v.starts_with("ISO")),
+        "{:?}",
+        c.parameter("DateStyle")
+    );
+    assert_eq!(c.parameter("IntervalStyle"), Some("postgres"));
+    // Nothing to send: the startup cost no round trip beyond authentication.
+    assert!(!c.pin_text_settings().await.expect("pin"));
+    // A role default that differs is reported, and pinned again in one round trip.
+    c.batch_execute("SET DateStyle = German")
+        .await
+        .expect("set");
+    assert!(c.pin_text_settings().await.expect("pin"));
+    assert!(
+        c.parameter("DateStyle")
+            .is_some_and(|v| v.starts_with("ISO"))
+    );
+}
+
+#[tokio::test]
+async fn transaction_mode_64_borrowers_with_unnamed_statements() {
+    if !cluster().require_roles() {
+        return;
+    }
+    let bouncer = Bouncer::start(cluster(), PoolMode::Transaction, 4);
+    let t = table();
+    let pool = pool(&bouncer.url(), false);
+    pool.startup().await.expect("startup");
+    assert!(!pool.prepared_statements());
+    let errors = load(&pool, &t).await;
+    assert!(
+        errors.is_empty(),
+        "{} errors, first: {:?}",
+        errors.len(),
+        errors.first()
+    );
+    assert_eq!(count(&t), BORROWERS * ROUNDS * 4);
+    assert!(
+        !pool.detected_transaction_pooler(),
+        "it was configured, not detected"
+    );
+    pool.close().await;
+}
+
+#[tokio::test]
+async fn dsn_key_turns_named_statements_off() {
+    if !cluster().require_roles() {
+        return;
+    }
+    let bouncer = Bouncer::start(cluster(), PoolMode::Transaction, 4);
+    let url = format!("{}?statement_cache_capacity=0", bouncer.url());
+    let pool = pool(&url, true);
+    pool.startup().await.expect("startup");
+    assert!(!pool.prepared_statements());
+    let mut conn = pool.connection().await.expect("borrow");
+    for i in 0..20i32 {
+        let r = conn
+            .execute("SELECT $1::int4", &[&i])
+            .await
+            .expect("execute");
+        assert_eq!(r.rows()[0].get::<_, i32>(0), i);
+    }
+    assert_eq!(
+        conn.connection_mut().await.expect("c").cached_statements(),
+        0
+    );
+    drop(conn);
+    pool.close().await;
+}
+
+#[tokio::test]
+async fn transaction_pooler_is_detected_and_the_statement_rerun() {
+    if !cluster().require_roles() {
+        return;
+    }
+    let bouncer = Bouncer::start(cluster(), PoolMode::Transaction, 4);
+    let t = table();
+    let pool = pool(&bouncer.url(), true);
+    pool.startup().await.expect("startup");
+    assert!(pool.prepared_statements());
+    // Only pool-level calls, each of which re-runs what never executed: zero errors while the
+    // pool finds out, and every row inserted exactly once.
+    let mut tasks: Vec<tokio::task::JoinHandle<pool_core::Result<()>>> = Vec::new();
+    for b in 0..BORROWERS as i32 {
+        let pool = pool.clone();
+        let t = t.clone();
+        tasks.push(tokio::spawn(async move {
+            for r in 0..ROUNDS as i32 {
+                let v = pool.execute("SELECT $1::int4 + 1", &[&b]).await?;
+                assert_eq!(v.rows()[0].get::<_, i32>(0), b + 1);
+                pool.execute(&format!("INSERT INTO {t} VALUES ($1, $2, 0)"), &[&b, &r])
+                    .await?;
+                let rows: [[&(dyn ToSql + Sync); 3]; 1] = [[&b, &r, &1i32]];
+                pool.execute_many(&format!("INSERT INTO {t} VALUES ($1, $2, $3)"), &rows)
+                    .await?;
+            }
+            Ok(())
+        }));
+    }
+    for task in tasks {
+        task.await.expect("no panic").expect("no error");
+    }
+    assert_eq!(count(&t), BORROWERS * ROUNDS * 2);
+    assert!(pool.detected_transaction_pooler(), "{:?}", pool.status());
+    assert!(!pool.prepared_statements());
+    pool.close().await;
+}
+
+#[tokio::test]
+async fn session_mode_64_borrowers_with_named_statements() {
+    if !cluster().require_roles() {
+        return;
+    }
+    // One PgBouncer server connection per client connection: the pool's 16 need 16.
+    let bouncer = Bouncer::start(cluster(), PoolMode::Session, 16);
+    let t = table();
+    let pool = pool(&bouncer.url(), true);
+    pool.startup().await.expect("startup");
+    let errors = load(&pool, &t).await;
+    assert!(
+        errors.is_empty(),
+        "{} errors, first: {:?}",
+        errors.len(),
+        errors.first()
+    );
+    assert_eq!(count(&t), BORROWERS * ROUNDS * 4);
+    assert!(
+        pool.prepared_statements(),
+        "session mode keeps named statements"
+    );
+    assert!(!pool.detected_transaction_pooler());
+    pool.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pgbouncer_restart_mid_load_is_survived() {
+    if !cluster().require_roles() {
+        return;
+    }
+    let bouncer = Bouncer::start(cluster(), PoolMode::Transaction, 4);
+    let pool = pool(&bouncer.url(), false);
+    pool.startup().await.expect("startup");
+    let late_errors = Arc::new(AtomicUsize::new(0));
+    let ok = Arc::new(AtomicUsize::new(0));
+    let restarted: Arc<std::sync::OnceLock<Instant>> = Arc::new(std::sync::OnceLock::new());
+    let stop_at = Instant::now() + Duration::from_secs(4);
+    let mut tasks = Vec::new();
+    for b in 0..16i32 {
+        let (pool, late, ok, restarted) = (
+            pool.clone(),
+            late_errors.clone(),
+            ok.clone(),
+            restarted.clone(),
+        );
+        tasks.push(tokio::spawn(async move {
+            while Instant::now() < stop_at {
+                let r = pool.execute("SELECT $1::int4", &[&b]).await;
+                match r {
+                    Ok(v) => {
+                        assert_eq!(v.rows()[0].get::<_, i32>(0), b);
+                        ok.fetch_add(1, Ordering::Relaxed);
+                    }
+                    // Queries in flight when PgBouncer went away fail, as with a server
+                    // restart; once it is back (plus the time to notice), none may.
+                    Err(e) => {
+                        if restarted
+                            .get()
+                            .is_some_and(|t| t.elapsed() > Duration::from_millis(500))
+                        {
+                            late.fetch_add(1, Ordering::Relaxed);
+                            eprintln!("after the restart: {e}");
+                        }
+                    }
+                }
+            }
+        }));
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let b = &bouncer;
+    tokio::task::block_in_place(|| b.restart());
+    restarted.set(Instant::now()).expect("set once");
+    for task in tasks {
+        task.await.expect("no panic");
+    }
+    assert_eq!(late_errors.load(Ordering::Relaxed), 0);
+    assert!(
+        ok.load(Ordering::Relaxed) > 100,
+        "{}",
+        ok.load(Ordering::Relaxed)
+    );
+    let r = pool.execute("SELECT 1::int4", &[]).await.expect("after");
+    assert_eq!(r.rows()[0].get::<_, i32>(0), 1);
+    pool.close().await;
+}
