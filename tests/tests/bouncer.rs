@@ -1,12 +1,13 @@
-//! Behind a real PgBouncer (Debian's package, config written at test time): accepted in every
-//! pool mode with PgBouncer's default settings, and correct under concurrency in transaction
-//! and session mode, named statements or not, through a PgBouncer restart.
+//! Scaling out. In front, a real PgBouncer (Debian's package, config written at test time):
+//! accepted in every pool mode with PgBouncer's default settings, and correct under concurrency
+//! in transaction and session mode, named statements or not, through a PgBouncer restart.
+//! Behind, several servers: `load_balance_hosts=random` spreads connections across them.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use pg_harness::{Bouncer, PoolMode, Role, cluster};
+use pg_harness::{Bouncer, Cluster, PoolMode, Role, cluster};
 use pgwire_lite::{Config, Connection, ToSql};
 use pool_core::PsqlPool;
 
@@ -360,4 +361,42 @@ async fn pgbouncer_restart_mid_load_is_survived() {
     let r = pool.execute("SELECT 1::int4", &[]).await.expect("after");
     assert_eq!(r.rows()[0].get::<_, i32>(0), 1);
     pool.close().await;
+}
+
+#[tokio::test]
+async fn load_balance_hosts_random_spreads_connections_across_hosts() {
+    if !cluster().require_roles() {
+        return;
+    }
+    let (a, b) = (Cluster::start_throwaway(), Cluster::start_throwaway());
+    let dsn = |mode: &str| {
+        format!(
+            "host=127.0.0.1,127.0.0.1 port={},{} user={} dbname={} load_balance_hosts={mode}",
+            a.port(),
+            b.port(),
+            pg_harness::TRUST_USER,
+            pg_harness::DB_NAME
+        )
+    };
+    let ports = |mode: &str| {
+        let cfg: Config = dsn(mode).parse().expect("dsn");
+        async move {
+            let mut seen = std::collections::HashMap::new();
+            for _ in 0..40 {
+                let mut c = Connection::connect(&cfg).await.expect("connect");
+                let r = c
+                    .query_one("SELECT current_setting('port')::int4", &[])
+                    .await
+                    .expect("port");
+                *seen.entry(r.get::<_, i32>(0)).or_insert(0) += 1;
+            }
+            seen
+        }
+    };
+    let random = ports("random").await;
+    assert_eq!(random.len(), 2, "both hosts get connections: {random:?}");
+    assert!(random.values().all(|&n| n >= 5), "{random:?}");
+    // disable (the default): always the first host that accepts.
+    let first = ports("disable").await;
+    assert_eq!(first.get(&i32::from(a.port())), Some(&40), "{first:?}");
 }

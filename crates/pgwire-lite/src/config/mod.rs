@@ -426,6 +426,12 @@ impl Config {
         self
     }
 
+    /// `load_balance_hosts=random` (libpq 16): hosts, and the addresses of each host, are
+    /// tried in a random order for every connection, spreading connections across servers.
+    pub fn load_balances_randomly(&self) -> bool {
+        self.load_balance_hosts.as_deref() == Some("random")
+    }
+
     /// `statement_cache_capacity`, if given.
     pub fn get_statement_cache_capacity(&self) -> Option<usize> {
         self.statement_cache_capacity

@@ -349,12 +349,7 @@ impl Config {
                 })?);
             }
             "load_balance_hosts" => match v {
-                "disable" => self.load_balance_hosts = Some(v.to_owned()),
-                "random" => {
-                    return Err(ConfigError::new(
-                        "load_balance_hosts=random is not supported yet",
-                    ));
-                }
+                "disable" | "random" => self.load_balance_hosts = Some(v.to_owned()),
                 _ => {
                     return Err(ConfigError::new(format!(
                         "invalid load_balance_hosts value: \"{v}\""
