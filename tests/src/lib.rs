@@ -21,6 +21,7 @@
 //! | root | initdb refuses root: the server runs as the `postgres` OS user |
 //! | cleanup | a detached reaper shell waits for the test pid to vanish, stops the server (immediate) and removes the dir; a sweep at start-up removes what dead processes left |
 //! | pgbouncer | [`Bouncer::start`]: a throwaway PgBouncer (config written at test time, trust auth, free port) in front of a cluster, as `postgres` when root |
+//! | standby | [`Standby::start`]: `pg_basebackup -R` from a throwaway primary, started as a hot standby on its own port |
 //! | faults | [`Cluster::terminate`], `cancel`, `crash_backend`, `freeze` / `freeze_backend` ([`FreezeGuard`] resumes on drop), [`Cluster::create_role`] ([`RoleGuard`]) and per-role knobs |
 //! | seeded draws | [`Rng`]: xorshift64*, one reproducible stream per seed, for test schedules and bench workloads |
 //! | override | `DATABASE_URL` set: [`cluster`] returns an external handle; [`Cluster::require_roles`] skips tests needing our roles or server control |
@@ -35,6 +36,7 @@ mod faults;
 mod reaper;
 mod rng;
 mod roles;
+mod standby;
 mod sys;
 mod url;
 
@@ -50,6 +52,7 @@ pub use roles::{
     ADMIN_PASS, ADMIN_USER, DB_NAME, MD5_PASS, MD5_USER, PASS_PASS, PASS_USER, Role, SASL_PASS,
     SASL_PASS_PREPARED, SASL_USER, SCRAM_PASS, SCRAM_USER, TRUST_USER,
 };
+pub use standby::Standby;
 pub use url::percent_encode;
 
 /// The cluster shared by every test of this process: started on first use (about a second once

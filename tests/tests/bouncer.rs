@@ -1,13 +1,14 @@
 //! Scaling out. In front, a real PgBouncer (Debian's package, config written at test time):
 //! accepted in every pool mode with PgBouncer's default settings, and correct under concurrency
 //! in transaction and session mode, named statements or not, through a PgBouncer restart.
-//! Behind, several servers: `load_balance_hosts=random` spreads connections across them.
+//! Behind, several servers: `load_balance_hosts=random` spreads connections across them, and
+//! `target_session_attrs` tells a real primary from a real streaming standby.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use pg_harness::{Bouncer, Cluster, PoolMode, Role, cluster};
+use pg_harness::{Bouncer, Cluster, PoolMode, Role, Standby, cluster};
 use pgwire_lite::{Config, Connection, ToSql};
 use pool_core::PsqlPool;
 
@@ -399,4 +400,88 @@ async fn load_balance_hosts_random_spreads_connections_across_hosts() {
     // disable (the default): always the first host that accepts.
     let first = ports("disable").await;
     assert_eq!(first.get(&i32::from(a.port())), Some(&40), "{first:?}");
+}
+
+#[tokio::test]
+async fn target_session_attrs_against_a_real_primary_and_standby() {
+    if !cluster().require_roles() {
+        return;
+    }
+    let primary = Cluster::start_throwaway();
+    let standby = Standby::start(&primary);
+    let (p, s) = (i32::from(primary.port()), i32::from(standby.port()));
+    let lands_on = |first: i32, second: i32, attrs: &'static str| async move {
+        let dsn = format!(
+            "host=127.0.0.1,127.0.0.1 port={first},{second} user={} dbname={} \
+             target_session_attrs={attrs}",
+            pg_harness::TRUST_USER,
+            pg_harness::DB_NAME
+        );
+        let cfg: Config = dsn.parse().expect("dsn");
+        let mut c = Connection::connect(&cfg)
+            .await
+            .unwrap_or_else(|e| panic!("{attrs} over {first},{second}: {e}"));
+        let r = c
+            .query_one(
+                "SELECT current_setting('port')::int4, pg_catalog.pg_is_in_recovery()",
+                &[],
+            )
+            .await
+            .expect("query");
+        let (port, recovering) = (r.get::<_, i32>(0), r.get::<_, bool>(1));
+        assert_eq!(
+            recovering,
+            port == s,
+            "{attrs}: the standby is the one in recovery"
+        );
+        port
+    };
+    for (first, second) in [(p, s), (s, p)] {
+        assert_eq!(lands_on(first, second, "any").await, first);
+        assert_eq!(lands_on(first, second, "read-write").await, p);
+        assert_eq!(lands_on(first, second, "primary").await, p);
+        assert_eq!(lands_on(first, second, "read-only").await, s);
+        assert_eq!(lands_on(first, second, "standby").await, s);
+        assert_eq!(lands_on(first, second, "prefer-standby").await, s);
+    }
+    // Only the primary listed: prefer-standby settles for it, standby and read-only find none.
+    assert_eq!(lands_on(p, p, "prefer-standby").await, p);
+    for attrs in ["standby", "read-only"] {
+        let dsn = format!(
+            "host=127.0.0.1 port={p} user={} dbname={} target_session_attrs={attrs}",
+            pg_harness::TRUST_USER,
+            pg_harness::DB_NAME
+        );
+        let cfg: Config = dsn.parse().expect("dsn");
+        let err = Connection::connect(&cfg).await.unwrap_err();
+        assert!(err.to_string().contains(attrs), "{attrs}: {err}");
+    }
+    // The standby really streams: a row written on the primary shows up there.
+    let t = pg_harness::unique_name("replicated");
+    primary.psql(&format!(
+        "CREATE TABLE {t} (v int4); INSERT INTO {t} VALUES (42); \
+         GRANT SELECT ON {t} TO {}",
+        pg_harness::TRUST_USER
+    ));
+    let cfg: Config = format!(
+        "host=127.0.0.1 port={s} user={} dbname={}",
+        pg_harness::TRUST_USER,
+        pg_harness::DB_NAME
+    )
+    .parse()
+    .expect("dsn");
+    let mut c = Connection::connect(&cfg).await.expect("standby");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        match c.query_opt(&format!("SELECT v FROM {t}"), &[]).await {
+            Ok(Some(row)) => {
+                assert_eq!(row.get::<_, i32>(0), 42);
+                break;
+            }
+            _ if Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            other => panic!("the row never reached the standby: {other:?}"),
+        }
+    }
 }
