@@ -104,6 +104,17 @@ impl Standby {
         standby
     }
 
+    /// `pg_ctl promote -w`: returns once the standby is a primary accepting writes.
+    pub fn promote(&self) {
+        sys::run(
+            sys::pg_command(self.bin_dir.join("pg_ctl"), self.account)
+                .arg("-D")
+                .arg(&self.data_dir)
+                .args(["-w", "-t", "60", "promote"]),
+            "pg_ctl promote",
+        );
+    }
+
     /// The standby's port on 127.0.0.1.
     pub fn port(&self) -> u16 {
         self.port

@@ -2,7 +2,8 @@
 //! accepted in every pool mode with PgBouncer's default settings, and correct under concurrency
 //! in transaction and session mode, named statements or not, through a PgBouncer restart.
 //! Behind, several servers: `load_balance_hosts=random` spreads connections across them, and
-//! `target_session_attrs` tells a real primary from a real streaming standby.
+//! `target_session_attrs` tells a real primary from a real streaming standby, through a
+//! failover drill.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -484,4 +485,130 @@ async fn target_session_attrs_against_a_real_primary_and_standby() {
             other => panic!("the row never reached the standby: {other:?}"),
         }
     }
+}
+
+/// Failover drill: 16 writers through `target_session_attrs=read-write` over primary and
+/// standby; the primary stops, the standby is promoted; writes resume, and every acknowledged
+/// write is on the new primary exactly once. A `prefer-standby` read pool serves throughout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failover_drill_writes_resume_on_the_promoted_standby() {
+    if !cluster().require_roles() {
+        return;
+    }
+    let primary = Cluster::start_throwaway();
+    let standby = Standby::start(&primary);
+    let t = pg_harness::unique_name("failover");
+    primary.psql(&format!(
+        "CREATE TABLE {t} (writer int4, seq int4, PRIMARY KEY (writer, seq)); \
+         GRANT ALL ON {t} TO {}",
+        pg_harness::TRUST_USER
+    ));
+    let dsn = |attrs: &str| {
+        format!(
+            "host=127.0.0.1,127.0.0.1 port={},{} user={} dbname={} target_session_attrs={attrs}",
+            primary.port(),
+            standby.port(),
+            pg_harness::TRUST_USER,
+            pg_harness::DB_NAME
+        )
+    };
+    let writes = pool(&dsn("read-write"), true);
+    writes.startup().await.expect("writer pool");
+    let reads = pool(&dsn("prefer-standby"), true);
+    reads.startup().await.expect("reader pool");
+    let promoted: Arc<std::sync::OnceLock<Instant>> = Arc::new(std::sync::OnceLock::new());
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut writers = Vec::new();
+    for w in 0..16i32 {
+        let (pool, t, promoted, stop) = (writes.clone(), t.clone(), promoted.clone(), stop.clone());
+        writers.push(tokio::spawn(async move {
+            let sql = format!("INSERT INTO {t} VALUES ($1, $2)");
+            let (mut acked, mut seq, mut resumed_after) = (Vec::new(), 0i32, None);
+            while !stop.load(Ordering::Relaxed) {
+                let r = pool.execute(&sql, &[&w, &seq]).await;
+                // 23505: an attempt whose answer was lost had committed after all.
+                let committed = match &r {
+                    Ok(_) => true,
+                    Err(e) => e.as_backend().and_then(|b| b.code()) == Some("23505"),
+                };
+                if committed {
+                    if let Some(at) = promoted.get() {
+                        resumed_after.get_or_insert_with(|| at.elapsed());
+                    }
+                    acked.push(seq);
+                    seq += 1;
+                } else {
+                    // The same row again: its outcome is unknown until then.
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+            }
+            (w, acked, resumed_after)
+        }));
+    }
+    let reader = {
+        let (pool, stop) = (reads.clone(), stop.clone());
+        tokio::spawn(async move {
+            let (mut ok, mut errors) = (0usize, Vec::new());
+            while !stop.load(Ordering::Relaxed) {
+                match pool.execute("SELECT 1::int4", &[]).await {
+                    Ok(_) => ok += 1,
+                    Err(e) => errors.push(e.to_string()),
+                }
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+            (ok, errors)
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let stopped = Instant::now();
+    tokio::task::block_in_place(|| primary.stop());
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    tokio::task::block_in_place(|| standby.promote());
+    promoted.set(Instant::now()).expect("once");
+    let promotion_done = stopped.elapsed();
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    stop.store(true, Ordering::Relaxed);
+    let mut acked_total = 0usize;
+    let mut slowest = Duration::ZERO;
+    let mut acked_all = Vec::new();
+    for task in writers {
+        let (w, acked, resumed_after) = task.await.expect("no panic");
+        let resumed = resumed_after.unwrap_or_else(|| panic!("writer {w} never resumed"));
+        slowest = slowest.max(resumed);
+        acked_total += acked.len();
+        acked_all.push((w, acked));
+    }
+    eprintln!(
+        "failover: primary stop + 300 ms + promote took {promotion_done:?}; every writer \
+         resumed within {slowest:?} of the promotion"
+    );
+    assert!(slowest < Duration::from_secs(2), "{slowest:?}");
+    let (reads_ok, read_errors) = reader.await.expect("no panic");
+    assert!(
+        read_errors.is_empty(),
+        "{} read errors: {:?}",
+        read_errors.len(),
+        read_errors.first()
+    );
+    assert!(reads_ok > 100, "{reads_ok}");
+    // On the new primary: every acknowledged write, each once (the primary key makes a
+    // duplicate impossible to insert; the count makes a lost one visible).
+    let mut c = writes.connection().await.expect("new primary");
+    for (w, acked) in &acked_all {
+        let n = c
+            .query_one(
+                &format!(
+                    "SELECT count(*)::int8, coalesce(max(seq), -1) FROM {t} WHERE writer = $1"
+                ),
+                &[w],
+            )
+            .await
+            .expect("count");
+        assert_eq!(n.get::<_, i64>(0) as usize, acked.len(), "writer {w}");
+        assert_eq!(n.get::<_, i32>(1), acked.len() as i32 - 1, "writer {w}");
+    }
+    assert!(acked_total > 100, "{acked_total}");
+    drop(c);
+    writes.close().await;
+    reads.close().await;
 }
