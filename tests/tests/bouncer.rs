@@ -612,3 +612,95 @@ async fn failover_drill_writes_resume_on_the_promoted_standby() {
     writes.close().await;
     reads.close().await;
 }
+
+/// Passive role tracking: a server that turns read-only while the pool holds connections to it
+/// (`default_transaction_read_only` reported by PostgreSQL 14+) has them evicted, and the new
+/// connection goes through `target_session_attrs=read-write` again, which no host passes.
+#[tokio::test]
+async fn connections_to_a_server_that_turned_read_only_are_evicted() {
+    if !cluster().require_roles() {
+        return;
+    }
+    let primary = Cluster::start_throwaway();
+    let dsn = format!(
+        "host=127.0.0.1 port={} user={} dbname={} target_session_attrs=read-write",
+        primary.port(),
+        pg_harness::TRUST_USER,
+        pg_harness::DB_NAME
+    );
+    let pool = pool(&dsn, true);
+    pool.startup().await.expect("startup");
+    pool.execute("SELECT 1::int4", &[])
+        .await
+        .expect("read-write");
+    primary.psql("ALTER SYSTEM SET default_transaction_read_only = on");
+    primary.psql("SELECT pg_reload_conf()");
+    // The server reports the change at the end of a statement; the connection that carried it
+    // is evicted when it comes back, and no read-write host is left.
+    let mut outcomes = Vec::new();
+    for _ in 0..5 {
+        let r = pool.execute("SELECT 1::int4", &[]).await;
+        let done = r.is_err();
+        outcomes.push(r.map(drop).map_err(|e| e.to_string()));
+        if done {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let last = outcomes.last().expect("ran");
+    assert!(
+        last.as_ref()
+            .is_err_and(|e| e.contains("target_session_attrs=read-write")),
+        "{outcomes:?}"
+    );
+    assert!(outcomes.len() <= 3, "{outcomes:?}");
+    assert_eq!(pool.status().size, 0, "{:?}", pool.status());
+    pool.close().await;
+}
+
+/// Passive role tracking the other way: a `target_session_attrs=standby` pool holding
+/// connections to a standby that gets promoted (`in_hot_standby` goes off) evicts them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_to_a_promoted_standby_leave_a_standby_pool() {
+    if !cluster().require_roles() {
+        return;
+    }
+    let primary = Cluster::start_throwaway();
+    let standby = Standby::start(&primary);
+    let dsn = format!(
+        "host=127.0.0.1 port={} user={} dbname={} target_session_attrs=standby",
+        standby.port(),
+        pg_harness::TRUST_USER,
+        pg_harness::DB_NAME
+    );
+    let pool = pool(&dsn, true);
+    pool.startup().await.expect("startup");
+    let r = pool
+        .execute("SELECT pg_catalog.pg_is_in_recovery()", &[])
+        .await
+        .expect("standby");
+    assert!(r.rows()[0].get::<_, bool>(0));
+    tokio::task::block_in_place(|| standby.promote());
+    let mut outcomes = Vec::new();
+    for _ in 0..5 {
+        let r = pool
+            .execute("SELECT pg_catalog.pg_is_in_recovery()", &[])
+            .await;
+        let done = r.is_err();
+        outcomes.push(
+            r.map(|r| r.rows()[0].get::<_, bool>(0))
+                .map_err(|e| e.to_string()),
+        );
+        if done {
+            break;
+        }
+    }
+    let last = outcomes.last().expect("ran");
+    assert!(
+        last.as_ref()
+            .is_err_and(|e| e.contains("target_session_attrs=standby")),
+        "{outcomes:?}"
+    );
+    assert!(outcomes.len() <= 3, "{outcomes:?}");
+    pool.close().await;
+}

@@ -262,6 +262,12 @@ impl PsqlPoolBuilder {
     pub fn build(self) -> Result<PsqlPool> {
         let (config, slots) = self.validate()?;
         let capacity = config.get_statement_cache_capacity();
+        // PGTARGETSESSIONATTRS counts as the DSN key does.
+        let target = config
+            .resolve()
+            .map_or(config.get_target_session_attrs(), |c| {
+                c.get_target_session_attrs()
+            });
         let unnamed = !self.prepared_statements || capacity == Some(0);
         let manager = PgManager {
             config: std::sync::RwLock::new(std::sync::Arc::new(config)),
@@ -271,6 +277,7 @@ impl PsqlPoolBuilder {
                 .unwrap_or(pgwire_lite::ClientSettings::default().statement_cache_capacity),
             unnamed: AtomicBool::new(unnamed),
             detected: AtomicBool::new(false),
+            target,
         };
         Ok(PsqlPool::from_parts(manager, slots))
     }

@@ -14,7 +14,7 @@
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use pgwire_lite::{ClientSettings, Connection};
+use pgwire_lite::{ClientSettings, Connection, TargetSessionAttrs};
 
 use crate::error::Error;
 use crate::manager::{Health, Manager};
@@ -117,6 +117,9 @@ pub(crate) struct PgManager {
     pub(crate) unnamed: AtomicBool,
     /// `unnamed` was switched on because a transaction pooler was detected.
     pub(crate) detected: AtomicBool,
+    /// What the connections must be (`target_session_attrs`), checked again at every return
+    /// and checkout against what the server reports.
+    pub(crate) target: TargetSessionAttrs,
 }
 
 /// SQLSTATE 26000 from `FetchPreparedStatement`: a named statement our cache prepared is not
@@ -154,6 +157,25 @@ impl PgManager {
             0
         } else {
             self.cache_capacity
+        }
+    }
+
+    /// The server changed role since the connection was opened, as it reported: a standby
+    /// promoted (`in_hot_standby` off), or `default_transaction_read_only` turned on (the
+    /// server reports both from PostgreSQL 14, at the end of the next statement, e.g. the one
+    /// that failed with 25006 read_only_sql_transaction). Only reported values count: older
+    /// servers are checked when the connection is opened only.
+    fn role_changed(&self, conn: &Connection) -> bool {
+        use TargetSessionAttrs as T;
+        let is = |name: &str, value: &str| conn.parameter(name) == Some(value);
+        match self.target {
+            T::Any | T::PreferStandby => false,
+            T::ReadWrite => is("default_transaction_read_only", "on") || is("in_hot_standby", "on"),
+            T::ReadOnly => {
+                is("default_transaction_read_only", "off") && is("in_hot_standby", "off")
+            }
+            T::Primary => is("in_hot_standby", "on"),
+            T::Standby => is("in_hot_standby", "off"),
         }
     }
 
@@ -211,6 +233,10 @@ impl Manager for PgManager {
         } else if conn.has_pending() || conn.in_transaction() {
             Health::Dirty
         } else if idle && !conn.check_idle_socket() {
+            Health::Dead
+        } else if self.role_changed(conn) {
+            // Never handed out under the wrong attributes: a new connection goes through
+            // the target_session_attrs check again.
             Health::Dead
         } else {
             Health::Ok
