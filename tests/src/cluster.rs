@@ -471,7 +471,7 @@ fn is_bind_failure(log: &str) -> bool {
 }
 
 /// A port that was free a moment ago (the kernel's pick for port 0).
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     TcpListener::bind(("127.0.0.1", 0))
         .and_then(|l| l.local_addr())
         .map(|a| a.port())

@@ -20,6 +20,8 @@
 //! | cluster | `cp -a` of the template into `$TMPDIR/psqlpool-cluster-<pid>-<rand>`, free port on 127.0.0.1, private socket dir, `pg_ctl -w start` |
 //! | root | initdb refuses root: the server runs as the `postgres` OS user |
 //! | cleanup | a detached reaper shell waits for the test pid to vanish, stops the server (immediate) and removes the dir; a sweep at start-up removes what dead processes left |
+//! | pgbouncer | [`Bouncer::start`]: a throwaway PgBouncer (config written at test time, trust auth, free port) in front of a cluster, as `postgres` when root |
+//! | standby | [`Standby::start`]: `pg_basebackup -R` from a throwaway primary, started as a hot standby on its own port |
 //! | faults | [`Cluster::terminate`], `cancel`, `crash_backend`, `freeze` / `freeze_backend` ([`FreezeGuard`] resumes on drop), [`Cluster::create_role`] ([`RoleGuard`]) and per-role knobs |
 //! | seeded draws | [`Rng`]: xorshift64*, one reproducible stream per seed, for test schedules and bench workloads |
 //! | override | `DATABASE_URL` set: [`cluster`] returns an external handle; [`Cluster::require_roles`] skips tests needing our roles or server control |
@@ -28,11 +30,13 @@
 #![forbid(unsafe_code)]
 
 mod bins;
+mod bouncer;
 mod cluster;
 mod faults;
 mod reaper;
 mod rng;
 mod roles;
+mod standby;
 mod sys;
 mod url;
 
@@ -40,6 +44,7 @@ use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 pub use bins::{find_bin_dir, find_psql, try_find_bin_dir};
+pub use bouncer::{Bouncer, PoolMode, find_pgbouncer};
 pub use cluster::{Cluster, ShutdownMode};
 pub use faults::{FreezeGuard, RoleGuard};
 pub use rng::Rng;
@@ -47,6 +52,7 @@ pub use roles::{
     ADMIN_PASS, ADMIN_USER, DB_NAME, MD5_PASS, MD5_USER, PASS_PASS, PASS_USER, Role, SASL_PASS,
     SASL_PASS_PREPARED, SASL_USER, SCRAM_PASS, SCRAM_USER, TRUST_USER,
 };
+pub use standby::Standby;
 pub use url::percent_encode;
 
 /// The cluster shared by every test of this process: started on first use (about a second once

@@ -1,6 +1,7 @@
 //! `PsqlPool::builder()`: psqlpy's `PSQLPool` parameter names, validated in one place.
 
 use std::fmt;
+use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use pgwire_lite::Config;
@@ -48,6 +49,7 @@ pub struct PsqlPoolBuilder {
     idle_timeout: Option<Duration>,
     min_idle: usize,
     query_timeout: Option<Duration>,
+    prepared_statements: bool,
 }
 
 impl Default for PsqlPoolBuilder {
@@ -69,6 +71,7 @@ impl Default for PsqlPoolBuilder {
             idle_timeout: None,
             min_idle: 0,
             query_timeout: None,
+            prepared_statements: true,
         }
     }
 }
@@ -94,6 +97,7 @@ impl fmt::Debug for PsqlPoolBuilder {
             idle_timeout,
             min_idle,
             query_timeout,
+            prepared_statements,
         } = self;
         // The DSN may hold a password too. `Config`'s own Debug redacts its password.
         let secret = |set: bool| if set { Some("<redacted>") } else { None };
@@ -114,6 +118,7 @@ impl fmt::Debug for PsqlPoolBuilder {
             .field("idle_timeout", idle_timeout)
             .field("min_idle", min_idle)
             .field("query_timeout", query_timeout)
+            .field("prepared_statements", prepared_statements)
             .finish()
     }
 }
@@ -229,6 +234,17 @@ impl PsqlPoolBuilder {
         self
     }
 
+    /// Whether `execute` uses named prepared statements, cached per connection (default
+    /// true; psqlpy's `prepared=True`). `false` makes every statement go through the unnamed
+    /// statement (psqlpy's `prepared=False` for the whole pool), as a transaction pooler such
+    /// as PgBouncer in `pool_mode=transaction` needs; the DSN key `statement_cache_capacity=0`
+    /// does the same. The pool also switches itself when it detects such a pooler: see
+    /// [`PsqlPool::detected_transaction_pooler`].
+    pub fn prepared_statements(mut self, on: bool) -> Self {
+        self.prepared_statements = on;
+        self
+    }
+
     /// How many idle connections the background maintenance keeps open (default 0). It
     /// only uses slots nobody is waiting for.
     pub fn min_idle(mut self, min_idle: usize) -> Self {
@@ -245,10 +261,23 @@ impl PsqlPoolBuilder {
     /// DSN, both a DSN and a config.
     pub fn build(self) -> Result<PsqlPool> {
         let (config, slots) = self.validate()?;
+        let capacity = config.get_statement_cache_capacity();
+        // PGTARGETSESSIONATTRS counts as the DSN key does.
+        let target = config
+            .resolve()
+            .map_or(config.get_target_session_attrs(), |c| {
+                c.get_target_session_attrs()
+            });
+        let unnamed = !self.prepared_statements || capacity == Some(0);
         let manager = PgManager {
             config: std::sync::RwLock::new(std::sync::Arc::new(config)),
             method: self.conn_recycling_method,
             query_timeout: self.query_timeout,
+            cache_capacity: capacity
+                .unwrap_or(pgwire_lite::ClientSettings::default().statement_cache_capacity),
+            unnamed: AtomicBool::new(unnamed),
+            detected: AtomicBool::new(false),
+            target,
         };
         Ok(PsqlPool::from_parts(manager, slots))
     }
@@ -467,7 +496,8 @@ mod tests {
             .max_lifetime(Duration::from_secs(14))
             .idle_timeout(Duration::from_secs(15))
             .min_idle(1)
-            .query_timeout(Duration::from_secs(16));
+            .query_timeout(Duration::from_secs(16))
+            .prepared_statements(false);
         let d = format!("{b:?}");
         // The names come from an exhaustive pattern: once a field is added this does not
         // compile until the field is listed here, and so checked against the output.
@@ -494,6 +524,7 @@ mod tests {
             idle_timeout,
             min_idle,
             query_timeout,
+            prepared_statements,
         );
         for name in fields {
             assert!(d.contains(&format!("{name}: ")), "{name} missing from {d}");
@@ -504,12 +535,34 @@ mod tests {
             "conn_recycling_method: Verified",
             "min_idle: 1",
             "query_timeout: Some(16s)",
+            "prepared_statements: false",
         ] {
             assert!(d.contains(value), "{value} missing from {d}");
         }
         for secret in ["hunter2", "hunter3", "hunter4"] {
             assert!(!d.contains(secret), "{secret} leaked into {d}");
         }
+    }
+
+    #[test]
+    fn named_statements_are_on_unless_turned_off() {
+        assert!(PsqlPool::builder().build().unwrap().prepared_statements());
+        let off = PsqlPool::builder()
+            .prepared_statements(false)
+            .build()
+            .unwrap();
+        assert!(!off.prepared_statements());
+        let dsn = "postgres://u@h/db?statement_cache_capacity=0";
+        let off = PsqlPool::builder().dsn(dsn).build().unwrap();
+        assert!(!off.prepared_statements());
+        let dsn = "host=h user=u statement_cache_capacity=64";
+        let on = PsqlPool::builder().dsn(dsn).build().unwrap();
+        assert!(on.prepared_statements());
+        assert!(!on.detected_transaction_pooler());
+        let bad = PsqlPool::builder()
+            .dsn("host=h statement_cache_capacity=-1")
+            .build();
+        assert!(bad.is_err());
     }
 
     #[test]

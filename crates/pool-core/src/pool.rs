@@ -167,7 +167,40 @@ impl PsqlPool {
         parameters: &[&(dyn ToSql + Sync)],
     ) -> Result<QueryResult> {
         let mut conn = self.connection().await?;
-        conn.execute(querystring, parameters).await
+        match conn.execute(querystring, parameters).await {
+            Err(e) if self.pooler_detected(&e, &mut conn).await => {
+                conn.execute_unprepared(querystring, parameters).await
+            }
+            r => r,
+        }
+    }
+
+    /// See [`PgManager::pooler_detected`]: true when the statement may be re-run unnamed.
+    async fn pooler_detected(&self, e: &Error, conn: &mut PooledConnection) -> bool {
+        match conn.connection_mut().await {
+            Ok(c) => self.inner.slots.manager.pooler_detected(e, c),
+            Err(_) => false,
+        }
+    }
+
+    /// Whether `execute` uses named prepared statements now: false when the pool was built
+    /// with [`prepared_statements(false)`](crate::PsqlPoolBuilder::prepared_statements) or
+    /// `statement_cache_capacity=0`, or after it
+    /// [detected a transaction pooler](Self::detected_transaction_pooler).
+    pub fn prepared_statements(&self) -> bool {
+        !self.inner.slots.manager.unnamed.load(Ordering::Relaxed)
+    }
+
+    /// True once the pool saw what only a transaction pooler (PgBouncer in
+    /// `pool_mode=transaction` without `max_prepared_statements`, pgcat, Supavisor) produces: a
+    /// statement it had just prepared missing on the server (SQLSTATE 26000) or a statement
+    /// name already taken (42P05). From then on the whole pool uses unnamed statements. The
+    /// `execute` or `execute_many` that hit it is re-run unnamed when it provably never ran
+    /// (both errors come from Parse or Bind, before Execute, and it was outside a
+    /// transaction); inside a transaction the caller gets the error. There is no logging
+    /// dependency: this flag is how the switch is reported, once and for good.
+    pub fn detected_transaction_pooler(&self) -> bool {
+        self.inner.slots.manager.detected.load(Ordering::Relaxed)
     }
 
     /// Like [`execute`](Self::execute), through the unnamed statement (psqlpy's
@@ -190,7 +223,13 @@ impl PsqlPool {
         R: AsRef<[&'a (dyn ToSql + Sync)]>,
     {
         let mut conn = self.connection().await?;
-        conn.execute_many(querystring, parameters).await
+        match conn.execute_many(querystring, parameters).await {
+            // The batch is one implicit transaction: when its first Bind failed, none ran.
+            Err(e) if self.pooler_detected(&e, &mut conn).await => {
+                conn.execute_many(querystring, parameters).await
+            }
+            r => r,
+        }
     }
 
     /// Runs a query that must return exactly one row, on a borrowed connection.

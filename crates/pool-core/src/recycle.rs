@@ -12,8 +12,9 @@
 //! 2. **The [`RecyclingMethod`]**, at checkout of an idle connection.
 
 use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, Ordering};
 
-use pgwire_lite::{ClientSettings, Connection};
+use pgwire_lite::{ClientSettings, Connection, TargetSessionAttrs};
 
 use crate::error::Error;
 use crate::manager::{Health, Manager};
@@ -109,6 +110,27 @@ pub(crate) struct PgManager {
     pub(crate) config: std::sync::RwLock<std::sync::Arc<pgwire_lite::Config>>,
     pub(crate) method: RecyclingMethod,
     pub(crate) query_timeout: Option<std::time::Duration>,
+    /// Statements each connection caches when named statements are on.
+    pub(crate) cache_capacity: usize,
+    /// Named statements are off: every connection's cache capacity is 0, so `execute` uses
+    /// the unnamed statement. Set by the builder or, once, by [`PgManager::pooler_detected`].
+    pub(crate) unnamed: AtomicBool,
+    /// `unnamed` was switched on because a transaction pooler was detected.
+    pub(crate) detected: AtomicBool,
+    /// What the connections must be (`target_session_attrs`), checked again at every return
+    /// and checkout against what the server reports.
+    pub(crate) target: TargetSessionAttrs,
+}
+
+/// SQLSTATE 26000 from `FetchPreparedStatement`: a named statement our cache prepared is not
+/// on the server connection the Bind reached; 42P05: a Parse found the name taken.
+fn is_pooler_symptom(e: &Error) -> bool {
+    let db = e.as_backend().and_then(pgwire_lite::Error::as_db_error);
+    db.is_some_and(|d| match d.code() {
+        "26000" => d.routine.as_deref() == Some("FetchPreparedStatement"),
+        "42P05" => true,
+        _ => false,
+    })
 }
 
 impl PgManager {
@@ -125,8 +147,52 @@ impl PgManager {
     fn client_settings(&self) -> ClientSettings {
         ClientSettings {
             query_timeout: self.query_timeout,
+            statement_cache_capacity: self.statement_cache_capacity(),
             ..ClientSettings::default()
         }
+    }
+
+    fn statement_cache_capacity(&self) -> usize {
+        if self.unnamed.load(Ordering::Relaxed) {
+            0
+        } else {
+            self.cache_capacity
+        }
+    }
+
+    /// The server changed role since the connection was opened, as it reported: a standby
+    /// promoted (`in_hot_standby` off), or `default_transaction_read_only` turned on (the
+    /// server reports both from PostgreSQL 14, at the end of the next statement, e.g. the one
+    /// that failed with 25006 read_only_sql_transaction). Only reported values count: older
+    /// servers are checked when the connection is opened only.
+    fn role_changed(&self, conn: &Connection) -> bool {
+        use TargetSessionAttrs as T;
+        let is = |name: &str, value: &str| conn.parameter(name) == Some(value);
+        match self.target {
+            T::Any | T::PreferStandby => false,
+            T::ReadWrite => is("default_transaction_read_only", "on") || is("in_hot_standby", "on"),
+            T::ReadOnly => {
+                is("default_transaction_read_only", "off") && is("in_hot_standby", "off")
+            }
+            T::Primary => is("in_hot_standby", "on"),
+            T::Standby => is("in_hot_standby", "off"),
+        }
+    }
+
+    /// Whether `e`, returned by a named-statement `execute` on `conn`, shows a transaction
+    /// pooler (the statements we prepare vanish between two requests, or collide). If so,
+    /// named statements are turned off for the whole pool (and for `conn` at once), and the
+    /// result says whether the caller's statement may be re-run: 26000 and 42P05 are raised by
+    /// Bind and Parse, before Execute, so the statement never ran; outside a transaction
+    /// nothing else it was part of ran either.
+    pub(crate) fn pooler_detected(&self, e: &Error, conn: &mut Connection) -> bool {
+        if !is_pooler_symptom(e) {
+            return false;
+        }
+        self.unnamed.store(true, Ordering::Relaxed);
+        self.detected.store(true, Ordering::Relaxed);
+        conn.set_statement_cache_capacity(0);
+        !conn.in_transaction()
     }
 
     pub(crate) fn set_config(&self, config: pgwire_lite::Config) {
@@ -158,12 +224,19 @@ impl Manager for PgManager {
             // statement cache size, parameter typing, notice handler) is undone here, so it
             // never reaches the next borrower whatever the recycling method.
             conn.restore_client_settings(&self.client_settings());
+        } else if self.unnamed.load(Ordering::Relaxed) {
+            // Named statements were turned off while this one sat idle.
+            conn.set_statement_cache_capacity(0);
         }
         if conn.is_broken() {
             Health::Dead
         } else if conn.has_pending() || conn.in_transaction() {
             Health::Dirty
         } else if idle && !conn.check_idle_socket() {
+            Health::Dead
+        } else if self.role_changed(conn) {
+            // Never handed out under the wrong attributes: a new connection goes through
+            // the target_session_attrs check again.
             Health::Dead
         } else {
             Health::Ok
@@ -259,6 +332,9 @@ async fn clean(conn: &mut Connection) -> Result<(), Error> {
     if !sql.is_empty() {
         conn.batch_execute(&sql).await?;
     }
+    // `RESET ALL` brings back a role's or database's DateStyle/IntervalStyle; the server
+    // reported it, and text decoding needs ours again (no round trip when nothing changed).
+    conn.pin_text_settings().await?;
     Ok(())
 }
 

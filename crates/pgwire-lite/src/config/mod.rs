@@ -79,6 +79,7 @@ pub struct Config {
     gssencmode: Option<String>,
     channel_binding: Option<String>,
     load_balance_hosts: Option<String>,
+    statement_cache_capacity: Option<usize>,
 }
 
 impl Default for Config {
@@ -120,6 +121,7 @@ impl fmt::Debug for Config {
             .field("gssencmode", &self.gssencmode)
             .field("channel_binding", &self.channel_binding)
             .field("load_balance_hosts", &self.load_balance_hosts)
+            .field("statement_cache_capacity", &self.statement_cache_capacity)
             .finish()
     }
 }
@@ -157,6 +159,7 @@ impl Config {
             gssencmode: None,
             channel_binding: None,
             load_balance_hosts: None,
+            statement_cache_capacity: None,
         }
     }
 
@@ -412,6 +415,26 @@ impl Config {
     /// The database name.
     pub fn get_dbname(&self) -> Option<&str> {
         self.dbname.as_deref()
+    }
+
+    /// Sets how many named prepared statements each connection caches
+    /// (`statement_cache_capacity`, pgx's name; default 256). 0 turns named statements off:
+    /// `execute` and `execute_many` then use the unnamed statement, as a transaction pooler
+    /// (PgBouncer before 1.21, or without `max_prepared_statements`) needs.
+    pub fn statement_cache_capacity(&mut self, capacity: usize) -> &mut Self {
+        self.statement_cache_capacity = Some(capacity);
+        self
+    }
+
+    /// `load_balance_hosts=random` (libpq 16): hosts, and the addresses of each host, are
+    /// tried in a random order for every connection, spreading connections across servers.
+    pub fn load_balances_randomly(&self) -> bool {
+        self.load_balance_hosts.as_deref() == Some("random")
+    }
+
+    /// `statement_cache_capacity`, if given.
+    pub fn get_statement_cache_capacity(&self) -> Option<usize> {
+        self.statement_cache_capacity
     }
 
     /// The command-line options for the server.

@@ -33,6 +33,8 @@ pub(super) const SUPPORTED_KEYS: &[&str] = &[
     "gssencmode",
     "channel_binding",
     "load_balance_hosts",
+    // Not libpq's: pgx's name. 0 turns named prepared statements off (transaction poolers).
+    "statement_cache_capacity",
 ];
 
 /// libpq keys we know but cannot honour yet: rejected with "not supported" rather than
@@ -340,13 +342,14 @@ impl Config {
                     )));
                 }
             },
+            "statement_cache_capacity" => {
+                let n = int_for(v)?;
+                self.statement_cache_capacity = Some(usize::try_from(n).map_err(|_| {
+                    ConfigError::new(format!("invalid statement_cache_capacity value: \"{v}\""))
+                })?);
+            }
             "load_balance_hosts" => match v {
-                "disable" => self.load_balance_hosts = Some(v.to_owned()),
-                "random" => {
-                    return Err(ConfigError::new(
-                        "load_balance_hosts=random is not supported yet",
-                    ));
-                }
+                "disable" | "random" => self.load_balance_hosts = Some(v.to_owned()),
                 _ => {
                     return Err(ConfigError::new(format!(
                         "invalid load_balance_hosts value: \"{v}\""
@@ -388,6 +391,7 @@ impl Config {
             "gssencmode" => self.gssencmode.is_some(),
             "channel_binding" => self.channel_binding.is_some(),
             "load_balance_hosts" => self.load_balance_hosts.is_some(),
+            "statement_cache_capacity" => self.statement_cache_capacity.is_some(),
             _ => false,
         }
     }

@@ -466,7 +466,12 @@ fn other_libpq_keys() {
         parse_err("channel_binding=require"),
         "channel_binding=require: TLS is not supported yet"
     );
-    assert!(parse_err("load_balance_hosts=random").contains("not supported"));
+    assert!(parse("load_balance_hosts=random").load_balances_randomly());
+    assert!(!parse("load_balance_hosts=disable").load_balances_randomly());
+    assert_eq!(
+        parse_err("load_balance_hosts=sometimes"),
+        "invalid load_balance_hosts value: \"sometimes\""
+    );
     assert_eq!(
         parse_err("sslrootcert=/x"),
         "connection option \"sslrootcert\" is not supported"
@@ -1095,8 +1100,8 @@ fn env_refusals_the_finding_names() {
         Err("connection option \"sslrootcert\" is not supported (from PGSSLROOTCERT)".into())
     );
     assert_eq!(
-        with("PGLOADBALANCEHOSTS", "random"),
-        Err("load_balance_hosts=random is not supported yet (from PGLOADBALANCEHOSTS)".into())
+        with("PGLOADBALANCEHOSTS", "sometimes"),
+        Err("invalid load_balance_hosts value: \"sometimes\" (from PGLOADBALANCEHOSTS)".into())
     );
     assert_eq!(
         with("PGCLIENTENCODING", "LATIN1"),
@@ -1129,7 +1134,11 @@ fn env_never_overrides_a_key_the_dsn_gave() {
         ("gssencmode=prefer", "PGGSSENCMODE", "require"),
         ("sslmode=disable", "PGSSLMODE", "require"),
         ("sslmode=allow", "PGREQUIRESSL", "1"),
-        ("load_balance_hosts=disable", "PGLOADBALANCEHOSTS", "random"),
+        (
+            "load_balance_hosts=disable",
+            "PGLOADBALANCEHOSTS",
+            "sometimes",
+        ),
         ("client_encoding=UTF8", "PGCLIENTENCODING", "LATIN1"),
         (
             "options=-cgeqo=off",

@@ -13,7 +13,8 @@ impl Connection {
     /// Connects, authenticates and waits until the server is ready for queries.
     ///
     /// The configuration is first completed from libpq's environment variables and defaults
-    /// ([`Config::resolve`]). Hosts are tried in order until one accepts and matches
+    /// ([`Config::resolve`]). Hosts are tried in order (in a random order, and each host's
+    /// addresses too, with `load_balance_hosts=random`) until one accepts and matches
     /// `target_session_attrs`; `connect_timeout` bounds each attempt as a whole — TCP connect,
     /// startup, authentication and the session-attributes check.
     ///
@@ -35,8 +36,11 @@ impl Connection {
             want => vec![want],
         };
         let mut last_err = None;
+        let mut order = Shuffle::new(config.load_balances_randomly());
         for want in passes {
-            for (host, port) in config.targets() {
+            let mut targets = config.targets();
+            order.shuffle(&mut targets);
+            for (host, port) in targets {
                 // As libpq: a host name is resolved first, and connect_timeout applies to each
                 // of its addresses separately (an unreachable IPv6 address must not eat the
                 // IPv4 one's time).
@@ -52,7 +56,10 @@ impl Connection {
                     None => resolving.await,
                 };
                 let addrs = match resolved {
-                    Ok(a) => a,
+                    Ok(mut a) => {
+                        order.shuffle(&mut a);
+                        a
+                    }
                     Err(e) => {
                         last_err = Some(e);
                         continue;
@@ -93,6 +100,9 @@ impl Connection {
             Target::Unix(dir) => Stream::connect_unix(dir, port).await?,
         };
         let mut conn = Connection::new(stream, peer);
+        if let Some(n) = config.get_statement_cache_capacity() {
+            conn.set_statement_cache_capacity(n);
+        }
         match conn.startup(config).await {
             Ok(()) => Ok(conn),
             // Which server refused: with several hosts, or a pool's many connections, the
@@ -198,5 +208,56 @@ async fn resolve(host: &Host, port: u16) -> Result<Vec<Target>> {
             Ok(addrs.map(|a| Target::Tcp(name.clone(), a)).collect())
         }
         Host::Unix(dir) => Ok(vec![Target::Unix(dir.clone())]),
+    }
+}
+
+/// `load_balance_hosts=random`: a Fisher-Yates shuffle driven by xorshift64*, seeded from the
+/// OS once per connect. The order only spreads load, so a weak generator is enough; without
+/// OS randomness the order stays as given.
+struct Shuffle(Option<u64>);
+
+impl Shuffle {
+    fn new(random: bool) -> Shuffle {
+        Shuffle(
+            random
+                .then(|| getrandom::u64().unwrap_or(0))
+                .filter(|&s| s != 0),
+        )
+    }
+
+    fn shuffle<T>(&mut self, items: &mut [T]) {
+        let Some(state) = self.0.as_mut() else { return };
+        for i in (1..items.len()).rev() {
+            *state ^= *state >> 12;
+            *state ^= *state << 25;
+            *state ^= *state >> 27;
+            let draw = state.wrapping_mul(0x2545_f491_4f6c_dd1d);
+            // i + 1 is at most the list length, far below u64::MAX.
+            let j = usize::try_from(draw % (i as u64 + 1)).unwrap_or(0);
+            items.swap(i, j);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Shuffle;
+
+    #[test]
+    fn shuffle_permutes_and_disable_keeps_the_order() {
+        let mut keep = Shuffle::new(false);
+        let mut v: Vec<u32> = (0..8).collect();
+        keep.shuffle(&mut v);
+        assert_eq!(v, (0..8).collect::<Vec<_>>());
+        let mut firsts = std::collections::HashSet::new();
+        for _ in 0..200 {
+            let mut order = Shuffle::new(true);
+            let mut v: Vec<u32> = (0..8).collect();
+            order.shuffle(&mut v);
+            firsts.insert(v[0]);
+            v.sort_unstable();
+            assert_eq!(v, (0..8).collect::<Vec<_>>(), "a permutation");
+        }
+        assert!(firsts.len() > 4, "every host gets to be first: {firsts:?}");
     }
 }

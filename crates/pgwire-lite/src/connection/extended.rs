@@ -83,6 +83,11 @@ impl Connection {
         sql: &str,
         params: &[&(dyn ToSql + Sync)],
     ) -> Result<QueryResult> {
+        // A cache of capacity 0 means named statements are off (behind a transaction pooler,
+        // a named statement prepared in one transaction is gone in the next).
+        if self.cache.capacity() == 0 {
+            return self.execute_unprepared_request(sql, params).await;
+        }
         check_param_count(params.len())?;
         self.ensure_ready().await?;
         let stmt = match self.cache.get(sql) {
@@ -117,7 +122,7 @@ impl Connection {
         }
     }
 
-    async fn execute_unprepared_request(
+    pub(super) async fn execute_unprepared_request(
         &mut self,
         sql: &str,
         params: &[&(dyn ToSql + Sync)],
@@ -127,24 +132,7 @@ impl Connection {
         if let Some(r) = self.try_one_trip(sql, false, params).await? {
             return Ok(r);
         }
-        self.clear_write_buf();
-        self.write_pending_closes()?;
-        frontend::parse("", sql, std::iter::empty(), &mut self.write_buf)?;
-        frontend::describe(STATEMENT, "", &mut self.write_buf)?;
-        frontend::flush(&mut self.write_buf);
-        self.send(Owes::SyncLater).await?;
-        let stmt = match self.read_describe().await {
-            Ok((param_types, columns)) => Statement {
-                name: "".into(),
-                params: param_types,
-                columns,
-            },
-            Err(e) => {
-                // The server skips everything up to the Sync we still owe it.
-                self.finish_with_sync().await?;
-                return Err(e);
-            }
-        };
+        let stmt = self.describe_unnamed(sql).await?;
         self.clear_write_buf();
         if let Err(e) = self.write_bind_execute(&stmt, params) {
             self.finish_with_sync().await?;
@@ -153,6 +141,30 @@ impl Connection {
         frontend::sync(&mut self.write_buf);
         self.send(Owes::OwedSync).await?;
         self.read_execute_response(stmt.columns.clone()).await
+    }
+
+    /// Parse and Describe of the unnamed statement, ended with Flush: the caller writes its
+    /// Bind/Execute and the one Sync (`Owes::OwedSync`), so the whole exchange stays one
+    /// transaction for a pooler, which cannot switch server connections in the middle.
+    pub(super) async fn describe_unnamed(&mut self, sql: &str) -> Result<Statement> {
+        self.clear_write_buf();
+        self.write_pending_closes()?;
+        frontend::parse("", sql, std::iter::empty(), &mut self.write_buf)?;
+        frontend::describe(STATEMENT, "", &mut self.write_buf)?;
+        frontend::flush(&mut self.write_buf);
+        self.send(Owes::SyncLater).await?;
+        match self.read_describe().await {
+            Ok((param_types, columns)) => Ok(Statement {
+                name: "".into(),
+                params: param_types,
+                columns,
+            }),
+            Err(e) => {
+                // The server skips everything up to the Sync we still owe it.
+                self.finish_with_sync().await?;
+                Err(e)
+            }
+        }
     }
 
     /// Sends the Sync an unfinished request still owes, alone, and reads up to its

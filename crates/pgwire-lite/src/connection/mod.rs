@@ -270,7 +270,9 @@ impl Connection {
     }
 
     /// Sets how many named statements the cache keeps (default 256). Evicted statements are
-    /// closed on the server with the next request; 0 disables caching.
+    /// closed on the server with the next request. 0 turns named statements off: `execute` and
+    /// `execute_many` go through the unnamed statement, as
+    /// [`execute_unprepared`](Self::execute_unprepared) does (for transaction poolers).
     pub fn set_statement_cache_capacity(&mut self, capacity: usize) {
         self.cache.set_capacity(capacity);
     }

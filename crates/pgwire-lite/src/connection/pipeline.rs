@@ -48,17 +48,22 @@ impl Connection {
         if rows.is_empty() {
             return Ok(0);
         }
+        if self.cache.capacity() == 0 {
+            // Named statements are off: the unnamed one, described and run in one exchange.
+            let stmt = self.describe_unnamed(sql).await?;
+            return self.execute_batch(&stmt, rows, Owes::OwedSync).await;
+        }
         let stmt = match self.cache.get(sql) {
             Some(s) => s,
             None => self.prepare_cached(sql).await?,
         };
-        match self.execute_batch(&stmt, rows).await {
+        match self.execute_batch(&stmt, rows, Owes::SYNC).await {
             // As in execute: a stale statement fails at the first Bind, and the implicit
             // transaction rolled back whatever ran, so one retry outside a transaction is safe.
             Err(e) if is_stale_statement(&e) && self.tx_status == TransactionStatus::Idle => {
                 self.cache.invalidate(sql);
                 let stmt = self.prepare_cached(sql).await?;
-                self.execute_batch(&stmt, rows).await
+                self.execute_batch(&stmt, rows, Owes::SYNC).await
             }
             r => r,
         }
@@ -68,11 +73,15 @@ impl Connection {
         &mut self,
         stmt: &Statement,
         rows: &[&[&(dyn ToSql + Sync)]],
+        owes: Owes,
     ) -> Result<u64> {
         self.clear_write_buf();
         self.write_pending_closes()?;
         for (i, params) in rows.iter().enumerate() {
             if let Err(e) = self.write_bind_execute(stmt, params) {
+                if owes == Owes::OwedSync {
+                    self.finish_with_sync().await?;
+                }
                 self.clear_write_buf();
                 return Err(match e {
                     Error::Conversion(m) => Error::Conversion(format!("row {i}: {m}")),
@@ -81,7 +90,7 @@ impl Connection {
             }
         }
         frontend::sync(&mut self.write_buf);
-        self.send(Owes::SYNC).await?;
+        self.send(owes).await?;
         let mut affected = 0u64;
         let mut error = None;
         loop {
@@ -159,7 +168,8 @@ impl<'p> Pipeline<'_, 'p> {
     /// Sends every queued statement in one write and reads their results, in order.
     ///
     /// Statements the connection has not prepared yet are prepared first (a round trip each, the
-    /// first time only). The outer `Result` fails only when the connection itself fails; each
+    /// first time only). With named statements off (statement cache capacity 0), each statement
+    /// runs through the unnamed statement in its own round trip. The outer `Result` fails only when the connection itself fails; each
     /// statement's own outcome is in the inner one.
     pub async fn run(self) -> Result<Vec<Result<QueryResult>>> {
         let Pipeline { conn, items } = self;
@@ -173,6 +183,19 @@ impl Connection {
         items: &[(&str, &[&(dyn ToSql + Sync)])],
     ) -> Result<Vec<Result<QueryResult>>> {
         self.ensure_ready().await?;
+        if self.cache.capacity() == 0 {
+            // Named statements are off (a transaction pooler): each statement through the
+            // unnamed one, whose Describe must come back before its values can be encoded, so
+            // a round trip each.
+            let mut results = Vec::with_capacity(items.len());
+            for (sql, params) in items {
+                match self.execute_unprepared_request(sql, params).await {
+                    Err(e) if e.is_closed() => return Err(e),
+                    r => results.push(r),
+                }
+            }
+            return Ok(results);
+        }
         // Prepare what the cache lacks; a statement that fails to prepare reports its error in
         // its own slot and is not sent.
         let mut stmts: Vec<Result<Arc<Statement>>> = Vec::with_capacity(items.len());

@@ -11,6 +11,10 @@ use crate::error::{ConfigError, Error, Result};
 use crate::protocol::backend::{self, BackendMessage, MAX_AUTH_MESSAGE_LEN};
 use crate::protocol::frontend;
 
+/// What [`Connection::pin_text_settings`] runs when the server's settings differ.
+const PIN_TEXT_SETTINGS: &str = "SET DateStyle = ISO; SET IntervalStyle = postgres; \
+SET extra_float_digits = 3";
+
 impl Connection {
     pub(super) async fn startup(&mut self, config: &Config) -> Result<()> {
         let user = config
@@ -26,13 +30,10 @@ impl Connection {
         if let Some(opts) = config.get_options() {
             params.push(("options", opts));
         }
-        // Text values (simple-query results) are decoded as UTF-8, with ISO dates, postgres-style
-        // intervals and floats printed exactly; a role or database default must not change that.
-        // (A later `SET DateStyle` by the user still would: documented on simple_query.)
+        // Only parameters every pooler accepts by default go in the startup packet: PgBouncer
+        // refuses any other ("unsupported startup parameter"). The text formats we decode are
+        // pinned after startup instead, see `pin_text_settings`.
         params.push(("client_encoding", "UTF8"));
-        params.push(("DateStyle", "ISO"));
-        params.push(("IntervalStyle", "postgres"));
-        params.push(("extra_float_digits", "3"));
         self.clear_write_buf();
         frontend::startup_message(params, &mut self.write_buf)?;
         self.send(Owes::Nothing).await?;
@@ -56,7 +57,7 @@ impl Connection {
                 }
                 BackendMessage::ReadyForQuery { status } => {
                     self.set_tx_status(status);
-                    return Ok(());
+                    break;
                 }
                 BackendMessage::ErrorResponse(f) => return Err(self.db_error(&f)),
                 BackendMessage::NegotiateProtocolVersion { .. } => {}
@@ -67,6 +68,48 @@ impl Connection {
                 }
             }
         }
+        self.pin_text_settings().await.map(drop)
+    }
+
+    /// Makes the server print text values the way [`simple_query`](Self::simple_query) decodes
+    /// them (`DateStyle=ISO`, `IntervalStyle=postgres`, exact floats), sending a `SET` only when
+    /// the server's reported settings differ. Returns whether it had to.
+    ///
+    /// The server reports `DateStyle` and `IntervalStyle` at startup and whenever they change,
+    /// and PostgreSQL's defaults already match, so normally this costs nothing: no extra round
+    /// trip and nothing a pooler could refuse. A role or database default that changes them
+    /// (or a `RESET ALL` that brings such a default back) costs one round trip. Floats: from
+    /// PostgreSQL 12 the default `extra_float_digits=1` already prints them exactly; older
+    /// servers always get the `SET`. A role default of `extra_float_digits <= 0` alone is not
+    /// reported by the server and is not corrected (it affects only simple-query floats; the
+    /// extended protocol reads binary values).
+    ///
+    /// Behind a transaction pooler a `SET` reaches one server connection only; PostgreSQL's
+    /// defaults match, so configure the server rather than rely on this.
+    pub async fn pin_text_settings(&mut self) -> Result<bool> {
+        if !self.text_settings_differ() {
+            return Ok(false);
+        }
+        self.batch_execute(PIN_TEXT_SETTINGS).await?;
+        Ok(true)
+    }
+
+    fn text_settings_differ(&self) -> bool {
+        // Only what the server reported counts: every PostgreSQL reports all three, and
+        // guessing about one that reports nothing would only add a round trip.
+        // The second part of DateStyle (DMY, MDY, YMD) affects only input: output stays ISO.
+        let date = self
+            .parameter("DateStyle")
+            .is_some_and(|v| !v.trim_start().starts_with("ISO"));
+        let interval = self
+            .parameter("IntervalStyle")
+            .is_some_and(|v| v != "postgres");
+        let old_floats = self
+            .parameter("server_version")
+            .and_then(|v| v.split(|c: char| !c.is_ascii_digit()).next())
+            .and_then(|v| v.parse::<u32>().ok())
+            .is_some_and(|major| major < 12);
+        date || interval || old_floats
     }
 
     async fn authenticate(
