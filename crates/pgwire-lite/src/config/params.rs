@@ -33,6 +33,12 @@ pub(super) const SUPPORTED_KEYS: &[&str] = &[
     "gssencmode",
     "channel_binding",
     "load_balance_hosts",
+    "sslrootcert",
+    "sslcert",
+    "sslkey",
+    "sslsni",
+    "ssl_min_protocol_version",
+    "ssl_max_protocol_version",
 ];
 
 /// libpq keys we know but cannot honour yet: rejected with "not supported" rather than
@@ -44,17 +50,11 @@ pub(super) const UNSUPPORTED_KEYS: &[&str] = &[
     "servicefile",
     "sslnegotiation",
     "sslcompression",
-    "sslcert",
-    "sslkey",
     "sslcertmode",
     "sslpassword",
-    "sslrootcert",
     "sslcrl",
     "sslcrldir",
-    "sslsni",
     "requirepeer",
-    "ssl_min_protocol_version",
-    "ssl_max_protocol_version",
     "min_protocol_version",
     "max_protocol_version",
     "krbsrvname",
@@ -159,23 +159,23 @@ impl fmt::Display for TargetSessionAttrs {
     }
 }
 
-/// libpq's `sslmode`. Only the modes that can work without TLS are accepted by
-/// [`Config::validate`] until TLS support lands.
+/// libpq's `sslmode`: whether TLS is tried or required, and what of the server's certificate
+/// is checked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum SslMode {
     /// Never use TLS.
     Disable,
-    /// Try without TLS first (we never retry with TLS, as there is none yet).
+    /// Plain text first; TLS only if the server refuses the plain connection.
     Allow,
-    /// Use TLS when the server offers it (the libpq default; without TLS support this is
-    /// plain text).
+    /// TLS when the server offers it, plain text when it says it has none (the default).
     #[default]
     Prefer,
-    /// TLS required, certificate not checked. Rejected for now.
+    /// TLS required; the certificate is checked only when a root certificate is configured
+    /// (`sslrootcert`, or `~/.postgresql/root.crt` exists), as in libpq.
     Require,
-    /// TLS required, certificate chain checked. Rejected for now.
+    /// TLS required, certificate chain checked against `sslrootcert`; host name not checked.
     VerifyCa,
-    /// TLS required, certificate chain and host name checked. Rejected for now.
+    /// TLS required, certificate chain and host name (SAN, IP addresses too) checked.
     VerifyFull,
 }
 
@@ -271,6 +271,9 @@ impl Config {
         };
         let opt = || (!v.is_empty()).then(|| v.to_owned());
         let int_for = |v: &str| parse_int(v, &origin.int_context(key));
+        if self.set_tls_param(key, v)? {
+            return Ok(());
+        }
         match key {
             "host" => self.hosts = parse_host_list(v),
             "port" => self.ports = parse_port_list(v, &origin.suffix())?,
@@ -326,12 +329,14 @@ impl Config {
                     )));
                 }
             },
-            // Channel binding needs TLS; without it only "no binding" can be honoured.
+            // SCRAM-SHA-256-PLUS is not implemented: "prefer" degrades to no binding, as libpq
+            // does when the server offers none.
             "channel_binding" => match v {
                 "disable" | "prefer" => self.channel_binding = Some(v.to_owned()),
                 "require" => {
                     return Err(ConfigError::new(
-                        "channel_binding=require: TLS is not supported yet",
+                        "channel_binding=require: channel binding (SCRAM-SHA-256-PLUS) is not \
+                         supported yet",
                     ));
                 }
                 _ => {
@@ -371,6 +376,9 @@ impl Config {
     /// lower-precedence source must leave it alone. Keys in [`UNSUPPORTED_KEYS`] never do:
     /// setting one fails.
     pub(super) fn is_given(&self, key: &str) -> bool {
+        if let Some(given) = self.tls_param_given(key) {
+            return given;
+        }
         match key {
             "host" => !self.hosts.is_empty(),
             "port" => !self.ports.is_empty(),

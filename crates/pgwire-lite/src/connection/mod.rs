@@ -43,6 +43,7 @@ mod reader;
 mod simple_query;
 mod startup;
 mod timeout;
+mod tls;
 mod transport;
 
 pub use cancel::CancelToken;
