@@ -70,7 +70,8 @@ impl Connection {
                 };
                 for addr in addrs {
                     let attempt = async {
-                        let mut conn = Self::connect_one(&config, &addr, port, tls.as_ref()).await?;
+                        let mut conn =
+                            Self::connect_one(&config, &addr, port, tls.as_ref()).await?;
                         if let Some(why) = conn.session_attrs_mismatch(want).await? {
                             // Best effort: the server gets a Terminate, we go on either way.
                             let _ = conn.close().await;
@@ -103,16 +104,31 @@ impl Connection {
         port: u16,
         tls: Option<&Arc<TlsPlan>>,
     ) -> Result<Connection> {
-        // libpq's allow: plain text first, TLS only if the server refuses the plain session.
+        // libpq's second chances: under allow, plain text first and TLS if the server refuses
+        // that session; under prefer, a session the server refuses over TLS (a `hostnossl`
+        // line, say) is tried again in plain text.
         if let (Target::Tcp(..), Some(plan)) = (target, tls) {
-            if plan.mode() == SslMode::Allow {
-                return match Self::attempt(config, target, port, None, false).await {
-                    Err(Error::Db(_)) => Self::attempt(config, target, port, tls, true).await,
-                    other => other,
-                };
+            match plan.mode() {
+                SslMode::Allow => {
+                    return match Self::attempt(config, target, port, None, false).await {
+                        (Err(Error::Db(_)), _) => {
+                            Self::attempt(config, target, port, tls, true).await.0
+                        }
+                        (other, _) => other,
+                    };
+                }
+                SslMode::Prefer => {
+                    return match Self::attempt(config, target, port, tls, false).await {
+                        (Err(Error::Db(_)), true) => {
+                            Self::attempt(config, target, port, None, false).await.0
+                        }
+                        (other, _) => other,
+                    };
+                }
+                _ => {}
             }
         }
-        Self::attempt(config, target, port, tls, false).await
+        Self::attempt(config, target, port, tls, false).await.0
     }
 
     async fn attempt(
@@ -121,15 +137,33 @@ impl Connection {
         port: u16,
         tls: Option<&Arc<TlsPlan>>,
         require_tls: bool,
-    ) -> Result<Connection> {
-        let (stream, peer) = match target {
+    ) -> (Result<Connection>, bool) {
+        let opened = match target {
             Target::Tcp(name, addr) => {
-                Stream::connect_tcp_tls(name, addr, config, tls, require_tls).await?
+                Stream::connect_tcp_tls(name, addr, config, tls, require_tls).await
             }
-            Target::Unix(dir) => Stream::connect_unix(dir, port).await?,
+            Target::Unix(dir) => Stream::connect_unix(dir, port).await,
         };
+        let (stream, peer) = match opened {
+            Ok(o) => o,
+            Err(e) => return (Err(e), false),
+        };
+        let used_tls = stream.is_tls();
         let mut conn = Connection::new(stream, peer);
-        match conn.startup(config).await {
+        (
+            Self::started(conn.startup(config).await, conn, target, port),
+            used_tls,
+        )
+    }
+
+    /// The connection once `startup` ended with `result`, or its error naming the server.
+    fn started(
+        result: Result<()>,
+        conn: Connection,
+        target: &Target,
+        port: u16,
+    ) -> Result<Connection> {
+        match result {
             Ok(()) => Ok(conn),
             // Which server refused: with several hosts, or a pool's many connections, the
             // error alone does not say.

@@ -185,7 +185,9 @@ fn server_name(host: &str, tcp: &TcpStream) -> Result<ServerName<'static>> {
 /// those rustls speaks (1.2 and 1.3: a minimum below 1.2 admits 1.2).
 fn versions(config: &Config) -> Result<Vec<&'static SupportedProtocolVersion>> {
     let min = config.get_ssl_min_protocol_version();
-    let max = config.get_ssl_max_protocol_version().unwrap_or(TlsVersion::V1_3);
+    let max = config
+        .get_ssl_max_protocol_version()
+        .unwrap_or(TlsVersion::V1_3);
     let mut out = Vec::new();
     if min <= TlsVersion::V1_2 && max >= TlsVersion::V1_2 {
         out.push(&rustls::version::TLS12);
@@ -359,13 +361,10 @@ impl ServerCertVerifier for ChainOnly {
         now: UnixTime,
     ) -> std::result::Result<ServerCertVerified, rustls::Error> {
         // webpki checks the chain before the name: a name error means the chain was good.
-        match self.0.verify_server_cert(
-            end_entity,
-            intermediates,
-            server_name,
-            ocsp_response,
-            now,
-        ) {
+        match self
+            .0
+            .verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
+        {
             Err(rustls::Error::InvalidCertificate(
                 CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
             )) => Ok(ServerCertVerified::assertion()),

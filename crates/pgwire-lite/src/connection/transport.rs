@@ -12,9 +12,9 @@ use std::sync::Arc;
 use bytes::BytesMut;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio_rustls::client::TlsStream;
 #[cfg(unix)]
 use tokio::net::UnixStream;
+use tokio_rustls::client::TlsStream;
 
 use super::tls::{Negotiated, TlsPlan};
 use crate::config::{Config, SslMode};
@@ -106,9 +106,10 @@ impl Stream {
         let required = require_tls || plan.mode().requires_tls();
         match plan.negotiate(tcp, name).await? {
             Negotiated::Tls(t) => Ok((Stream::Tls(t, plan.clone(), name.to_owned()), peer)),
-            Negotiated::Refused(_) if required => Err(super::tls::tls_error(
-                "server does not support SSL, but SSL was required",
-            )),
+            Negotiated::Refused(_) if required => Err(super::tls::tls_error(format!(
+                "server does not support SSL (TLS), but sslmode={} requires it",
+                plan.mode()
+            ))),
             Negotiated::Refused(tcp) => Ok((Stream::Tcp(tcp), peer)),
             // libpq's prefer: a failed handshake is retried without TLS on a new connection.
             Negotiated::HandshakeFailed(_) if plan.mode() == SslMode::Prefer && !required => {
