@@ -351,6 +351,48 @@ async fn scram_over_tls_and_secrets_stay_out_of_errors() {
 }
 
 #[tokio::test]
+async fn channel_binding() {
+    let t = tls();
+    let root = format!("sslrootcert={}", t.file("ca.crt"));
+    // SCRAM-SHA-256-PLUS: `require` accepts nothing else, so success means it was used.
+    for cb in ["require", "prefer", "disable"] {
+        let dsn = t.dsn(
+            "localhost",
+            "tls_pw",
+            &format!("password=tls-secret-pw sslmode=verify-full {root} channel_binding={cb}"),
+        );
+        let mut c = connect(&dsn)
+            .await
+            .unwrap_or_else(|e| panic!("channel_binding={cb}: {e}"));
+        assert!(server_says_tls(&mut c).await);
+    }
+    // (host/role DSN, expected refusal) under channel_binding=require.
+    let md5 = format!(
+        "{} password={} sslmode=require channel_binding=require",
+        t.dsn("127.0.0.1", Role::Md5.user(), ""),
+        Role::Md5.password().unwrap()
+    );
+    let trust = t.dsn(
+        "127.0.0.1",
+        "trust_user",
+        "sslmode=require channel_binding=require",
+    );
+    let plain = format!("{}?channel_binding=require", cluster().url(Role::Scram));
+    for (dsn, why) in [
+        (
+            md5,
+            "channel binding required but not supported by server's authentication request",
+        ),
+        (trust, "server authenticated client without channel binding"),
+        (plain, "channel binding required, but SSL not in use"),
+    ] {
+        let e = connect(&dsn).await.unwrap_err();
+        assert!(matches!(e, Error::Auth(_)), "{e:?}");
+        assert!(e.to_string().contains(why), "{e}");
+    }
+}
+
+#[tokio::test]
 async fn cancel_goes_over_tls_too() {
     let t = tls();
     // Through a proxy that records how each connection starts: the session's and the cancel

@@ -89,7 +89,7 @@ mod row;
 mod statement;
 pub mod types;
 
-pub use config::{Config, Host, RootCert, SslMode, TargetSessionAttrs, TlsVersion};
+pub use config::{ChannelBinding, Config, Host, RootCert, SslMode, TargetSessionAttrs, TlsVersion};
 pub use connection::{
     CancelToken, ClientSettings, Connection, NoticeHandler, Notification, ParamTypes, Peer,
     Pipeline, TimeoutOutcome, TransactionStatus,

@@ -329,16 +329,8 @@ impl Config {
                     )));
                 }
             },
-            // SCRAM-SHA-256-PLUS is not implemented: "prefer" degrades to no binding, as libpq
-            // does when the server offers none.
             "channel_binding" => match v {
-                "disable" | "prefer" => self.channel_binding = Some(v.to_owned()),
-                "require" => {
-                    return Err(ConfigError::new(
-                        "channel_binding=require: channel binding (SCRAM-SHA-256-PLUS) is not \
-                         supported yet",
-                    ));
-                }
+                "disable" | "prefer" | "require" => self.channel_binding = Some(v.to_owned()),
                 _ => {
                     return Err(ConfigError::new(format!(
                         "invalid channel_binding value: \"{v}\""

@@ -502,8 +502,16 @@ fn other_libpq_keys() {
     parse("gssencmode=disable channel_binding=prefer load_balance_hosts=disable");
     assert!(parse_err("gssencmode=require").contains("not supported"));
     assert_eq!(
-        parse_err("channel_binding=require"),
-        "channel_binding=require: channel binding (SCRAM-SHA-256-PLUS) is not supported yet"
+        parse("channel_binding=require").get_channel_binding(),
+        crate::config::ChannelBinding::Require
+    );
+    assert_eq!(
+        Config::new().get_channel_binding(),
+        crate::config::ChannelBinding::Prefer
+    );
+    assert_eq!(
+        parse_err("channel_binding=always"),
+        "invalid channel_binding value: \"always\""
     );
     assert!(parse_err("load_balance_hosts=random").contains("not supported"));
     assert_eq!(
@@ -1118,12 +1126,8 @@ fn env_refusals_the_finding_names() {
         resolve(&Config::new(), &[("USER", "u"), (var, value)], &NO_MACHINE)
     };
     assert_eq!(
-        with("PGCHANNELBINDING", "require"),
-        Err(
-            "channel_binding=require: channel binding (SCRAM-SHA-256-PLUS) is not supported yet \
-             (from PGCHANNELBINDING)"
-                .into()
-        )
+        with("PGCHANNELBINDING", "always").map(|c| c.get_channel_binding()),
+        Err("invalid channel_binding value: \"always\" (from PGCHANNELBINDING)".into())
     );
     assert_eq!(
         with("PGGSSENCMODE", "require"),
@@ -1306,7 +1310,7 @@ fn env_values_that_are_not_utf8() {
 #[test]
 fn env_errors_never_contain_the_password() {
     for (var, value) in [
-        ("PGCHANNELBINDING", "require"),
+        ("PGCHANNELBINDING", "always"),
         ("PGPORT", "x"),
         ("PGSERVICE", "s"),
         ("PGOPTIONS", "-c client_encoding=x"),

@@ -45,6 +45,17 @@ impl TlsVersion {
     }
 }
 
+/// libpq's `channel_binding`: whether SCRAM authentication binds itself to the TLS session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ChannelBinding {
+    /// Never bind.
+    Disable,
+    /// Bind when the connection is TLS and the server offers SCRAM-SHA-256-PLUS (default).
+    Prefer,
+    /// Refuse to authenticate any other way than SCRAM-SHA-256-PLUS over TLS.
+    Require,
+}
+
 /// Where the trusted root certificates come from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RootCert {
@@ -157,6 +168,15 @@ impl Config {
     /// `sslkey` as given (`None`: libpq's default `~/.postgresql/postgresql.key`).
     pub fn get_ssl_key(&self) -> Option<&str> {
         self.tls.key.as_deref()
+    }
+
+    /// `channel_binding` (`Prefer` when unset, as in libpq).
+    pub fn get_channel_binding(&self) -> ChannelBinding {
+        match self.channel_binding.as_deref() {
+            Some("disable") => ChannelBinding::Disable,
+            Some("require") => ChannelBinding::Require,
+            _ => ChannelBinding::Prefer,
+        }
     }
 
     /// `sslsni`: whether the host name is sent in the TLS handshake (default on).

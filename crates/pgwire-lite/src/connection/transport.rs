@@ -192,6 +192,18 @@ impl Stream {
         }
     }
 
+    /// The `tls-server-end-point` channel-binding data of a TLS stream (`None` without TLS, or
+    /// when the certificate's signature algorithm has no RFC 5929 hash).
+    pub(super) fn tls_server_end_point(&self) -> Option<Vec<u8>> {
+        match self {
+            Stream::Tls(s, ..) => {
+                let cert = s.get_ref().1.peer_certificates()?.first()?;
+                crate::auth::end_point::tls_server_end_point(cert)
+            }
+            _ => None,
+        }
+    }
+
     /// Whether the stream is encrypted.
     pub(super) fn is_tls(&self) -> bool {
         matches!(self, Stream::Tls(..))
