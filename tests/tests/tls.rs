@@ -351,6 +351,44 @@ async fn scram_over_tls_and_secrets_stay_out_of_errors() {
 }
 
 #[tokio::test]
+async fn large_requests_and_results_over_tls() {
+    let t = tls();
+    let dsn = t.dsn(
+        "localhost",
+        "trust_user",
+        &format!("sslmode=verify-full sslrootcert={}", t.file("ca.crt")),
+    );
+    let mut c = connect(&dsn).await.unwrap();
+    // Far more than the socket buffers hold: rustls must not keep the tail of a request back.
+    let big = "x".repeat(16 << 20);
+    let n: i32 = c
+        .query_one("SELECT length($1::text)", &[&big])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(n, 16 << 20);
+    let sql = format!("SELECT length('{big}')");
+    let results = c.simple_query(&sql).await.unwrap();
+    assert_eq!(results[0].rows()[0].raw(0).unwrap(), Some(&b"16777216"[..]));
+    let back: String = c
+        .query_one("SELECT repeat('y', 8 << 20)", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(back.len(), 8 << 20);
+    // Server output while we write (notices at every row) must not deadlock either.
+    c.batch_execute("SET client_min_messages = debug5")
+        .await
+        .unwrap();
+    let n: i32 = c
+        .query_one("SELECT length($1::text)", &[&big])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(n, 16 << 20);
+}
+
+#[tokio::test]
 async fn channel_binding() {
     let t = tls();
     let root = format!("sslrootcert={}", t.file("ca.crt"));

@@ -149,7 +149,11 @@ impl Stream {
     pub(super) async fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
         match self {
             Stream::Tcp(s) => s.write_all(buf).await,
-            Stream::Tls(s, ..) => s.write_all(buf).await,
+            // rustls may keep records back when the socket would block: flush sends them.
+            Stream::Tls(s, ..) => {
+                s.write_all(buf).await?;
+                s.flush().await
+            }
             #[cfg(unix)]
             Stream::Unix(s) => s.write_all(buf).await,
         }
@@ -348,17 +352,24 @@ where
     let mut chunk = [0u8; READ_CHUNK];
     std::future::poll_fn(|cx| {
         loop {
-            match Pin::new(&mut *w).poll_write(cx, buf) {
-                Poll::Ready(Ok(0)) => return Poll::Ready(Err(io::ErrorKind::WriteZero.into())),
-                Poll::Ready(Ok(n)) => {
-                    buf = &buf[n..];
-                    if buf.is_empty() {
-                        return Poll::Ready(Ok(()));
-                    }
-                    continue;
+            if buf.is_empty() {
+                // TLS may still hold records back; for a plain socket this is ready at once.
+                match Pin::new(&mut *w).poll_flush(cx) {
+                    Poll::Ready(r) => return Poll::Ready(r),
+                    Poll::Pending => {}
                 }
-                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
-                Poll::Pending => {}
+            } else {
+                match Pin::new(&mut *w).poll_write(cx, buf) {
+                    Poll::Ready(Ok(0)) => {
+                        return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
+                    }
+                    Poll::Ready(Ok(n)) => {
+                        buf = &buf[n..];
+                        continue;
+                    }
+                    Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                    Poll::Pending => {}
+                }
             }
             if eof {
                 return Poll::Pending;
