@@ -7,9 +7,10 @@
 //! | file | what lives there |
 //! |---|---|
 //! | `mod.rs` | the struct, accessors, settings, close |
-//! | `transport.rs` | TCP / Unix stream, [`Peer`], socket options, write-while-reading, idle read |
-//! | `connect.rs` | address resolution, multi-host, `target_session_attrs` |
-//! | `startup.rs` | startup packet and authentication |
+//! | `transport.rs` | TCP / TLS / Unix stream, [`Peer`], socket options, write-while-reading, idle read |
+//! | `tls.rs` | `sslmode`: SSLRequest, certificate verification, client certificates (rustls) |
+//! | `connect.rs` | address resolution, multi-host, `target_session_attrs`, sslmode retries |
+//! | `startup.rs` | startup packet and authentication (SCRAM channel binding) |
 //! | `reader.rs` | the request-state core: what a request is owed, the read loop |
 //! | `simple_query.rs`, `prepare.rs`, `extended.rs`, `pipeline.rs` | the operations |
 //! | `timeout.rs`, `cancel.rs` | query timeouts and CancelRequest |
