@@ -122,6 +122,16 @@ impl Cluster {
     /// When the PostgreSQL binaries are missing (the message says what to install) or the server
     /// does not start (the message includes its log).
     pub fn start_throwaway() -> Cluster {
+        Cluster::start_throwaway_with(|_| {})
+    }
+
+    /// [`Cluster::start_throwaway`], with `prepare` called on the data directory before the
+    /// server starts: for a test that needs its own `postgresql.conf` lines, `pg_hba.conf` or
+    /// files (TLS certificates, say). Files it writes are then handed to the server's account.
+    ///
+    /// # Panics
+    /// As [`Cluster::start_throwaway`].
+    pub fn start_throwaway_with(prepare: impl FnOnce(&Path)) -> Cluster {
         let bin_dir = bins::find_bin_dir();
         let account = sys::server_account();
         let tmp = std::env::temp_dir();
@@ -160,6 +170,7 @@ impl Cluster {
         );
         std::fs::create_dir(&local.socket_dir)
             .unwrap_or_else(|e| panic!("creating {}: {e}", local.socket_dir.display()));
+        prepare(&local.data_dir);
         sys::chown_tree(&local.dir, account);
 
         let port = local.start_on_free_port();

@@ -20,11 +20,22 @@ fn auth(kind: i32, data: &[u8]) -> Vec<u8> {
 }
 
 async fn read_startup(s: &mut TcpStream) -> Vec<u8> {
-    let len = s.read_i32().await.unwrap() as usize;
-    let mut body = vec![0; len - 4];
-    s.read_exact(&mut body).await.unwrap();
-    body
+    loop {
+        let len = s.read_i32().await.unwrap() as usize;
+        let mut body = vec![0; len - 4];
+        s.read_exact(&mut body).await.unwrap();
+        // sslmode=prefer asks for TLS first; these servers have none, as a server with
+        // ssl=off answers.
+        if body == SSL_REQUEST_CODE.to_be_bytes() {
+            s.write_all(b"N").await.unwrap();
+            continue;
+        }
+        return body;
+    }
 }
+
+/// The SSLRequest code (1234 << 16 | 5679).
+const SSL_REQUEST_CODE: i32 = 80_877_103;
 
 async fn read_msg(s: &mut TcpStream) -> (u8, Vec<u8>) {
     let tag = s.read_u8().await.unwrap();

@@ -1,9 +1,10 @@
-//! Password authentication: SCRAM-SHA-256 and MD5.
+//! Password authentication: SCRAM-SHA-256 (with TLS channel binding) and MD5.
 //!
 //! Pure functions and small state machines, no I/O: the connection code reads the
 //! Authentication* messages, feeds their bodies in here and writes back what comes out.
 //! Cleartext needs no help: the password goes into a PasswordMessage as it is.
 
+pub(crate) mod end_point;
 pub mod md5;
 pub mod scram;
 

@@ -1,4 +1,5 @@
-//! SCRAM-SHA-256 (RFC 5802, RFC 7677) as PostgreSQL speaks it, without channel binding.
+//! SCRAM-SHA-256 and SCRAM-SHA-256-PLUS (RFC 5802, RFC 7677, channel binding
+//! `tls-server-end-point` of RFC 5929) as PostgreSQL speaks them.
 //!
 //! The exchange, driven by the connection code:
 //!
@@ -13,8 +14,10 @@
 //! any work is done, and the iteration count is capped ([`MAX_ITERATIONS`]).
 //!
 //! PostgreSQL takes the user name from the startup packet and ignores the SCRAM one, so we send
-//! `n=` empty, as libpq does. We have no TLS, so the GS2 header is `n,,` (no channel binding);
-//! `c=biws` is its base64.
+//! `n=` empty, as libpq does. The GS2 header says what we do about channel binding ([`Binding`]):
+//! `n,,` without TLS, `y,,` over TLS when the server offers no `-PLUS` mechanism (so a man in
+//! the middle who strips it is detected by a server that does support it), and
+//! `p=tls-server-end-point,,` with the server certificate's hash bound into the proof.
 
 use std::fmt;
 
@@ -31,6 +34,58 @@ type HmacSha256 = Hmac<Sha256>;
 /// The SASL mechanism name, as listed in AuthenticationSASL and sent in SASLInitialResponse.
 pub const SCRAM_SHA_256: &str = "SCRAM-SHA-256";
 
+/// The channel-binding variant's mechanism name.
+pub const SCRAM_SHA_256_PLUS: &str = "SCRAM-SHA-256-PLUS";
+
+/// What the client does about channel binding, which decides the GS2 header.
+#[derive(Clone, PartialEq, Eq)]
+pub enum Binding {
+    /// `n,,`: the client cannot bind (no TLS).
+    Unsupported,
+    /// `y,,`: the client could bind but the server offered no `-PLUS` mechanism.
+    NotOffered,
+    /// `p=tls-server-end-point,,`: bound to this `tls-server-end-point` data (the hash of the
+    /// server's certificate).
+    TlsServerEndPoint(Vec<u8>),
+}
+
+impl fmt::Debug for Binding {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Binding::Unsupported => "Unsupported",
+            Binding::NotOffered => "NotOffered",
+            Binding::TlsServerEndPoint(_) => "TlsServerEndPoint",
+        })
+    }
+}
+
+impl Binding {
+    fn gs2_header(&self) -> &'static str {
+        match self {
+            Binding::Unsupported => "n,,",
+            Binding::NotOffered => "y,,",
+            Binding::TlsServerEndPoint(_) => "p=tls-server-end-point,,",
+        }
+    }
+
+    /// The `c=` value: base64 of the GS2 header followed by the binding data.
+    fn c_attribute(&self) -> String {
+        let mut raw = self.gs2_header().as_bytes().to_vec();
+        if let Binding::TlsServerEndPoint(data) = self {
+            raw.extend_from_slice(data);
+        }
+        BASE64.encode(raw)
+    }
+
+    /// The SASL mechanism this binding goes with.
+    pub fn mechanism(&self) -> &'static str {
+        match self {
+            Binding::TlsServerEndPoint(_) => SCRAM_SHA_256_PLUS,
+            _ => SCRAM_SHA_256,
+        }
+    }
+}
+
 /// The largest PBKDF2 iteration count we agree to compute.
 ///
 /// A hostile or misconfigured server picks the count, and each iteration costs two SHA-256
@@ -45,12 +100,6 @@ pub const MAX_ITERATIONS: u32 = 1_000_000;
 /// Length of the random client nonce before base64: 18 bytes give 24 characters, no padding.
 const NONCE_LEN: usize = 18;
 
-/// The GS2 header for "client does not support channel binding": `n,,`.
-const GS2_HEADER: &str = "n,,";
-
-/// `c=` value: base64 of the GS2 header.
-const CHANNEL_BINDING: &str = "biws";
-
 /// The longest part of a server `e=` reason we copy into an error.
 const MAX_REASON_LEN: usize = 128;
 
@@ -62,6 +111,10 @@ const MAX_REASON_LEN: usize = 128;
 pub struct ScramSha256 {
     /// `n,,n=,r=<nonce>`: the GS2 header followed by client-first-message-bare.
     client_first: Vec<u8>,
+    /// Length of the GS2 header at the start of `client_first`.
+    gs2_len: usize,
+    /// The client-final `c=` value.
+    c_attribute: String,
     /// Our nonce, printable ASCII without `,` when we generated it.
     nonce: String,
     state: State,
@@ -117,13 +170,15 @@ impl ScramSha256 {
     /// The password is SASLprep'd when it is UTF-8 and SASLprep accepts it, and used as raw
     /// bytes otherwise: that is what PostgreSQL does when it stores the verifier.
     /// Fails only when the operating system cannot provide random bytes.
-    pub fn new(password: &[u8]) -> Result<ScramSha256, Error> {
+    ///
+    /// `binding` decides the GS2 header; SASLInitialResponse names [`Binding::mechanism`].
+    pub fn new(password: &[u8], binding: Binding) -> Result<ScramSha256, Error> {
         let mut raw = [0u8; NONCE_LEN];
         getrandom::fill(&mut raw).map_err(|e| {
             Error::auth(format!("cannot get random bytes for the SCRAM nonce: {e}"))
         })?;
         let nonce = BASE64.encode(raw);
-        Ok(Self::build("", password, &nonce))
+        Ok(Self::build("", password, &nonce, &binding))
     }
 
     /// Starts an exchange with a fixed nonce, for tests replaying recorded transcripts.
@@ -133,27 +188,42 @@ impl ScramSha256 {
     /// server refuse the exchange, or [`update`](Self::update) fail.
     #[cfg(any(test, feature = "fuzzing"))]
     pub fn with_nonce(password: &[u8], nonce: &str) -> ScramSha256 {
-        Self::build("", password, nonce)
+        Self::build("", password, nonce, &Binding::Unsupported)
+    }
+
+    /// [`with_nonce`](Self::with_nonce) with a channel-binding choice.
+    #[cfg(test)]
+    fn with_binding_and_nonce(password: &[u8], nonce: &str, binding: &Binding) -> ScramSha256 {
+        Self::build("", password, nonce, binding)
     }
 
     /// Like [`with_nonce`](Self::with_nonce) with a user name in client-first, as in the RFC
     /// examples (PostgreSQL ignores it, so the connection never sets one).
     #[cfg(test)]
     fn with_user_and_nonce(user: &str, password: &[u8], nonce: &str) -> ScramSha256 {
-        Self::build(user, password, nonce)
+        Self::build(user, password, nonce, &Binding::Unsupported)
     }
 
-    fn build(user: &str, password: &[u8], nonce: &str) -> ScramSha256 {
+    fn build(user: &str, password: &[u8], nonce: &str, binding: &Binding) -> ScramSha256 {
         // RFC 5802 saslname: `=` and `,` are escaped.
         let user = user.replace('=', "=3D").replace(',', "=2C");
-        let client_first = format!("{GS2_HEADER}n={user},r={nonce}").into_bytes();
+        let gs2 = binding.gs2_header();
+        let client_first = format!("{gs2}n={user},r={nonce}").into_bytes();
         ScramSha256 {
             client_first,
+            gs2_len: gs2.len(),
+            c_attribute: binding.c_attribute(),
             nonce: nonce.to_owned(),
             state: State::Initial {
                 password: normalize(password),
             },
         }
+    }
+
+    /// Whether this exchange binds the TLS channel (SCRAM-SHA-256-PLUS) and the server proved
+    /// it knows the password with that binding.
+    pub fn is_bound(&self) -> bool {
+        self.is_verified() && self.client_first.starts_with(b"p=")
     }
 
     /// The client-first-message, the data of SASLInitialResponse: `n,,n=,r=<nonce>`.
@@ -186,11 +256,8 @@ impl ScramSha256 {
         let server_key = hmac(&salted_password, b"Server Key")?;
         wipe(&mut salted_password);
 
-        let without_proof = format!("c={CHANNEL_BINDING},r={}", parsed.nonce);
-        let bare = self
-            .client_first
-            .get(GS2_HEADER.len()..)
-            .unwrap_or_default();
+        let without_proof = format!("c={},r={}", self.c_attribute, parsed.nonce);
+        let bare = self.client_first.get(self.gs2_len..).unwrap_or_default();
         let mut auth_message =
             Vec::with_capacity(bare.len() + server_first.len() + without_proof.len() + 2);
         auth_message.extend_from_slice(bare);
@@ -470,6 +537,43 @@ mod tests {
     }
 
     #[test]
+    fn channel_binding_headers_and_c_attribute() {
+        let data = vec![0xAB; 32];
+        for (binding, header) in [
+            (Binding::Unsupported, "n,,"),
+            (Binding::NotOffered, "y,,"),
+            (
+                Binding::TlsServerEndPoint(data.clone()),
+                "p=tls-server-end-point,,",
+            ),
+        ] {
+            let mut scram = ScramSha256::with_binding_and_nonce(b"pencil", RFC_NONCE, &binding);
+            let first = String::from_utf8(scram.client_first().to_vec()).unwrap();
+            assert_eq!(first, format!("{header}n=,r={RFC_NONCE}"));
+            let fin =
+                String::from_utf8(scram.update(CHEAP_SERVER_FIRST.as_bytes()).unwrap()).unwrap();
+            let mut raw = header.as_bytes().to_vec();
+            if let Binding::TlsServerEndPoint(d) = &binding {
+                raw.extend_from_slice(d);
+            }
+            assert!(
+                fin.starts_with(&format!("c={},r=", BASE64.encode(&raw))),
+                "{fin}"
+            );
+            assert!(
+                !format!("{binding:?}").contains("171"),
+                "binding data stays out of Debug"
+            );
+        }
+        assert_eq!(Binding::NotOffered.c_attribute(), "eSws");
+        assert_eq!(Binding::Unsupported.c_attribute(), "biws");
+        assert_eq!(
+            Binding::TlsServerEndPoint(data).mechanism(),
+            SCRAM_SHA_256_PLUS
+        );
+    }
+
+    #[test]
     fn rfc7677_vector() {
         let mut scram = ScramSha256::with_user_and_nonce("user", b"pencil", RFC_NONCE);
         assert_eq!(scram.client_first(), b"n,,n=user,r=rOprNGfwEbeRWgbNEkqO");
@@ -491,8 +595,8 @@ mod tests {
 
     #[test]
     fn random_nonce_shape() {
-        let a = ScramSha256::new(b"pw").unwrap();
-        let b = ScramSha256::new(b"pw").unwrap();
+        let a = ScramSha256::new(b"pw", Binding::Unsupported).unwrap();
+        let b = ScramSha256::new(b"pw", Binding::Unsupported).unwrap();
         let nonce = a.client_first().strip_prefix(b"n,,n=,r=").unwrap();
         assert_eq!(nonce.len(), 24);
         assert!(

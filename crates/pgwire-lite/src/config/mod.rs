@@ -27,6 +27,7 @@ mod key_value;
 mod options;
 mod params;
 mod resolve;
+mod tls;
 mod url;
 
 #[cfg(test)]
@@ -40,6 +41,7 @@ use std::time::Duration;
 use crate::error::ConfigError;
 
 pub use params::{Host, SslMode, TargetSessionAttrs};
+pub use tls::{ChannelBinding, RootCert, TlsVersion};
 
 use options::options_set_client_encoding;
 use url::{URL_SCHEMES, foreign_scheme, parse_url};
@@ -80,6 +82,7 @@ pub struct Config {
     channel_binding: Option<String>,
     load_balance_hosts: Option<String>,
     statement_cache_capacity: Option<usize>,
+    tls: tls::TlsParams,
 }
 
 impl Default for Config {
@@ -122,6 +125,7 @@ impl fmt::Debug for Config {
             .field("channel_binding", &self.channel_binding)
             .field("load_balance_hosts", &self.load_balance_hosts)
             .field("statement_cache_capacity", &self.statement_cache_capacity)
+            .field("tls", &self.tls)
             .finish()
     }
 }
@@ -160,6 +164,7 @@ impl Config {
             channel_binding: None,
             load_balance_hosts: None,
             statement_cache_capacity: None,
+            tls: tls::TlsParams::default(),
         }
     }
 
@@ -186,15 +191,11 @@ impl Config {
     /// Checks what can be checked without the environment; the connection calls it (through
     /// [`Config::resolve`]) before connecting, and [`Config::parse`] calls it too.
     ///
-    /// Rejects: an sslmode that needs TLS, a port list that cannot be matched to the host
+    /// Rejects: an empty TLS version range, a port list that cannot be matched to the host
     /// list, port 0, NUL bytes in any value sent to the server, and `options` that set
     /// `client_encoding` (we always speak UTF8).
     pub fn validate(&self) -> Result<(), ConfigError> {
-        if let Some(mode) = self.ssl_mode.filter(|m| m.requires_tls()) {
-            return Err(ConfigError::new(format!(
-                "sslmode={mode}: TLS is not supported yet"
-            )));
-        }
+        self.validate_tls()?;
         if !self.hosts.is_empty() {
             self.check_port_count()?;
         }
@@ -347,7 +348,7 @@ impl Config {
         self
     }
 
-    /// Sets the TLS mode. Modes needing TLS fail [`Config::validate`] for now.
+    /// Sets the TLS mode (`sslmode`).
     pub fn ssl_mode(&mut self, mode: SslMode) -> &mut Self {
         self.ssl_mode = Some(mode);
         self

@@ -35,6 +35,12 @@ pub(super) const SUPPORTED_KEYS: &[&str] = &[
     "load_balance_hosts",
     // Not libpq's: pgx's name. 0 turns named prepared statements off (transaction poolers).
     "statement_cache_capacity",
+    "sslrootcert",
+    "sslcert",
+    "sslkey",
+    "sslsni",
+    "ssl_min_protocol_version",
+    "ssl_max_protocol_version",
 ];
 
 /// libpq keys we know but cannot honour yet: rejected with "not supported" rather than
@@ -46,17 +52,11 @@ pub(super) const UNSUPPORTED_KEYS: &[&str] = &[
     "servicefile",
     "sslnegotiation",
     "sslcompression",
-    "sslcert",
-    "sslkey",
     "sslcertmode",
     "sslpassword",
-    "sslrootcert",
     "sslcrl",
     "sslcrldir",
-    "sslsni",
     "requirepeer",
-    "ssl_min_protocol_version",
-    "ssl_max_protocol_version",
     "min_protocol_version",
     "max_protocol_version",
     "krbsrvname",
@@ -161,23 +161,23 @@ impl fmt::Display for TargetSessionAttrs {
     }
 }
 
-/// libpq's `sslmode`. Only the modes that can work without TLS are accepted by
-/// [`Config::validate`] until TLS support lands.
+/// libpq's `sslmode`: whether TLS is tried or required, and what of the server's certificate
+/// is checked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum SslMode {
     /// Never use TLS.
     Disable,
-    /// Try without TLS first (we never retry with TLS, as there is none yet).
+    /// Plain text first; TLS only if the server refuses the plain connection.
     Allow,
-    /// Use TLS when the server offers it (the libpq default; without TLS support this is
-    /// plain text).
+    /// TLS when the server offers it, plain text when it says it has none (the default).
     #[default]
     Prefer,
-    /// TLS required, certificate not checked. Rejected for now.
+    /// TLS required; the certificate is checked only when a root certificate is configured
+    /// (`sslrootcert`, or `~/.postgresql/root.crt` exists), as in libpq.
     Require,
-    /// TLS required, certificate chain checked. Rejected for now.
+    /// TLS required, certificate chain checked against `sslrootcert`; host name not checked.
     VerifyCa,
-    /// TLS required, certificate chain and host name checked. Rejected for now.
+    /// TLS required, certificate chain and host name (SAN, IP addresses too) checked.
     VerifyFull,
 }
 
@@ -273,6 +273,9 @@ impl Config {
         };
         let opt = || (!v.is_empty()).then(|| v.to_owned());
         let int_for = |v: &str| parse_int(v, &origin.int_context(key));
+        if self.set_tls_param(key, v)? {
+            return Ok(());
+        }
         match key {
             "host" => self.hosts = parse_host_list(v),
             "port" => self.ports = parse_port_list(v, &origin.suffix())?,
@@ -328,14 +331,8 @@ impl Config {
                     )));
                 }
             },
-            // Channel binding needs TLS; without it only "no binding" can be honoured.
             "channel_binding" => match v {
-                "disable" | "prefer" => self.channel_binding = Some(v.to_owned()),
-                "require" => {
-                    return Err(ConfigError::new(
-                        "channel_binding=require: TLS is not supported yet",
-                    ));
-                }
+                "disable" | "prefer" | "require" => self.channel_binding = Some(v.to_owned()),
                 _ => {
                     return Err(ConfigError::new(format!(
                         "invalid channel_binding value: \"{v}\""
@@ -374,6 +371,9 @@ impl Config {
     /// lower-precedence source must leave it alone. Keys in [`UNSUPPORTED_KEYS`] never do:
     /// setting one fails.
     pub(super) fn is_given(&self, key: &str) -> bool {
+        if let Some(given) = self.tls_param_given(key) {
+            return given;
+        }
         match key {
             "host" => !self.hosts.is_empty(),
             "port" => !self.ports.is_empty(),

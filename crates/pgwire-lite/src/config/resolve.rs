@@ -173,6 +173,10 @@ impl Config {
         }
         // Resolved means complete: resolving again reads nothing from the environment.
         c.connect_timeout.get_or_insert(None);
+        // libpq: sslrootcert=system makes verify-full the default.
+        if c.get_ssl_root_cert() == Some(super::RootCert::System) {
+            c.ssl_mode.get_or_insert(SslMode::VerifyFull);
+        }
         c.ssl_mode.get_or_insert(SslMode::default());
         c.target_session_attrs
             .get_or_insert(TargetSessionAttrs::default());

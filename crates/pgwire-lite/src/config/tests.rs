@@ -253,8 +253,8 @@ fn url_port_errors() {
 #[test]
 fn url_ssl_true_is_sslmode_require() {
     assert_eq!(
-        parse_err("postgresql://h?ssl=true"),
-        "sslmode=require: TLS is not supported yet"
+        parse("postgresql://h?ssl=true").get_ssl_mode(),
+        SslMode::Require
     );
     assert!(parse_err("postgresql://h?ssl=1").contains("invalid ssl value"));
     assert_eq!(parse_err("ssl=true"), "invalid connection option \"ssl\"");
@@ -412,25 +412,64 @@ fn sslmode_values() {
         ("disable", SslMode::Disable),
         ("allow", SslMode::Allow),
         ("prefer", SslMode::Prefer),
+        ("require", SslMode::Require),
+        ("verify-ca", SslMode::VerifyCa),
+        ("verify-full", SslMode::VerifyFull),
     ] {
         assert_eq!(parse(&format!("sslmode={v}")).get_ssl_mode(), want);
         assert_eq!(want.to_string(), v);
-    }
-    for v in ["require", "verify-ca", "verify-full"] {
-        assert_eq!(
-            parse_err(&format!("sslmode={v}")),
-            format!("sslmode={v}: TLS is not supported yet")
-        );
         assert_eq!(v.parse::<SslMode>().map(SslMode::as_str), Ok(v));
     }
     assert_eq!(parse_err("sslmode=on"), "invalid sslmode value: \"on\"");
     assert_eq!(Config::new().get_ssl_mode(), SslMode::Prefer);
     let mut c = Config::new();
     c.ssl_mode(SslMode::VerifyFull);
-    assert_eq!(
-        c.validate().map_err(|e| e.to_string()),
-        Err("sslmode=verify-full: TLS is not supported yet".to_string())
+    assert_eq!(c.validate().map_err(|e| e.to_string()), Ok(()));
+}
+
+#[test]
+fn tls_keys() {
+    let c = parse(
+        "sslrootcert=/ca.pem sslcert=/c.pem sslkey=/c.key sslsni=0 \
+         ssl_min_protocol_version=TLSv1.3 ssl_max_protocol_version=TLSv1.3",
     );
+    assert_eq!(
+        c.get_ssl_root_cert(),
+        Some(crate::config::RootCert::File("/ca.pem".into()))
+    );
+    assert_eq!(c.get_ssl_cert(), Some("/c.pem"));
+    assert_eq!(c.get_ssl_key(), Some("/c.key"));
+    assert!(!c.get_ssl_sni());
+    assert!(Config::new().get_ssl_sni());
+    assert_eq!(
+        c.get_ssl_min_protocol_version(),
+        crate::config::TlsVersion::V1_3
+    );
+    assert_eq!(
+        Config::new().get_ssl_min_protocol_version(),
+        crate::config::TlsVersion::V1_2
+    );
+    assert_eq!(parse_err("sslsni=yes"), "invalid sslsni value: \"yes\"");
+    assert_eq!(
+        parse_err("ssl_min_protocol_version=TLSv9"),
+        "invalid ssl_min_protocol_version value: \"TLSv9\""
+    );
+    assert!(
+        parse_err("ssl_min_protocol_version=TLSv1.3 ssl_max_protocol_version=TLSv1.2")
+            .contains("ssl_min_protocol_version is above ssl_max_protocol_version")
+    );
+    // libpq: the system store only with a host name check, which it then defaults to.
+    assert_eq!(
+        parse_err("sslrootcert=system sslmode=require"),
+        "weak sslmode \"require\" may not be used with sslrootcert=system (use \"verify-full\")"
+    );
+    assert_eq!(
+        resolve(&parse("sslrootcert=system"), &[("USER", "u")], &NO_MACHINE)
+            .map(|c| c.get_ssl_mode()),
+        Ok(SslMode::VerifyFull)
+    );
+    // Paths only: nothing is read while parsing, and Debug shows no key material.
+    assert!(format!("{c:?}").contains("/c.key"));
 }
 
 #[test]
@@ -463,8 +502,16 @@ fn other_libpq_keys() {
     parse("gssencmode=disable channel_binding=prefer load_balance_hosts=disable");
     assert!(parse_err("gssencmode=require").contains("not supported"));
     assert_eq!(
-        parse_err("channel_binding=require"),
-        "channel_binding=require: TLS is not supported yet"
+        parse("channel_binding=require").get_channel_binding(),
+        crate::config::ChannelBinding::Require
+    );
+    assert_eq!(
+        Config::new().get_channel_binding(),
+        crate::config::ChannelBinding::Prefer
+    );
+    assert_eq!(
+        parse_err("channel_binding=always"),
+        "invalid channel_binding value: \"always\""
     );
     assert!(parse("load_balance_hosts=random").load_balances_randomly());
     assert!(!parse("load_balance_hosts=disable").load_balances_randomly());
@@ -473,8 +520,8 @@ fn other_libpq_keys() {
         "invalid load_balance_hosts value: \"sometimes\""
     );
     assert_eq!(
-        parse_err("sslrootcert=/x"),
-        "connection option \"sslrootcert\" is not supported"
+        parse_err("sslcrl=/x"),
+        "connection option \"sslcrl\" is not supported"
     );
     let c = parse("fallback_application_name=tool");
     assert_eq!(c.get_fallback_application_name(), Some("tool"));
@@ -580,7 +627,7 @@ fn errors_never_contain_the_password() {
         "password=sec ret123=x",
         "password=sec ret123",
         "password='secret123",
-        "password=secret123 sslmode=require",
+        "password=secret123 sslmode=required",
         "mysql://u:secret123@h",
         "password=secret123\0",
     ];
@@ -842,8 +889,8 @@ fn resolve_reports_bad_env_by_name() {
         Err("invalid sslmode value: \"bogus\" (from PGSSLMODE)".into())
     );
     assert_eq!(
-        with("PGSSLMODE", "require"),
-        Err("sslmode=require: TLS is not supported yet (from PGSSLMODE)".into())
+        with("PGSSLMODE", "require").map(|c| c.get_ssl_mode()),
+        Ok(SslMode::Require)
     );
     assert_eq!(
         with("PGTARGETSESSIONATTRS", "x"),
@@ -1084,20 +1131,20 @@ fn env_refusals_the_finding_names() {
         resolve(&Config::new(), &[("USER", "u"), (var, value)], &NO_MACHINE)
     };
     assert_eq!(
-        with("PGCHANNELBINDING", "require"),
-        Err("channel_binding=require: TLS is not supported yet (from PGCHANNELBINDING)".into())
+        with("PGCHANNELBINDING", "always").map(|c| c.get_channel_binding()),
+        Err("invalid channel_binding value: \"always\" (from PGCHANNELBINDING)".into())
     );
     assert_eq!(
         with("PGGSSENCMODE", "require"),
         Err("gssencmode=require: GSSAPI encryption is not supported (from PGGSSENCMODE)".into())
     );
     assert_eq!(
-        with("PGSSLMODE", "verify-full"),
-        Err("sslmode=verify-full: TLS is not supported yet (from PGSSLMODE)".into())
+        with("PGSSLROOTCERT", "system").map(|c| c.get_ssl_mode()),
+        Ok(SslMode::VerifyFull)
     );
     assert_eq!(
-        with("PGSSLROOTCERT", "/root.crt"),
-        Err("connection option \"sslrootcert\" is not supported (from PGSSLROOTCERT)".into())
+        with("PGSSLCRL", "/root.crl"),
+        Err("connection option \"sslcrl\" is not supported (from PGSSLCRL)".into())
     );
     assert_eq!(
         with("PGLOADBALANCEHOSTS", "sometimes"),
@@ -1180,10 +1227,7 @@ fn pgrequiressl_as_libpq_reads_it() {
         resolve(&Config::new(), &all, &NO_MACHINE).map(|c| c.get_ssl_mode())
     };
     for on in ["1", "1yes"] {
-        assert_eq!(
-            with(&[("PGREQUIRESSL", on)]),
-            Err("sslmode=require: TLS is not supported yet (from PGREQUIRESSL)".into())
-        );
+        assert_eq!(with(&[("PGREQUIRESSL", on)]), Ok(SslMode::Require));
     }
     // Other values are ignored; PGSSLMODE wins over it (libpq since 9.3).
     assert_eq!(with(&[("PGREQUIRESSL", "0")]), Ok(SslMode::Prefer));
@@ -1275,7 +1319,7 @@ fn env_values_that_are_not_utf8() {
 #[test]
 fn env_errors_never_contain_the_password() {
     for (var, value) in [
-        ("PGCHANNELBINDING", "require"),
+        ("PGCHANNELBINDING", "always"),
         ("PGPORT", "x"),
         ("PGSERVICE", "s"),
         ("PGOPTIONS", "-c client_encoding=x"),
@@ -1304,10 +1348,12 @@ fn env_errors_never_contain_the_password() {
 fn resolve_returns_a_validated_config() {
     // What validate() refuses, resolve() refuses, so connecting needs no second check.
     let mut tls = Config::new();
-    tls.user("u").ssl_mode(SslMode::VerifyFull);
+    tls.user("u")
+        .ssl_mode(SslMode::Require)
+        .ssl_root_cert("system");
     assert_eq!(
-        resolve(&tls, &[], &NO_MACHINE),
-        Err("sslmode=verify-full: TLS is not supported yet".into())
+        resolve(&tls, &[], &NO_MACHINE).map(|c| c.get_ssl_mode()),
+        Err("weak sslmode \"require\" may not be used with sslrootcert=system (use \"verify-full\")".into())
     );
     let mut enc = Config::new();
     enc.user("u").options("-c client_encoding=latin1");

@@ -20,6 +20,10 @@ pub struct CancelToken {
     pub(crate) peer: Peer,
     pub(crate) process_id: i32,
     pub(crate) secret_key: Box<[u8]>,
+    /// The TLS plan and host name when the connection used TLS: the CancelRequest then goes
+    /// over TLS too, with the same verification, as libpq 17's PQcancelCreate sends it (the
+    /// older PQcancel always sent it in plain text).
+    pub(crate) tls: Option<(std::sync::Arc<super::tls::TlsPlan>, String)>,
 }
 
 impl fmt::Debug for CancelToken {
@@ -28,6 +32,7 @@ impl fmt::Debug for CancelToken {
         f.debug_struct("CancelToken")
             .field("peer", &self.peer)
             .field("process_id", &self.process_id)
+            .field("tls", &self.tls.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -44,7 +49,7 @@ impl CancelToken {
     pub async fn cancel_query(&self) -> Result<()> {
         let mut buf = bytes::BytesMut::with_capacity(16 + self.secret_key.len());
         frontend::cancel_request(self.process_id, &self.secret_key, &mut buf)?;
-        let mut stream = self.peer.open().await?;
+        let mut stream = self.peer.open(self.tls.as_ref()).await?;
         stream.write_all(&buf).await?;
         stream.read_to_close().await?;
         Ok(())

@@ -3,10 +3,12 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use super::Connection;
+use super::tls::TlsPlan;
 use super::transport::{Stream, connect_error, tcp_address, tcp_target};
-use crate::config::{Config, Host, TargetSessionAttrs};
+use crate::config::{Config, Host, SslMode, TargetSessionAttrs};
 use crate::error::{ConfigError, Error, Result};
 
 impl Connection {
@@ -28,6 +30,14 @@ impl Connection {
     pub async fn connect(config: &Config) -> Result<Connection> {
         // Resolved configurations are validated already.
         let config = config.resolve()?;
+        // Read once per connect: the certificate files, as libpq reads them per connection.
+        // TLS is never used over Unix sockets (libpq), so a socket-only configuration needs no
+        // TLS setup at all.
+        let tls = if config.get_hosts().iter().any(|h| matches!(h, Host::Tcp(_))) {
+            TlsPlan::new(&config)?
+        } else {
+            None
+        };
         let timeout = config.get_connect_timeout();
         let passes = match config.get_target_session_attrs() {
             TargetSessionAttrs::PreferStandby => {
@@ -67,7 +77,8 @@ impl Connection {
                 };
                 for addr in addrs {
                     let attempt = async {
-                        let mut conn = Self::connect_one(&config, &addr, port).await?;
+                        let mut conn =
+                            Self::connect_one(&config, &addr, port, tls.as_ref()).await?;
                         if let Some(why) = conn.session_attrs_mismatch(want).await? {
                             // Best effort: the server gets a Terminate, we go on either way.
                             let _ = conn.close().await;
@@ -94,16 +105,75 @@ impl Connection {
         Err(last_err.unwrap_or_else(|| Error::Config(ConfigError::new("no host to connect to"))))
     }
 
-    async fn connect_one(config: &Config, target: &Target, port: u16) -> Result<Connection> {
-        let (stream, peer) = match target {
-            Target::Tcp(name, addr) => Stream::connect_tcp(name, addr, config).await?,
-            Target::Unix(dir) => Stream::connect_unix(dir, port).await?,
+    async fn connect_one(
+        config: &Config,
+        target: &Target,
+        port: u16,
+        tls: Option<&Arc<TlsPlan>>,
+    ) -> Result<Connection> {
+        // libpq's second chances: under allow, plain text first and TLS if the server refuses
+        // that session; under prefer, a session the server refuses over TLS (a `hostnossl`
+        // line, say) is tried again in plain text.
+        if let (Target::Tcp(..), Some(plan)) = (target, tls) {
+            match plan.mode() {
+                SslMode::Allow => {
+                    return match Self::attempt(config, target, port, None, false).await {
+                        (Err(Error::Db(_)), _) => {
+                            Self::attempt(config, target, port, tls, true).await.0
+                        }
+                        (other, _) => other,
+                    };
+                }
+                SslMode::Prefer => {
+                    return match Self::attempt(config, target, port, tls, false).await {
+                        (Err(Error::Db(_)), true) => {
+                            Self::attempt(config, target, port, None, false).await.0
+                        }
+                        (other, _) => other,
+                    };
+                }
+                _ => {}
+            }
+        }
+        Self::attempt(config, target, port, tls, false).await.0
+    }
+
+    async fn attempt(
+        config: &Config,
+        target: &Target,
+        port: u16,
+        tls: Option<&Arc<TlsPlan>>,
+        require_tls: bool,
+    ) -> (Result<Connection>, bool) {
+        let opened = match target {
+            Target::Tcp(name, addr) => {
+                Stream::connect_tcp_tls(name, addr, config, tls, require_tls).await
+            }
+            Target::Unix(dir) => Stream::connect_unix(dir, port).await,
         };
+        let (stream, peer) = match opened {
+            Ok(o) => o,
+            Err(e) => return (Err(e), false),
+        };
+        let used_tls = stream.is_tls();
         let mut conn = Connection::new(stream, peer);
         if let Some(n) = config.get_statement_cache_capacity() {
             conn.set_statement_cache_capacity(n);
         }
-        match conn.startup(config).await {
+        (
+            Self::started(conn.startup(config).await, conn, target, port),
+            used_tls,
+        )
+    }
+
+    /// The connection once `startup` ended with `result`, or its error naming the server.
+    fn started(
+        result: Result<()>,
+        conn: Connection,
+        target: &Target,
+        port: u16,
+    ) -> Result<Connection> {
+        match result {
             Ok(()) => Ok(conn),
             // Which server refused: with several hosts, or a pool's many connections, the
             // error alone does not say.

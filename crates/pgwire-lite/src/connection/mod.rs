@@ -7,9 +7,10 @@
 //! | file | what lives there |
 //! |---|---|
 //! | `mod.rs` | the struct, accessors, settings, close |
-//! | `transport.rs` | TCP / Unix stream, [`Peer`], socket options, write-while-reading, idle read |
-//! | `connect.rs` | address resolution, multi-host, `target_session_attrs` |
-//! | `startup.rs` | startup packet and authentication |
+//! | `transport.rs` | TCP / TLS / Unix stream, [`Peer`], socket options, write-while-reading, idle read |
+//! | `tls.rs` | `sslmode`: SSLRequest, certificate verification, client certificates (rustls) |
+//! | `connect.rs` | address resolution, multi-host, `target_session_attrs`, sslmode retries |
+//! | `startup.rs` | startup packet and authentication (SCRAM channel binding) |
 //! | `reader.rs` | the request-state core: what a request is owed, the read loop |
 //! | `simple_query.rs`, `prepare.rs`, `extended.rs`, `pipeline.rs` | the operations |
 //! | `stream.rs`, `copy.rs`, `binary_copy.rs` | streamed rows, COPY FROM STDIN / TO STDOUT, typed binary COPY |
@@ -49,6 +50,7 @@ mod simple_query;
 mod startup;
 mod stream;
 mod timeout;
+mod tls;
 mod transport;
 
 pub use binary_copy::{BinaryCopyInWriter, BinaryCopyOutRow, BinaryCopyOutStream};

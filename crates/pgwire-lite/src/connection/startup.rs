@@ -1,12 +1,14 @@
-//! Startup and authentication: the startup packet, then SCRAM-SHA-256, MD5 or cleartext as the
-//! server asks and `require_auth` allows, up to the first ReadyForQuery.
+//! Startup and authentication: the startup packet, then SCRAM-SHA-256(-PLUS), MD5 or cleartext
+//! as the server asks and `require_auth` and `channel_binding` allow, up to the first
+//! ReadyForQuery.
 
 use bytes::Bytes;
 
 use super::Connection;
 use super::reader::Owes;
-use crate::auth::{AuthMethod, RequireAuth, md5::md5_password, scram::ScramSha256};
-use crate::config::Config;
+use crate::auth::scram::{Binding, SCRAM_SHA_256_PLUS, ScramSha256};
+use crate::auth::{AuthMethod, RequireAuth, md5::md5_password};
+use crate::config::{ChannelBinding, Config};
 use crate::error::{ConfigError, Error, Result};
 use crate::protocol::backend::{self, BackendMessage, MAX_AUTH_MESSAGE_LEN};
 use crate::protocol::frontend;
@@ -41,8 +43,13 @@ impl Connection {
             Some(r) => RequireAuth::parse(r)?,
             None => RequireAuth::default(),
         };
-        self.authenticate(user, config.get_password(), require)
-            .await?;
+        self.authenticate(
+            user,
+            config.get_password(),
+            require,
+            config.get_channel_binding(),
+        )
+        .await?;
         // After AuthenticationOk: BackendKeyData, ParameterStatus (handled in recv), then
         // ReadyForQuery, or an ErrorResponse.
         loop {
@@ -117,7 +124,17 @@ impl Connection {
         user: &str,
         password: Option<&[u8]>,
         require: RequireAuth,
+        binding: ChannelBinding,
     ) -> Result<()> {
+        let must_bind = binding == ChannelBinding::Require;
+        if must_bind && !self.stream.is_tls() {
+            return Err(Error::auth("channel binding required, but SSL not in use"));
+        }
+        let not_bindable = || {
+            Error::auth(
+                "channel binding required but not supported by server's authentication request",
+            )
+        };
         let need_password = |method: &str| {
             Error::auth(format!(
                 "the server requested {method} password authentication, but no password was given"
@@ -154,6 +171,12 @@ impl Connection {
                     if !requested {
                         check(AuthMethod::None)?;
                     }
+                    if must_bind && !scram.as_ref().is_some_and(ScramSha256::is_bound) {
+                        return Err(Error::auth(
+                            "channel binding required, but server authenticated client without \
+                             channel binding",
+                        ));
+                    }
                     // A server that skips SASLFinal never proved it knows the password: it
                     // could be anyone who intercepted the connection.
                     if let Some(s) = &scram {
@@ -168,11 +191,17 @@ impl Connection {
                 }
                 BackendMessage::AuthenticationCleartextPassword => {
                     check(AuthMethod::Password)?;
+                    if must_bind {
+                        return Err(not_bindable());
+                    }
                     let pw = password.ok_or_else(|| need_password("cleartext"))?;
                     frontend::password_message(pw, &mut self.write_buf)?;
                 }
                 BackendMessage::AuthenticationMD5Password { salt } => {
                     check(AuthMethod::Md5)?;
+                    if must_bind {
+                        return Err(not_bindable());
+                    }
                     let pw = password.ok_or_else(|| need_password("MD5"))?;
                     let hashed = md5_password(user.as_bytes(), pw, salt);
                     frontend::password_message(hashed.as_bytes(), &mut self.write_buf)?;
@@ -181,18 +210,35 @@ impl Connection {
                     if scram.is_some() {
                         return Err(Error::protocol("a second SASL exchange during startup"));
                     }
-                    if !mechanisms.contains(&crate::auth::scram::SCRAM_SHA_256) {
+                    check(AuthMethod::ScramSha256)?;
+                    let plus_offered = mechanisms.contains(&SCRAM_SHA_256_PLUS);
+                    let chosen = choose_binding(
+                        binding,
+                        self.stream.is_tls(),
+                        plus_offered,
+                        self.stream.tls_server_end_point(),
+                    );
+                    let chosen = match chosen {
+                        Some(b) if !must_bind || b.mechanism() == SCRAM_SHA_256_PLUS => b,
+                        _ if must_bind => {
+                            return Err(Error::auth(
+                                "channel binding is required, but server did not offer an \
+                                 authentication method that supports channel binding",
+                            ));
+                        }
+                        _ => Binding::Unsupported,
+                    };
+                    if !mechanisms.contains(&chosen.mechanism()) {
                         return Err(Error::auth(format!(
                             "the server offers only SASL mechanisms {mechanisms:?}; supported: \
-                             SCRAM-SHA-256 (SCRAM-SHA-256-PLUS needs TLS channel binding, \
-                             which is not supported yet)"
+                             SCRAM-SHA-256, and SCRAM-SHA-256-PLUS over TLS"
                         )));
                     }
-                    check(AuthMethod::ScramSha256)?;
                     let pw = password.ok_or_else(|| need_password("SCRAM-SHA-256"))?;
-                    let s = ScramSha256::new(pw)?;
+                    let mechanism = chosen.mechanism();
+                    let s = ScramSha256::new(pw, chosen)?;
                     frontend::sasl_initial_response(
-                        crate::auth::scram::SCRAM_SHA_256,
+                        mechanism,
                         s.client_first(),
                         &mut self.write_buf,
                     )?;
@@ -222,10 +268,16 @@ impl Connection {
                 }
                 BackendMessage::AuthenticationGSS | BackendMessage::AuthenticationGSSContinue => {
                     check(AuthMethod::Gss)?;
+                    if must_bind {
+                        return Err(not_bindable());
+                    }
                     return Err(Error::auth("GSSAPI authentication is not supported"));
                 }
                 BackendMessage::AuthenticationSSPI => {
                     check(AuthMethod::Sspi)?;
+                    if must_bind {
+                        return Err(not_bindable());
+                    }
                     return Err(Error::auth("SSPI authentication is not supported"));
                 }
                 BackendMessage::ErrorResponse(f) => return Err(self.db_error(&f)),
@@ -247,5 +299,25 @@ impl Connection {
         let r = self.recv().await;
         self.max_message_len = cap;
         r
+    }
+}
+
+/// libpq's choice of GS2 header: bind when allowed, on TLS, offered and computable; say `y`
+/// (could bind, not offered) on TLS when the server lists no -PLUS mechanism, so a server that
+/// does support it detects a stripped list; `n` otherwise. `None`: binding is impossible
+/// although the server offered it (no computable certificate hash).
+fn choose_binding(
+    binding: ChannelBinding,
+    tls: bool,
+    plus_offered: bool,
+    end_point: Option<Vec<u8>>,
+) -> Option<Binding> {
+    if binding == ChannelBinding::Disable || !tls {
+        return Some(Binding::Unsupported);
+    }
+    match (plus_offered, end_point) {
+        (true, Some(data)) => Some(Binding::TlsServerEndPoint(data)),
+        (true, None) => None,
+        (false, _) => Some(Binding::NotOffered),
     }
 }

@@ -26,6 +26,7 @@ impl Connection {
             peer: self.peer.clone(),
             process_id: self.process_id,
             secret_key: self.secret_key.clone(),
+            tls: self.stream.cancel_tls(),
         }
     }
 

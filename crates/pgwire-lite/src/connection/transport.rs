@@ -1,20 +1,23 @@
-//! The byte stream under a connection: TCP or a Unix socket, with libpq's socket options,
-//! write-while-reading for large requests, and the non-blocking idle check.
+//! The byte stream under a connection: TCP, TLS over TCP, or a Unix socket, with libpq's
+//! socket options, write-while-reading for large requests, and the non-blocking idle check.
 //!
-//! Everything that knows what kind of socket it is lives here; TLS plugs in here and nowhere
-//! else.
+//! Everything that knows what kind of socket it is lives here (the TLS negotiation itself is in
+//! `tls.rs`); every query path sees only [`Stream`].
 
 use std::io;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use bytes::BytesMut;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 #[cfg(unix)]
 use tokio::net::UnixStream;
+use tokio_rustls::client::TlsStream;
 
-use crate::config::Config;
+use super::tls::{Negotiated, TlsPlan};
+use crate::config::{Config, SslMode};
 use crate::error::{Error, Result};
 
 /// Reads take at most this much at a time, and the read buffer grows in steps of it: it never
@@ -31,13 +34,24 @@ pub enum Peer {
 }
 
 impl Peer {
-    /// Opens a new stream to the same place, for a CancelRequest.
-    pub(super) async fn open(&self) -> Result<Stream> {
+    /// Opens a new stream to the same place, for a CancelRequest: over TLS when `tls` is given
+    /// (the connection used TLS), as libpq 17's PQcancelCreate does.
+    pub(super) async fn open(&self, tls: Option<&(Arc<TlsPlan>, String)>) -> Result<Stream> {
         match self {
             Peer::Tcp(addr) => {
                 let s = TcpStream::connect(addr).await?;
                 s.set_nodelay(true)?;
-                Ok(Stream::Tcp(s))
+                match tls {
+                    None => Ok(Stream::Tcp(s)),
+                    Some((plan, host)) => match plan.negotiate(s, host).await? {
+                        Negotiated::Tls(t) => Ok(Stream::Tls(t, plan.clone(), host.clone())),
+                        Negotiated::Refused(_) => Err(super::tls::tls_error(
+                            "server does not support SSL, but the connection being cancelled \
+                             used it",
+                        )),
+                        Negotiated::HandshakeFailed(e) => Err(e),
+                    },
+                }
             }
             #[cfg(unix)]
             Peer::Unix(path) => Ok(Stream::Unix(UnixStream::connect(path).await?)),
@@ -50,6 +64,9 @@ impl Peer {
 /// A connected socket.
 pub(super) enum Stream {
     Tcp(TcpStream),
+    /// TLS over TCP, with the plan and host name it was made with (a cancel request reuses
+    /// them).
+    Tls(Box<TlsStream<TcpStream>>, Arc<TlsPlan>, String),
     #[cfg(unix)]
     Unix(UnixStream),
 }
@@ -61,7 +78,7 @@ impl Stream {
         name: &str,
         addr: &SocketAddr,
         config: &Config,
-    ) -> Result<(Stream, Peer)> {
+    ) -> Result<(TcpStream, Peer)> {
         let s = TcpStream::connect(addr)
             .await
             .map_err(|e| connect_error(e, &tcp_target(name, addr)))?;
@@ -69,7 +86,38 @@ impl Stream {
         s.set_nodelay(true)?;
         set_keepalive(&s, config)?;
         let addr = s.peer_addr()?;
-        Ok((Stream::Tcp(s), Peer::Tcp(addr)))
+        Ok((s, Peer::Tcp(addr)))
+    }
+
+    /// Connects over TCP and applies `sslmode`: an SSLRequest first unless TLS is off, then TLS
+    /// or (when the mode allows it and the server said `N`) plain text. `require_tls` is the
+    /// second attempt of `sslmode=allow`, which must not fall back again.
+    pub(super) async fn connect_tcp_tls(
+        name: &str,
+        addr: &SocketAddr,
+        config: &Config,
+        tls: Option<&Arc<TlsPlan>>,
+        require_tls: bool,
+    ) -> Result<(Stream, Peer)> {
+        let (tcp, peer) = Self::connect_tcp(name, addr, config).await?;
+        let Some(plan) = tls else {
+            return Ok((Stream::Tcp(tcp), peer));
+        };
+        let required = require_tls || plan.mode().requires_tls();
+        match plan.negotiate(tcp, name).await? {
+            Negotiated::Tls(t) => Ok((Stream::Tls(t, plan.clone(), name.to_owned()), peer)),
+            Negotiated::Refused(_) if required => Err(super::tls::tls_error(format!(
+                "server does not support SSL (TLS), but sslmode={} requires it",
+                plan.mode()
+            ))),
+            Negotiated::Refused(tcp) => Ok((Stream::Tcp(tcp), peer)),
+            // libpq's prefer: a failed handshake is retried without TLS on a new connection.
+            Negotiated::HandshakeFailed(_) if plan.mode() == SslMode::Prefer && !required => {
+                let (tcp, peer) = Self::connect_tcp(name, addr, config).await?;
+                Ok((Stream::Tcp(tcp), peer))
+            }
+            Negotiated::HandshakeFailed(e) => Err(e),
+        }
     }
 
     /// Connects to the server's socket `.s.PGSQL.<port>` in `dir`.
@@ -92,6 +140,7 @@ impl Stream {
     pub(super) async fn read_buf(&mut self, buf: &mut BytesMut) -> io::Result<usize> {
         match self {
             Stream::Tcp(s) => s.read_buf(buf).await,
+            Stream::Tls(s, ..) => s.read_buf(buf).await,
             #[cfg(unix)]
             Stream::Unix(s) => s.read_buf(buf).await,
         }
@@ -100,6 +149,11 @@ impl Stream {
     pub(super) async fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
         match self {
             Stream::Tcp(s) => s.write_all(buf).await,
+            // rustls may keep records back when the socket would block: flush sends them.
+            Stream::Tls(s, ..) => {
+                s.write_all(buf).await?;
+                s.flush().await
+            }
             #[cfg(unix)]
             Stream::Unix(s) => s.write_all(buf).await,
         }
@@ -121,6 +175,11 @@ impl Stream {
                 let (mut r, mut w) = s.split();
                 write_all_reading(&mut r, &mut w, buf, rbuf).await
             }
+            Stream::Tls(s, ..) => {
+                // One TLS session under both halves: tokio's split locks it per poll.
+                let (mut r, mut w) = tokio::io::split(&mut **s);
+                write_all_reading(&mut r, &mut w, buf, rbuf).await
+            }
             #[cfg(unix)]
             Stream::Unix(s) => {
                 let (mut r, mut w) = s.split();
@@ -129,12 +188,38 @@ impl Stream {
         }
     }
 
+    /// The TLS plan and host name to send a CancelRequest with, if this stream is TLS.
+    pub(super) fn cancel_tls(&self) -> Option<(Arc<TlsPlan>, String)> {
+        match self {
+            Stream::Tls(_, plan, host) => Some((plan.clone(), host.clone())),
+            _ => None,
+        }
+    }
+
+    /// The `tls-server-end-point` channel-binding data of a TLS stream (`None` without TLS, or
+    /// when the certificate's signature algorithm has no RFC 5929 hash).
+    pub(super) fn tls_server_end_point(&self) -> Option<Vec<u8>> {
+        match self {
+            Stream::Tls(s, ..) => {
+                let cert = s.get_ref().1.peer_certificates()?.first()?;
+                crate::auth::end_point::tls_server_end_point(cert)
+            }
+            _ => None,
+        }
+    }
+
+    /// Whether the stream is encrypted.
+    pub(super) fn is_tls(&self) -> bool {
+        matches!(self, Stream::Tls(..))
+    }
+
     /// Reads until the peer closes, discarding what arrives (the end of a CancelRequest).
     pub(super) async fn read_to_close(&mut self) -> io::Result<()> {
         let mut sink = [0u8; 64];
         loop {
             let n = match self {
                 Stream::Tcp(s) => s.read(&mut sink).await?,
+                Stream::Tls(s, ..) => s.read(&mut sink).await?,
                 #[cfg(unix)]
                 Stream::Unix(s) => s.read(&mut sink).await?,
             };
@@ -147,6 +232,7 @@ impl Stream {
     pub(super) async fn shutdown(&mut self) -> io::Result<()> {
         match self {
             Stream::Tcp(s) => s.shutdown().await,
+            Stream::Tls(s, ..) => s.shutdown().await,
             #[cfg(unix)]
             Stream::Unix(s) => s.shutdown().await,
         }
@@ -158,12 +244,18 @@ impl Stream {
     /// tokio's `try_read`: that trusts the reactor's readiness, which can lag a just-arrived EOF
     /// by a driver turn and would let a dead connection pass as idle. One syscall per checkout
     /// is the price.
-    pub(super) fn read_now(&self, buf: &mut BytesMut) -> ReadNow {
+    ///
+    /// Over TLS the socket's bytes are records, which must go through the TLS session: the
+    /// check peeks at the TCP socket (EOF with nothing before it is `Closed`), then polls the
+    /// TLS stream once with a no-op waker, which yields the plaintext rustls can decrypt now
+    /// (records tokio's readiness has not caught up with are left for the next real read).
+    pub(super) fn read_now(&mut self, buf: &mut BytesMut) -> ReadNow {
         let mut chunk = [0u8; 4096];
         let sock = match self {
-            Stream::Tcp(s) => socket2::SockRef::from(s),
+            Stream::Tls(s, ..) => return tls_read_now(s, buf),
+            Stream::Tcp(s) => socket2::SockRef::from(&*s),
             #[cfg(unix)]
-            Stream::Unix(s) => socket2::SockRef::from(s),
+            Stream::Unix(s) => socket2::SockRef::from(&*s),
         };
         loop {
             let mut r = &*sock;
@@ -174,6 +266,30 @@ impl Stream {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(_) => return ReadNow::Failed,
             }
+        }
+    }
+}
+
+fn tls_read_now(s: &mut TlsStream<TcpStream>, buf: &mut BytesMut) -> ReadNow {
+    use std::pin::Pin;
+    use std::task::{Context, Poll, Waker};
+    let mut peek = [std::mem::MaybeUninit::<u8>::uninit(); 1];
+    match socket2::SockRef::from(s.get_ref().0).peek(&mut peek) {
+        Ok(0) => return ReadNow::Closed,
+        Ok(_) => {}
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+        Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+        Err(_) => return ReadNow::Failed,
+    }
+    let mut cx = Context::from_waker(Waker::noop());
+    let mut chunk = [0u8; 4096];
+    loop {
+        let mut rb = tokio::io::ReadBuf::new(&mut chunk);
+        match tokio::io::AsyncRead::poll_read(Pin::new(&mut *s), &mut cx, &mut rb) {
+            Poll::Ready(Ok(())) if rb.filled().is_empty() => return ReadNow::Closed,
+            Poll::Ready(Ok(())) => buf.extend_from_slice(rb.filled()),
+            Poll::Ready(Err(_)) => return ReadNow::Failed,
+            Poll::Pending => return ReadNow::Open,
         }
     }
 }
@@ -236,17 +352,24 @@ where
     let mut chunk = [0u8; READ_CHUNK];
     std::future::poll_fn(|cx| {
         loop {
-            match Pin::new(&mut *w).poll_write(cx, buf) {
-                Poll::Ready(Ok(0)) => return Poll::Ready(Err(io::ErrorKind::WriteZero.into())),
-                Poll::Ready(Ok(n)) => {
-                    buf = &buf[n..];
-                    if buf.is_empty() {
-                        return Poll::Ready(Ok(()));
-                    }
-                    continue;
+            if buf.is_empty() {
+                // TLS may still hold records back; for a plain socket this is ready at once.
+                match Pin::new(&mut *w).poll_flush(cx) {
+                    Poll::Ready(r) => return Poll::Ready(r),
+                    Poll::Pending => {}
                 }
-                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
-                Poll::Pending => {}
+            } else {
+                match Pin::new(&mut *w).poll_write(cx, buf) {
+                    Poll::Ready(Ok(0)) => {
+                        return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
+                    }
+                    Poll::Ready(Ok(n)) => {
+                        buf = &buf[n..];
+                        continue;
+                    }
+                    Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                    Poll::Pending => {}
+                }
             }
             if eof {
                 return Poll::Pending;

@@ -19,6 +19,9 @@ pub const PROTOCOL_3_0: i32 = 196_608;
 /// The request code of a CancelRequest (1234 << 16 | 5678).
 const CANCEL_REQUEST_CODE: i32 = 80_877_102;
 
+/// The request code of an SSLRequest (1234 << 16 | 5679).
+const SSL_REQUEST_CODE: i32 = 80_877_103;
+
 /// Writes `tag`, then the body produced by `body`, with the length field back-patched.
 #[inline]
 fn write_message<F>(buf: &mut BytesMut, tag: Option<u8>, body: F) -> Result<(), Error>
@@ -298,9 +301,25 @@ pub fn cancel_request(process_id: i32, secret_key: &[u8], buf: &mut BytesMut) ->
     })
 }
 
+/// SSLRequest: asks the server to switch to TLS before the startup packet. The server answers
+/// with one byte, `S` or `N`, outside any message framing.
+pub fn ssl_request(buf: &mut BytesMut) -> Result<(), Error> {
+    write_message(buf, None, |buf| {
+        buf.put_i32(SSL_REQUEST_CODE);
+        Ok(())
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ssl_request_layout() {
+        let mut buf = BytesMut::new();
+        ssl_request(&mut buf).unwrap();
+        assert_eq!(&buf[..], &[0, 0, 0, 8, 0x04, 0xd2, 0x16, 0x2f]);
+    }
 
     #[test]
     fn startup_layout() {
