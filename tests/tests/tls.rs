@@ -75,6 +75,7 @@ fn tls() -> &'static Tls {
         let (server_crt, server_key) = make_leaf(&ca, &["localhost"], "localhost");
         let (client_crt, client_key) = make_leaf(&ca, &[], "cert_user");
         let other = make_ca("some other CA");
+        sweep_dead_client_dirs();
         let dir = std::env::temp_dir().join(format!("psqlpool-tls-client-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         write(&dir.join("ca.crt"), &ca.cert.pem(), 0o644);
@@ -657,4 +658,25 @@ async fn n_under_require_sends_nothing_in_plain_text() {
     assert!(e.to_string().contains("does not support SSL"), "{e}");
     let sent = rx.await.unwrap();
     assert!(sent.is_empty(), "sent in plain text: {sent:?}");
+}
+
+/// Removes the certificate directories of earlier test processes that have exited: the shared
+/// setup lives for the whole process, so nothing else can remove its own directory.
+fn sweep_dead_client_dirs() {
+    let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name
+            .to_str()
+            .and_then(|n| n.strip_prefix("psqlpool-tls-client-"))
+            .and_then(|p| p.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if pid != std::process::id() && !std::path::Path::new(&format!("/proc/{pid}")).exists() {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
 }
