@@ -742,3 +742,35 @@ async fn query_timeout_applies_to_every_borrower() {
         .unwrap_err();
     assert!(err.to_string().contains("query_timeout"), "{err}");
 }
+
+/// `param_types(FromValues)` holds for every connection and every borrower: a `&str` for
+/// `$1::int4` is declared text and cast by the server (inferred types would refuse it), and a
+/// borrower that switches back to inferred types does not pass that on.
+#[tokio::test]
+async fn pool_wide_param_types() {
+    let pool = started(
+        builder()
+            .max_db_pool_size(2)
+            .param_types(pool_core::ParamTypes::FromValues),
+    )
+    .await;
+    let res = pool.execute("SELECT $1::int4 + 1", &[&"41"]).await.unwrap();
+    assert_eq!(res.rows()[0].get::<_, i32>(0), 42);
+    {
+        let mut conn = pool.connection().await.unwrap();
+        let c = conn.connection_mut().await.unwrap();
+        c.set_param_types(pool_core::ParamTypes::Inferred);
+        let e = c.execute("SELECT $1::int4 + 2", &[&"41"]).await.unwrap_err();
+        assert!(e.to_string().contains("int4"), "{e}");
+    }
+    for _ in 0..4 {
+        let mut conn = pool.connection().await.unwrap();
+        let row = conn.query_one("SELECT $1::int4 + 3", &[&"41"]).await.unwrap();
+        assert_eq!(row.get::<_, i32>(0), 44);
+    }
+    // The default stays inference: the same call is refused on the client.
+    let plain = started(builder()).await;
+    assert!(plain.execute("SELECT $1::int4 + 1", &[&"41"]).await.is_err());
+    pool.close().await;
+    plain.close().await;
+}

@@ -50,6 +50,7 @@ pub struct PsqlPoolBuilder {
     min_idle: usize,
     query_timeout: Option<Duration>,
     prepared_statements: bool,
+    param_types: pgwire_lite::ParamTypes,
 }
 
 impl Default for PsqlPoolBuilder {
@@ -72,6 +73,7 @@ impl Default for PsqlPoolBuilder {
             min_idle: 0,
             query_timeout: None,
             prepared_statements: true,
+            param_types: pgwire_lite::ParamTypes::Inferred,
         }
     }
 }
@@ -98,6 +100,7 @@ impl fmt::Debug for PsqlPoolBuilder {
             min_idle,
             query_timeout,
             prepared_statements,
+            param_types,
         } = self;
         // The DSN may hold a password too. `Config`'s own Debug redacts its password.
         let secret = |set: bool| if set { Some("<redacted>") } else { None };
@@ -119,6 +122,7 @@ impl fmt::Debug for PsqlPoolBuilder {
             .field("min_idle", min_idle)
             .field("query_timeout", query_timeout)
             .field("prepared_statements", prepared_statements)
+            .field("param_types", param_types)
             .finish()
     }
 }
@@ -245,6 +249,17 @@ impl PsqlPoolBuilder {
         self
     }
 
+    /// Where the parameter types of a statement a connection has not seen come from, for every
+    /// connection of the pool (default [`ParamTypes::Inferred`](pgwire_lite::ParamTypes)): with
+    /// `ParamTypes::FromValues` the Rust values declare them, as sqlx does, and a new statement
+    /// costs one round trip instead of two. Worth it where statements are rarely cached: with
+    /// `prepared_statements(false)`, behind a transaction pooler, every statement is new. A
+    /// borrower's own `set_param_types` lasts until it gives the connection back.
+    pub fn param_types(mut self, types: pgwire_lite::ParamTypes) -> Self {
+        self.param_types = types;
+        self
+    }
+
     /// How many idle connections the background maintenance keeps open (default 0). It
     /// only uses slots nobody is waiting for.
     pub fn min_idle(mut self, min_idle: usize) -> Self {
@@ -276,6 +291,7 @@ impl PsqlPoolBuilder {
             cache_capacity: capacity
                 .unwrap_or(pgwire_lite::ClientSettings::default().statement_cache_capacity),
             unnamed: AtomicBool::new(unnamed),
+            param_types: self.param_types,
             detected: AtomicBool::new(false),
             target,
         };
@@ -497,7 +513,8 @@ mod tests {
             .idle_timeout(Duration::from_secs(15))
             .min_idle(1)
             .query_timeout(Duration::from_secs(16))
-            .prepared_statements(false);
+            .prepared_statements(false)
+            .param_types(pgwire_lite::ParamTypes::FromValues);
         let d = format!("{b:?}");
         // The names come from an exhaustive pattern: once a field is added this does not
         // compile until the field is listed here, and so checked against the output.
@@ -525,6 +542,7 @@ mod tests {
             min_idle,
             query_timeout,
             prepared_statements,
+            param_types,
         );
         for name in fields {
             assert!(d.contains(&format!("{name}: ")), "{name} missing from {d}");
@@ -536,6 +554,7 @@ mod tests {
             "min_idle: 1",
             "query_timeout: Some(16s)",
             "prepared_statements: false",
+            "param_types: FromValues",
         ] {
             assert!(d.contains(value), "{value} missing from {d}");
         }

@@ -117,6 +117,8 @@ pub(crate) struct PgManager {
     pub(crate) unnamed: AtomicBool,
     /// `unnamed` was switched on because a transaction pooler was detected.
     pub(crate) detected: AtomicBool,
+    /// Where new statements' parameter types come from, on every connection.
+    pub(crate) param_types: pgwire_lite::ParamTypes,
     /// What the connections must be (`target_session_attrs`), checked again at every return
     /// and checkout against what the server reports.
     pub(crate) target: TargetSessionAttrs,
@@ -142,11 +144,12 @@ impl PgManager {
         }
     }
 
-    /// The client-side settings every borrower starts with: the library's defaults and the
-    /// pool's query timeout.
+    /// The client-side settings every borrower starts with: the library's defaults, the pool's
+    /// query timeout, statement cache and parameter types.
     fn client_settings(&self) -> ClientSettings {
         ClientSettings {
             query_timeout: self.query_timeout,
+            param_types: self.param_types,
             statement_cache_capacity: self.statement_cache_capacity(),
             ..ClientSettings::default()
         }
