@@ -246,9 +246,11 @@ impl Stream {
     /// is the price.
     ///
     /// Over TLS the socket's bytes are records, which must go through the TLS session: the
-    /// check peeks at the TCP socket (EOF with nothing before it is `Closed`), then polls the
-    /// TLS stream once with a no-op waker, which yields the plaintext rustls can decrypt now
-    /// (records tokio's readiness has not caught up with are left for the next real read).
+    /// check peeks at the TCP socket (EOF with nothing before it is `Closed`, nothing at all is
+    /// `Open`); only when bytes are waiting does it poll the TLS stream once with a no-op
+    /// waker, which yields the plaintext rustls can decrypt now (a close_notify alert, say, or
+    /// a server's FATAL goodbye; records tokio's readiness has not caught up with are left for
+    /// the next real read).
     pub(super) fn read_now(&mut self, buf: &mut BytesMut) -> ReadNow {
         let mut chunk = [0u8; 4096];
         let sock = match self {
@@ -277,7 +279,9 @@ fn tls_read_now(s: &mut TlsStream<TcpStream>, buf: &mut BytesMut) -> ReadNow {
     match socket2::SockRef::from(s.get_ref().0).peek(&mut peek) {
         Ok(0) => return ReadNow::Closed,
         Ok(_) => {}
-        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+        // Nothing has arrived since the last read, so the session has no new record to
+        // decrypt: one syscall per checkout, as for a plain socket.
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => return ReadNow::Open,
         Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
         Err(_) => return ReadNow::Failed,
     }
