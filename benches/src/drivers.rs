@@ -146,17 +146,40 @@ fn sqlx_options(url: &str) -> Result<sqlx::postgres::PgConnectOptions, String> {
     Ok(o)
 }
 
+/// How the in-process drivers are built for one load.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Options {
+    /// Keep the peers' per-checkout health checks (bb8 `test_on_check_out`, sqlx
+    /// `test_before_acquire`).
+    pub peer_defaults: bool,
+    /// The URL asks for TLS (`sslmode=require`): the tokio-postgres peers connect through
+    /// tokio-postgres-rustls (ring), as psqlpool uses rustls with ring.
+    pub tls: bool,
+    /// No named statements (a transaction pooler in front): psqlpool with
+    /// `prepared_statements(false)` and values declaring their types, tokio-postgres with
+    /// `query_typed` (the unnamed statement, types given: one round trip each).
+    pub unnamed: bool,
+}
+
 /// A pool of one in-process driver, ready to run transactions. Cheap to clone (shared pool).
 #[derive(Clone)]
 pub enum Driver {
     /// psqlpool.
     Ours(pool_core::PsqlPool),
-    /// deadpool-postgres.
-    Deadpool(deadpool_postgres::Pool),
+    /// deadpool-postgres; `true`: unnamed statements through `query_typed`.
+    Deadpool(deadpool_postgres::Pool, bool),
     /// bb8-postgres (with per-connection statements).
     Bb8(bb8::Pool<PreparedManager>),
     /// sqlx.
     Sqlx(sqlx::PgPool),
+    /// The connect workload through psqlpool's client: a new `Connection` per transaction.
+    OursConnect(Arc<pgwire_lite::Config>),
+    /// The connect workload through tokio-postgres (what deadpool-postgres opens), plain or
+    /// over rustls.
+    TokioPostgresConnect(
+        Arc<tokio_postgres::Config>,
+        Option<tokio_postgres_rustls::MakeRustlsConnect>,
+    ),
 }
 
 /// An error with its whole `source()` chain (tokio-postgres alone says just "db error").
@@ -178,34 +201,47 @@ impl Driver {
         kind: Kind,
         url: &str,
         size: usize,
-        peer_defaults: bool,
+        opts: Options,
     ) -> Result<Driver, String> {
         let size32 = u32::try_from(size).map_err(|_| format!("--pool {size}: too large"))?;
+        let peer_defaults = opts.peer_defaults;
+        if opts.tls && matches!(kind, Kind::Bb8 | Kind::Sqlx) {
+            return Err(format!("{kind}: not measured over TLS here"));
+        }
         match kind {
             Kind::Ours => {
-                let pool = pool_core::PsqlPool::builder()
+                let mut builder = pool_core::PsqlPool::builder()
                     .dsn(url)
                     .max_db_pool_size(size)
-                    .conn_recycling_method(pool_core::RecyclingMethod::Fast)
-                    .build()
-                    .map_err(err)?;
+                    .conn_recycling_method(pool_core::RecyclingMethod::Fast);
+                if opts.unnamed {
+                    builder = builder
+                        .prepared_statements(false)
+                        .param_types(pool_core::ParamTypes::FromValues);
+                }
+                let pool = builder.build().map_err(err)?;
                 pool.startup().await.map_err(err)?;
                 Ok(Driver::Ours(pool))
             }
             Kind::Deadpool => {
                 let pg: tokio_postgres::Config = url.parse().map_err(err)?;
-                let manager = deadpool_postgres::Manager::from_config(
-                    pg,
-                    NoTls,
-                    deadpool_postgres::ManagerConfig {
-                        recycling_method: deadpool_postgres::RecyclingMethod::Fast,
-                    },
-                );
+                let config = deadpool_postgres::ManagerConfig {
+                    recycling_method: deadpool_postgres::RecyclingMethod::Fast,
+                };
+                let manager = if opts.tls {
+                    deadpool_postgres::Manager::from_config(
+                        pg,
+                        crate::tls::tokio_postgres_tls()?,
+                        config,
+                    )
+                } else {
+                    deadpool_postgres::Manager::from_config(pg, NoTls, config)
+                };
                 let pool = deadpool_postgres::Pool::builder(manager)
                     .max_size(size)
                     .build()
                     .map_err(err)?;
-                Ok(Driver::Deadpool(pool))
+                Ok(Driver::Deadpool(pool, opts.unnamed))
             }
             Kind::Bb8 => {
                 let manager = PreparedManager(
@@ -230,11 +266,34 @@ impl Driver {
         }
     }
 
+    /// The connect workload's driver of `kind`: nothing pooled, a connection per transaction.
+    pub fn for_connect(kind: Kind, url: &str, opts: Options) -> Result<Driver, String> {
+        match kind {
+            Kind::Ours => Ok(Driver::OursConnect(Arc::new(
+                pgwire_lite::Config::parse(url).map_err(err)?,
+            ))),
+            Kind::Deadpool => {
+                let tls = if opts.tls {
+                    Some(crate::tls::tokio_postgres_tls()?)
+                } else {
+                    None
+                };
+                Ok(Driver::TokioPostgresConnect(
+                    Arc::new(url.parse().map_err(err)?),
+                    tls,
+                ))
+            }
+            other => Err(format!(
+                "{other}: the connect workload runs ours, deadpool (tokio-postgres) and pgbench"
+            )),
+        }
+    }
+
     /// Which driver this is.
     pub fn kind(&self) -> Kind {
         match self {
-            Driver::Ours(_) => Kind::Ours,
-            Driver::Deadpool(_) => Kind::Deadpool,
+            Driver::Ours(_) | Driver::OursConnect(_) => Kind::Ours,
+            Driver::Deadpool(..) | Driver::TokioPostgresConnect(..) => Kind::Deadpool,
             Driver::Bb8(_) => Kind::Bb8,
             Driver::Sqlx(_) => Kind::Sqlx,
         }
@@ -245,6 +304,63 @@ impl Driver {
         match workload {
             Workload::Select => self.select(p.aid).await.map(|_| ()),
             Workload::Tpcb => self.tpcb(p).await,
+            Workload::Connect => self.connect_select(p.aid).await.map(|_| ()),
+        }
+    }
+
+    /// `pgbench -C -S`: connect (TLS and SCRAM as the URL says), one select through the
+    /// unnamed statement with a typed parameter (one round trip, as pgbench `-M extended`),
+    /// close.
+    pub async fn connect_select(&self, aid: i32) -> Result<i32, String> {
+        match self {
+            Driver::OursConnect(config) => {
+                let mut conn = pgwire_lite::Connection::connect(config)
+                    .await
+                    .map_err(err)?;
+                conn.set_param_types(pgwire_lite::ParamTypes::FromValues);
+                let res = conn
+                    .execute_unprepared(workload::SELECT_ACCOUNT, &[&aid])
+                    .await
+                    .map_err(err)?;
+                let balance = res
+                    .rows()
+                    .first()
+                    .ok_or_else(|| format!("no account {aid}"))?
+                    .try_get(0)
+                    .map_err(err)?;
+                conn.close().await.map_err(err)?;
+                Ok(balance)
+            }
+            Driver::TokioPostgresConnect(config, tls) => {
+                let client = match tls {
+                    Some(tls) => {
+                        let (client, conn) = config.connect(tls.clone()).await.map_err(err)?;
+                        tokio::spawn(conn);
+                        client
+                    }
+                    None => {
+                        let (client, conn) = config.connect(NoTls).await.map_err(err)?;
+                        tokio::spawn(conn);
+                        client
+                    }
+                };
+                let row = client
+                    .query_typed(
+                        workload::SELECT_ACCOUNT,
+                        &[(&aid, tokio_postgres::types::Type::INT4)],
+                    )
+                    .await
+                    .map_err(err)?;
+                let balance = row
+                    .first()
+                    .ok_or_else(|| format!("no account {aid}"))?
+                    .try_get(0)
+                    .map_err(err)?;
+                // Dropping the client sends Terminate and ends the spawned connection task.
+                drop(client);
+                Ok(balance)
+            }
+            other => Err(format!("{}: not a connect-workload driver", other.kind())),
         }
     }
 
@@ -262,7 +378,21 @@ impl Driver {
                     .ok_or_else(|| format!("no account {aid}"))?;
                 row.try_get(0).map_err(err)
             }
-            Driver::Deadpool(pool) => {
+            Driver::Deadpool(pool, true) => {
+                let client = pool.get().await.map_err(err)?;
+                let rows = client
+                    .query_typed(
+                        workload::SELECT_ACCOUNT,
+                        &[(&aid, tokio_postgres::types::Type::INT4)],
+                    )
+                    .await
+                    .map_err(err)?;
+                rows.first()
+                    .ok_or_else(|| format!("no account {aid}"))?
+                    .try_get(0)
+                    .map_err(err)
+            }
+            Driver::Deadpool(pool, false) => {
                 let client = pool.get().await.map_err(err)?;
                 let stmt = client
                     .prepare_cached(workload::SELECT_ACCOUNT)
@@ -288,6 +418,9 @@ impl Driver {
                     .await
                     .map_err(err)?;
                 row.try_get(0).map_err(err)
+            }
+            Driver::OursConnect(_) | Driver::TokioPostgresConnect(..) => {
+                Err("a connect-workload driver runs connect_select only".into())
             }
         }
     }
@@ -324,7 +457,7 @@ impl Driver {
                 .map_err(err)?;
                 conn.batch_execute(workload::END).await.map_err(err)
             }
-            Driver::Deadpool(pool) => {
+            Driver::Deadpool(pool, _) => {
                 let client = pool.get().await.map_err(err)?;
                 // Simple-query BEGIN/END, as for every driver (`transaction()` sends the same).
                 client.batch_execute(workload::BEGIN).await.map_err(err)?;
@@ -426,6 +559,9 @@ impl Driver {
                     .map_err(err)?;
                 tx.commit().await.map_err(err)
             }
+            Driver::OursConnect(_) | Driver::TokioPostgresConnect(..) => {
+                Err("a connect-workload driver runs connect_select only".into())
+            }
         }
     }
 
@@ -433,8 +569,10 @@ impl Driver {
     pub async fn close(&self) {
         match self {
             Driver::Ours(pool) => pool.close().await,
-            Driver::Deadpool(pool) => pool.close(),
-            Driver::Bb8(_) => {} // bb8 closes connections when the last pool handle drops.
+            Driver::Deadpool(pool, _) => pool.close(),
+            // bb8 closes connections when the last pool handle drops; the connect drivers
+            // hold none.
+            Driver::Bb8(_) | Driver::OursConnect(_) | Driver::TokioPostgresConnect(..) => {}
             Driver::Sqlx(pool) => pool.close().await,
         }
     }

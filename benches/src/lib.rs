@@ -14,5 +14,6 @@ pub mod pair;
 pub mod pgbench;
 pub mod schema;
 pub mod target;
+pub mod tls;
 pub mod wide;
 pub mod workload;

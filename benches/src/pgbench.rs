@@ -1,4 +1,4 @@
-//! The `pgbench -M prepared` run of a comparison: a child process, its per-transaction log parsed
+//! The `pgbench -M prepared` (or `-M extended`) run of a comparison: a child process, its per-transaction log parsed
 //! into the same histogram as the in-process drivers, its CPU from `RUSAGE_CHILDREN`.
 
 use std::path::{Path, PathBuf};
@@ -35,6 +35,10 @@ pub struct PgbenchArgs<'a> {
     pub seconds: u64,
     /// Let pgbench print its own `-P 1` progress lines on stderr.
     pub progress: bool,
+    /// No named statements (`-M extended`, the unnamed statement), for a transaction pooler in
+    /// front. The connect workload always uses them: `-M prepared` would add a round trip to
+    /// every new connection.
+    pub unnamed: bool,
 }
 
 /// Runs pgbench for `warmup + seconds` and keeps the transactions that ended in the last `seconds`.
@@ -58,10 +62,12 @@ fn run_in(args: &PgbenchArgs<'_>, dir: &Path) -> Result<PgbenchRun, String> {
     let threads = args.clients.clamp(1, 2);
     let total = args.warmup_secs + args.seconds;
     let mut cmd = Command::new(args.pgbench);
-    cmd.args(["-n", "-M", "prepared"]);
+    let unnamed = args.unnamed || args.workload == Workload::Connect;
+    cmd.args(["-n", "-M", if unnamed { "extended" } else { "prepared" }]);
     match args.workload {
         Workload::Select => cmd.arg("-S"),
         Workload::Tpcb => cmd.args(["-b", "tpcb-like"]),
+        Workload::Connect => cmd.args(["-S", "-C"]),
     };
     cmd.arg("-c")
         .arg(args.clients.to_string())

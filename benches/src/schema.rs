@@ -86,6 +86,15 @@ pub async fn ensure(url: &str, scale: i32, force: bool) -> Result<bool, String> 
 }
 
 /// What pgbench does before a TPC-B run unless `-n`: vacuum the small hot tables and empty the
+/// Runs `sql` (a GRANT, say) as the schema's owner.
+pub async fn grant(url: &str, sql: &str) -> Result<(), String> {
+    let client = connect(url).await?;
+    client
+        .batch_execute(sql)
+        .await
+        .map_err(|e| format!("{sql}: {}", err(e)))
+}
+
 /// history, so every driver's run starts from the same table state.
 pub async fn reset_for_tpcb(url: &str) -> Result<(), String> {
     let client = connect(url).await?;

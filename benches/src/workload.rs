@@ -31,6 +31,10 @@ pub enum Workload {
     Select,
     /// pgbench's default TPC-B-like transaction.
     Tpcb,
+    /// `pgbench -C -S`: a new connection per transaction (startup, authentication, TLS when
+    /// asked), one [`SELECT_ACCOUNT`] as an unnamed statement, then the connection is closed.
+    /// What it measures is connection set-up.
+    Connect,
 }
 
 impl FromStr for Workload {
@@ -39,8 +43,9 @@ impl FromStr for Workload {
         match s {
             "select" => Ok(Workload::Select),
             "tpcb" => Ok(Workload::Tpcb),
+            "connect" => Ok(Workload::Connect),
             other => Err(format!(
-                "unknown workload {other:?}: expected `select` or `tpcb`"
+                "unknown workload {other:?}: expected `select`, `tpcb` or `connect`"
             )),
         }
     }
@@ -51,6 +56,7 @@ impl fmt::Display for Workload {
         f.write_str(match self {
             Workload::Select => "select",
             Workload::Tpcb => "tpcb",
+            Workload::Connect => "connect",
         })
     }
 }
@@ -116,7 +122,7 @@ mod tests {
 
     #[test]
     fn workload_names_round_trip() {
-        for w in [Workload::Select, Workload::Tpcb] {
+        for w in [Workload::Select, Workload::Tpcb, Workload::Connect] {
             assert_eq!(w.to_string().parse::<Workload>(), Ok(w));
         }
         assert!("tpc-b".parse::<Workload>().unwrap_err().contains("tpc-b"));

@@ -12,7 +12,8 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use psqlpool_benches::drivers::{self, Driver, Kind};
+use pg_harness::PoolMode;
+use psqlpool_benches::drivers::{self, Driver, Kind, Options};
 use psqlpool_benches::hist::{Recorder, Snapshot};
 use psqlpool_benches::workload::Workload;
 use psqlpool_benches::{cpu, pgbench, schema, target};
@@ -22,7 +23,9 @@ pgbench-load: pgbench-style load through psqlpool (and its peers with --compare)
 
 USAGE: pgbench-load [OPTIONS]
 
-  --workload select|tpcb   pgbench -S, or pgbench's TPC-B-like transaction   [select]
+  --workload select|tpcb|connect
+                           pgbench -S, pgbench's TPC-B-like transaction, or
+                           pgbench -C -S (a new connection per transaction)  [select]
   --clients N              concurrent client tasks                           [1]
   --pool N                 pool size (max connections) of every pool         [= clients]
   --seconds T              measured seconds per run                          [10]
@@ -30,6 +33,11 @@ USAGE: pgbench-load [OPTIONS]
   --rounds R               rounds; each round runs every driver once         [2]
   --scale S                pgbench scale (100 000 accounts each)             [1]
   --unix                   connect over the Unix socket instead of TCP
+  --sslmode MODE           libpq sslmode for every driver (require: TLS, not
+                           verified); the embedded server gets ssl = on
+  --bouncer MODE           through a throwaway PgBouncer (session|transaction|
+                           statement, pool size --pool); transaction and
+                           statement mode use unnamed statements
   --runtime current|multi  tokio runtime of the in-process drivers           [multi]
   --compare                also run deadpool-postgres, bb8-postgres, sqlx and
                            pgbench -M prepared (if found), interleaved, as ratios
@@ -59,6 +67,8 @@ struct Args {
     rounds: usize,
     scale: i32,
     unix: bool,
+    sslmode: Option<String>,
+    bouncer: Option<PoolMode>,
     runtime: Runtime,
     drivers: Vec<Kind>,
     peer_defaults: bool,
@@ -75,6 +85,8 @@ fn parse_args(argv: impl IntoIterator<Item = String>) -> Result<Option<Args>, St
     let mut rounds = 2usize;
     let mut scale = 1i32;
     let mut unix = false;
+    let mut sslmode = None;
+    let mut bouncer = None;
     let mut runtime = Runtime::Multi;
     let mut compare = false;
     let mut explicit: Option<Vec<Kind>> = None;
@@ -116,6 +128,33 @@ fn parse_args(argv: impl IntoIterator<Item = String>) -> Result<Option<Args>, St
             "--rounds" => rounds = num("--rounds", &value("--rounds")?, 1)?,
             "--scale" | "-s" => scale = num("--scale", &value("--scale")?, 1)?,
             "--unix" => unix = true,
+            "--sslmode" => {
+                let mode = value("--sslmode")?;
+                const MODES: [&str; 6] = [
+                    "disable",
+                    "allow",
+                    "prefer",
+                    "require",
+                    "verify-ca",
+                    "verify-full",
+                ];
+                if !MODES.contains(&mode.as_str()) {
+                    return Err(format!("--sslmode {mode:?}: expected one of {MODES:?}"));
+                }
+                sslmode = Some(mode);
+            }
+            "--bouncer" => {
+                bouncer = Some(match value("--bouncer")?.as_str() {
+                    "session" => PoolMode::Session,
+                    "transaction" => PoolMode::Transaction,
+                    "statement" => PoolMode::Statement,
+                    other => {
+                        return Err(format!(
+                            "--bouncer {other:?}: expected session, transaction or statement"
+                        ));
+                    }
+                })
+            }
             "--runtime" => {
                 runtime = match value("--runtime")?.as_str() {
                     "current" => Runtime::Current,
@@ -146,10 +185,34 @@ fn parse_args(argv: impl IntoIterator<Item = String>) -> Result<Option<Args>, St
     if clients > 10_000 {
         return Err(format!("--clients {clients}: at most 10000"));
     }
+    if bouncer.is_some() && workload == Workload::Tpcb {
+        return Err("--bouncer runs the select and connect workloads".into());
+    }
+    // TLS, PgBouncer and new connections are compared with deadpool-postgres (tokio-postgres)
+    // and pgbench only: what the issue measures, and what a load this size has time for.
+    let narrow = sslmode.as_deref().is_some_and(|m| m != "disable")
+        || bouncer.is_some()
+        || workload == Workload::Connect;
+    let peers: Vec<Kind> = if narrow {
+        vec![Kind::Deadpool, Kind::Pgbench]
+    } else {
+        Kind::PEERS.to_vec()
+    };
     let drivers = match (explicit, compare) {
-        (Some(list), _) if !list.is_empty() => list,
+        (Some(list), _) if !list.is_empty() => {
+            if let Some(k) = list
+                .iter()
+                .find(|k| !k.eq(&&Kind::Ours) && !peers.contains(k))
+            {
+                return Err(format!(
+                    "--drivers {k}: with --sslmode, --bouncer or the connect workload the \
+                     drivers are ours, deadpool and pgbench"
+                ));
+            }
+            list
+        }
         (Some(_), _) => return Err("--drivers: empty list".into()),
-        (None, true) => std::iter::once(Kind::Ours).chain(Kind::PEERS).collect(),
+        (None, true) => std::iter::once(Kind::Ours).chain(peers).collect(),
         (None, false) => vec![Kind::Ours],
     };
     Ok(Some(Args {
@@ -161,6 +224,8 @@ fn parse_args(argv: impl IntoIterator<Item = String>) -> Result<Option<Args>, St
         rounds,
         scale,
         unix,
+        sslmode,
+        bouncer,
         runtime,
         drivers,
         peer_defaults,
@@ -318,7 +383,22 @@ fn main() -> ExitCode {
 }
 
 fn run(mut args: Args) -> Result<ExitCode, String> {
-    let target = target::resolve(args.unix)?;
+    let target = target::resolve_with(
+        args.unix,
+        args.sslmode.as_deref(),
+        args.bouncer.map(|m| (m, args.pool)),
+    )?;
+    // Through PgBouncer in transaction or statement mode a named statement may be looked up
+    // on another server connection than the one that prepared it.
+    let unnamed = matches!(
+        args.bouncer,
+        Some(PoolMode::Transaction | PoolMode::Statement)
+    );
+    let opts = Options {
+        peer_defaults: args.peer_defaults,
+        tls: args.sslmode.as_deref().is_some_and(|m| m != "disable"),
+        unnamed,
+    };
     let pgbench_bin = target::find_pgbench(target.bin_dir.as_deref());
     if args.drivers.contains(&Kind::Pgbench) && pgbench_bin.is_none() {
         eprintln!("pgbench-load: pgbench not found (PostgreSQL bin dir or PATH): skipping it");
@@ -332,7 +412,10 @@ fn run(mut args: Args) -> Result<ExitCode, String> {
     .build()
     .map_err(|e| format!("starting the tokio runtime: {e}"))?;
 
-    let created = rt.block_on(schema::ensure(&target.url, args.scale, args.init))?;
+    let created = rt.block_on(schema::ensure(&target.admin_url, args.scale, args.init))?;
+    if target.bouncer.is_some() {
+        rt.block_on(schema::grant(&target.admin_url, &target::bouncer_grants()))?;
+    }
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
     println!(
         "pgbench-load: workload {} scale {} clients {} pool {} seconds {} (+{} warm-up) rounds {} \
@@ -364,14 +447,20 @@ fn run(mut args: Args) -> Result<ExitCode, String> {
         .drivers
         .iter()
         .filter(|k| **k != Kind::Pgbench)
-        .map(|&k| rt.block_on(Driver::build(k, &target.url, args.pool, args.peer_defaults)))
+        .map(|&k| {
+            if args.workload == Workload::Connect {
+                Driver::for_connect(k, &target.url, opts)
+            } else {
+                rt.block_on(Driver::build(k, &target.url, args.pool, opts))
+            }
+        })
         .collect::<Result<_, _>>()?;
 
     let mut results: Vec<RunResult> = Vec::new();
     for round in 1..=args.rounds {
         for &kind in &args.drivers {
             if args.workload == Workload::Tpcb {
-                rt.block_on(schema::reset_for_tpcb(&target.url))?;
+                rt.block_on(schema::reset_for_tpcb(&target.admin_url))?;
             }
             let result = if kind == Kind::Pgbench {
                 let bin = pgbench_bin
@@ -385,6 +474,7 @@ fn run(mut args: Args) -> Result<ExitCode, String> {
                     warmup_secs: args.warmup,
                     seconds: args.seconds,
                     progress: !args.quiet,
+                    unnamed,
                 })?;
                 RunResult {
                     kind,
@@ -534,6 +624,15 @@ mod tests {
         assert_eq!(a.drivers, vec![Kind::Sqlx, Kind::Pgbench]);
         assert_eq!((a.clients, a.pool), (4, 2));
         assert!(parse("--help").unwrap().is_none());
+        let a = parse("--workload connect --sslmode require --compare")
+            .unwrap()
+            .unwrap();
+        assert_eq!(a.workload, Workload::Connect);
+        assert_eq!(a.sslmode.as_deref(), Some("require"));
+        assert_eq!(a.drivers, vec![Kind::Ours, Kind::Deadpool, Kind::Pgbench]);
+        let a = parse("--bouncer transaction --compare").unwrap().unwrap();
+        assert_eq!(a.bouncer, Some(PoolMode::Transaction));
+        assert_eq!(a.drivers, vec![Kind::Ours, Kind::Deadpool, Kind::Pgbench]);
     }
 
     #[test]
@@ -546,6 +645,10 @@ mod tests {
             ("--drivers pgx", "pgx"),
             ("--pool", "--pool needs a value"),
             ("--frobnicate", "--frobnicate"),
+            ("--sslmode required", "\"required\""),
+            ("--bouncer pooled", "\"pooled\""),
+            ("--bouncer session --workload tpcb", "--bouncer"),
+            ("--sslmode require --drivers ours,sqlx", "sqlx"),
         ] {
             let e = parse(args).err().unwrap_or_default();
             assert!(e.contains(needle), "{args}: {e}");
