@@ -760,17 +760,28 @@ async fn pool_wide_param_types() {
         let mut conn = pool.connection().await.unwrap();
         let c = conn.connection_mut().await.unwrap();
         c.set_param_types(pool_core::ParamTypes::Inferred);
-        let e = c.execute("SELECT $1::int4 + 2", &[&"41"]).await.unwrap_err();
+        let e = c
+            .execute("SELECT $1::int4 + 2", &[&"41"])
+            .await
+            .unwrap_err();
         assert!(e.to_string().contains("int4"), "{e}");
     }
     for _ in 0..4 {
         let mut conn = pool.connection().await.unwrap();
-        let row = conn.query_one("SELECT $1::int4 + 3", &[&"41"]).await.unwrap();
+        let row = conn
+            .query_one("SELECT $1::int4 + 3", &[&"41"])
+            .await
+            .unwrap();
         assert_eq!(row.get::<_, i32>(0), 44);
     }
     // The default stays inference: the same call is refused on the client.
     let plain = started(builder()).await;
-    assert!(plain.execute("SELECT $1::int4 + 1", &[&"41"]).await.is_err());
+    assert!(
+        plain
+            .execute("SELECT $1::int4 + 1", &[&"41"])
+            .await
+            .is_err()
+    );
     pool.close().await;
     plain.close().await;
 }

@@ -34,10 +34,16 @@ fn make_ca(name: &str) -> Ca {
 /// A leaf certificate signed by `ca`: `sans` as DNS names, `cn` as the subject's CN (what the
 /// server's `cert` method maps to the user). Returns (cert PEM, key PEM).
 fn make_leaf(ca: &Ca, sans: &[&str], cn: &str) -> (String, String) {
+    make_leaf_numbered(ca, sans, cn, None)
+}
+
+/// [`make_leaf`] with a given serial number (for a revocation list to name).
+fn make_leaf_numbered(ca: &Ca, sans: &[&str], cn: &str, serial: Option<u64>) -> (String, String) {
     let key = KeyPair::generate().unwrap();
     let mut params =
         CertificateParams::new(sans.iter().map(|s| s.to_string()).collect::<Vec<_>>()).unwrap();
     params.distinguished_name.push(DnType::CommonName, cn);
+    params.serial_number = serial.map(rcgen::SerialNumber::from);
     let cert = params.signed_by(&key, &ca.cert, &ca.key).unwrap();
     (cert.pem(), key.serialize_pem())
 }
@@ -72,7 +78,8 @@ fn tls() -> &'static Tls {
     static TLS: OnceLock<Tls> = OnceLock::new();
     TLS.get_or_init(|| {
         let ca = make_ca("psqlpool test CA");
-        let (server_crt, server_key) = make_leaf(&ca, &["localhost"], "localhost");
+        let (server_crt, server_key) =
+            make_leaf_numbered(&ca, &["localhost"], "localhost", Some(SERVER_SERIAL));
         let (client_crt, client_key) = make_leaf(&ca, &[], "cert_user");
         let other = make_ca("some other CA");
         sweep_dead_client_dirs();
@@ -83,6 +90,21 @@ fn tls() -> &'static Tls {
         write(&dir.join("client.crt"), &client_crt, 0o644);
         write(&dir.join("client.key"), &client_key, 0o600);
         write(&dir.join("open.key"), &client_key, 0o644);
+        // Revocation lists: the server's certificate revoked, another serial revoked, and one
+        // from a CA that issued nothing here; and a directory holding the first.
+        write(&dir.join("revoked.crl"), &crl(&ca, SERVER_SERIAL), 0o644);
+        write(&dir.join("other.crl"), &crl(&ca, SERVER_SERIAL + 1), 0o644);
+        write(
+            &dir.join("foreign.crl"),
+            &crl(&other, SERVER_SERIAL + 1),
+            0o644,
+        );
+        std::fs::create_dir_all(dir.join("crldir")).unwrap();
+        write(
+            &dir.join("crldir").join("a.pem"),
+            &crl(&ca, SERVER_SERIAL),
+            0o644,
+        );
         let ca_pem = ca.cert.pem();
         let cluster = Cluster::start_throwaway_with(|data| {
             write(&data.join("server.crt"), &server_crt, 0o644);
@@ -111,6 +133,27 @@ fn tls() -> &'static Tls {
         cluster.psql(TLS_ROLES);
         Tls { cluster, dir }
     })
+}
+
+/// The serial number of the TLS cluster's server certificate.
+const SERVER_SERIAL: u64 = 0x7001;
+
+/// A revocation list signed by `ca` that revokes `serial`.
+fn crl(ca: &Ca, serial: u64) -> String {
+    let params = rcgen::CertificateRevocationListParams {
+        this_update: rcgen::date_time_ymd(2024, 1, 1),
+        next_update: rcgen::date_time_ymd(2099, 1, 1),
+        crl_number: rcgen::SerialNumber::from(1u64),
+        issuing_distribution_point: None,
+        revoked_certs: vec![rcgen::RevokedCertParams {
+            serial_number: rcgen::SerialNumber::from(serial),
+            revocation_time: rcgen::date_time_ymd(2024, 1, 1),
+            reason_code: Some(rcgen::RevocationReason::KeyCompromise),
+            invalidity_date: None,
+        }],
+        key_identifier_method: rcgen::KeyIdMethod::Sha256,
+    };
+    params.signed_by(&ca.cert, &ca.key).unwrap().pem().unwrap()
 }
 
 fn write(path: &Path, text: &str, mode: u32) {
@@ -679,4 +722,179 @@ fn sweep_dead_client_dirs() {
             let _ = std::fs::remove_dir_all(entry.path());
         }
     }
+}
+
+/// An expired server certificate, from a CA the client trusts: refused under `verify-ca` and
+/// `verify-full` with an error that says so; `require` without a root certificate checks
+/// nothing (libpq's rule), so it connects. A cluster of its own, started with the expired
+/// certificate.
+#[tokio::test]
+async fn expired_server_certificate() {
+    let ca = make_ca("psqlpool expiry CA");
+    let key = KeyPair::generate().unwrap();
+    let mut params = CertificateParams::new(vec!["localhost".to_string()]).unwrap();
+    params
+        .distinguished_name
+        .push(DnType::CommonName, "localhost");
+    params.not_before = rcgen::date_time_ymd(2020, 1, 1);
+    params.not_after = rcgen::date_time_ymd(2021, 1, 1);
+    let cert = params.signed_by(&key, &ca.cert, &ca.key).unwrap();
+    let (crt, key) = (cert.pem(), key.serialize_pem());
+    let cluster = Cluster::start_throwaway_with(|data| {
+        write(&data.join("server.crt"), &crt, 0o644);
+        write(&data.join("server.key"), &key, 0o600);
+        let conf = data.join("postgresql.conf");
+        let mut text = std::fs::read_to_string(&conf).unwrap();
+        text.push_str("\nssl = on\nssl_cert_file = 'server.crt'\nssl_key_file = 'server.key'\n");
+        std::fs::write(&conf, text).unwrap();
+    });
+    let dir = tls().dir.join(format!("expiry-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let root = dir.join("expiry-ca.crt");
+    write(&root, &ca.cert.pem(), 0o644);
+    let dsn = |mode: &str, root: &str| {
+        format!(
+            "host=localhost port={} dbname={} user=trust_user connect_timeout=10 \
+             sslmode={mode} {root}",
+            cluster.port(),
+            cluster.db_name()
+        )
+    };
+    let with_root = format!("sslrootcert={}", root.display());
+    for mode in ["verify-ca", "verify-full"] {
+        let e = connect(&dsn(mode, &with_root))
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("SSL error") && e.contains("certificate expired"),
+            "sslmode={mode}: {e}"
+        );
+    }
+    let mut c = connect(&dsn("require", "")).await.unwrap();
+    assert!(server_says_tls(&mut c).await);
+}
+
+/// `sslnegotiation=direct` (PostgreSQL 17's direct TLS): a PostgreSQL 15 server reads the
+/// ClientHello as a malformed startup packet and hangs up, so the attempt fails at once, with
+/// an error naming the setting; a 17+ server accepts it. libpq's rule that direct TLS needs
+/// `sslmode=require` or stricter is checked before connecting.
+#[tokio::test]
+async fn direct_tls_negotiation() {
+    let t = tls();
+    let version: i32 = t
+        .cluster
+        .psql("SHOW server_version_num")
+        .trim()
+        .parse()
+        .unwrap();
+    let started = std::time::Instant::now();
+    let r = connect(&t.dsn(
+        "localhost",
+        "trust_user",
+        &format!(
+            "sslmode=verify-full sslrootcert={} sslnegotiation=direct",
+            t.file("ca.crt")
+        ),
+    ))
+    .await;
+    if version >= 170000 {
+        assert!(server_says_tls(&mut r.unwrap()).await);
+    } else {
+        let e = r
+            .err()
+            .expect("PostgreSQL < 17 cannot accept direct TLS")
+            .to_string();
+        assert!(
+            e.contains("SSL error") && e.contains("sslnegotiation=direct"),
+            "{e}"
+        );
+        // The server hung up; nothing waited for the 10 s connect_timeout.
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "{:?}",
+            started.elapsed()
+        );
+    }
+    for mode in ["disable", "allow", "prefer"] {
+        let cfg: Result<Config, _> =
+            format!("host=localhost sslmode={mode} sslnegotiation=direct").parse();
+        let e = match cfg {
+            Err(e) => e.to_string(),
+            Ok(cfg) => connect_cfg(&cfg).await.unwrap_err().to_string(),
+        };
+        assert!(
+            e.contains(&format!("weak sslmode \"{mode}\"")),
+            "{mode}: {e}"
+        );
+    }
+    // Without sslmode the default, prefer, is as weak.
+    let e = match "host=localhost sslnegotiation=direct".parse::<Config>() {
+        Err(e) => e.to_string(),
+        Ok(cfg) => connect_cfg(&cfg).await.unwrap_err().to_string(),
+    };
+    assert!(e.contains("weak sslmode \"prefer\""), "{e}");
+    let e = "sslnegotiation=indirect"
+        .parse::<Config>()
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("invalid sslnegotiation value: \"indirect\""),
+        "{e}"
+    );
+}
+
+async fn connect_cfg(cfg: &Config) -> Result<Connection, Error> {
+    Connection::connect(cfg).await
+}
+
+/// `sslcrl` / `sslcrldir`: a revoked server certificate is refused whenever the chain is
+/// checked; a list that revokes something else lets it through; a list from a CA that did not
+/// issue the certificate leaves its status unknown, which is refused (libpq checks the whole
+/// chain); an unreadable list is an error naming the file.
+#[tokio::test]
+async fn revocation_lists() {
+    let t = tls();
+    let root = format!("sslrootcert={}", t.file("ca.crt"));
+    for (extra, ok) in [
+        (format!("sslcrl={}", t.file("other.crl")), true),
+        (format!("sslcrl={}", t.file("revoked.crl")), false),
+        (format!("sslcrldir={}", t.file("crldir")), false),
+        (format!("sslcrl={}", t.file("foreign.crl")), false),
+    ] {
+        for mode in ["verify-ca", "verify-full"] {
+            let dsn = t.dsn(
+                "localhost",
+                "trust_user",
+                &format!("sslmode={mode} {root} {extra}"),
+            );
+            match connect(&dsn).await {
+                Ok(mut c) if ok => assert!(server_says_tls(&mut c).await),
+                Ok(_) => panic!("{mode} {extra}: accepted"),
+                Err(e) if !ok => {
+                    let e = e.to_string();
+                    assert!(
+                        e.contains("SSL error: invalid peer certificate"),
+                        "{extra}: {e}"
+                    );
+                    let why = if extra.contains("foreign") {
+                        "UnknownRevocationStatus"
+                    } else {
+                        "Revoked"
+                    };
+                    assert!(e.contains(why), "{extra}: {e}");
+                }
+                Err(e) => panic!("{mode} {extra}: {e}"),
+            }
+        }
+    }
+    let e = connect(&t.dsn(
+        "localhost",
+        "trust_user",
+        &format!("sslmode=verify-full {root} sslcrl={}", t.file("ca.crt")),
+    ))
+    .await
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("revocation list") && e.contains("ca.crt"), "{e}");
 }

@@ -89,7 +89,9 @@ mod row;
 mod statement;
 pub mod types;
 
-pub use config::{ChannelBinding, Config, Host, RootCert, SslMode, TargetSessionAttrs, TlsVersion};
+pub use config::{
+    ChannelBinding, Config, Host, RootCert, SslMode, SslNegotiation, TargetSessionAttrs, TlsVersion,
+};
 pub use connection::{
     BinaryCopyInWriter, BinaryCopyOutRow, BinaryCopyOutStream, CancelToken, ClientSettings,
     Connection, CopyInSink, CopyOutStream, NoticeHandler, Notification, ParamTypes, Peer, Pipeline,

@@ -41,7 +41,7 @@ use std::time::Duration;
 use crate::error::ConfigError;
 
 pub use params::{Host, SslMode, TargetSessionAttrs};
-pub use tls::{ChannelBinding, RootCert, TlsVersion};
+pub use tls::{ChannelBinding, RootCert, SslNegotiation, TlsVersion};
 
 use options::options_set_client_encoding;
 use url::{URL_SCHEMES, foreign_scheme, parse_url};

@@ -41,6 +41,9 @@ pub(super) const SUPPORTED_KEYS: &[&str] = &[
     "sslsni",
     "ssl_min_protocol_version",
     "ssl_max_protocol_version",
+    "sslnegotiation",
+    "sslcrl",
+    "sslcrldir",
 ];
 
 /// libpq keys we know but cannot honour yet: rejected with "not supported" rather than
@@ -50,12 +53,9 @@ pub(super) const UNSUPPORTED_KEYS: &[&str] = &[
     "passfile",
     "service",
     "servicefile",
-    "sslnegotiation",
     "sslcompression",
     "sslcertmode",
     "sslpassword",
-    "sslcrl",
-    "sslcrldir",
     "requirepeer",
     "min_protocol_version",
     "max_protocol_version",

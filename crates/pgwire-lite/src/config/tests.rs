@@ -450,6 +450,27 @@ fn tls_keys() {
         crate::config::TlsVersion::V1_2
     );
     assert_eq!(parse_err("sslsni=yes"), "invalid sslsni value: \"yes\"");
+    use crate::config::SslNegotiation;
+    assert_eq!(
+        Config::new().get_ssl_negotiation(),
+        SslNegotiation::Postgres
+    );
+    assert_eq!(
+        parse("sslmode=require sslnegotiation=direct").get_ssl_negotiation(),
+        SslNegotiation::Direct
+    );
+    assert_eq!(
+        parse("sslnegotiation=postgres").get_ssl_negotiation(),
+        SslNegotiation::Postgres
+    );
+    assert_eq!(
+        parse_err("sslnegotiation=tls"),
+        "invalid sslnegotiation value: \"tls\""
+    );
+    assert!(
+        parse_err("sslmode=allow sslnegotiation=direct")
+            .contains("weak sslmode \"allow\" may not be used with sslnegotiation=direct")
+    );
     assert_eq!(
         parse_err("ssl_min_protocol_version=TLSv9"),
         "invalid ssl_min_protocol_version value: \"TLSv9\""
@@ -519,9 +540,11 @@ fn other_libpq_keys() {
         parse_err("load_balance_hosts=sometimes"),
         "invalid load_balance_hosts value: \"sometimes\""
     );
+    assert_eq!(parse("sslcrl=/x.crl").get_ssl_crl(), Some("/x.crl"));
+    assert_eq!(parse("sslcrldir=/crls").get_ssl_crl_dir(), Some("/crls"));
     assert_eq!(
-        parse_err("sslcrl=/x"),
-        "connection option \"sslcrl\" is not supported"
+        parse_err("sslcompression=1"),
+        "connection option \"sslcompression\" is not supported"
     );
     let c = parse("fallback_application_name=tool");
     assert_eq!(c.get_fallback_application_name(), Some("tool"));
@@ -1143,8 +1166,8 @@ fn env_refusals_the_finding_names() {
         Ok(SslMode::VerifyFull)
     );
     assert_eq!(
-        with("PGSSLCRL", "/root.crl"),
-        Err("connection option \"sslcrl\" is not supported (from PGSSLCRL)".into())
+        with("PGSSLCRL", "/root.crl").map(|c| c.get_ssl_crl().map(str::to_owned)),
+        Ok(Some("/root.crl".into()))
     );
     assert_eq!(
         with("PGLOADBALANCEHOSTS", "sometimes"),

@@ -1,5 +1,5 @@
 //! The TLS keys (`sslrootcert`, `sslcert`, `sslkey`, `sslsni`, `ssl_min_protocol_version`,
-//! `ssl_max_protocol_version`): parsed and stored here, read by the connection's TLS layer.
+//! `ssl_max_protocol_version`, `sslnegotiation`, `sslcrl`, `sslcrldir`): parsed and stored here, read by the connection's TLS layer.
 //!
 //! Only paths and switches are stored; files are read when connecting, as libpq does, so a
 //! parsed configuration never holds key material.
@@ -18,6 +18,21 @@ pub(crate) struct TlsParams {
     pub(super) sni: Option<bool>,
     pub(super) min_version: Option<TlsVersion>,
     pub(super) max_version: Option<TlsVersion>,
+    pub(super) negotiation: Option<SslNegotiation>,
+    pub(super) crl: Option<String>,
+    pub(super) crl_dir: Option<String>,
+}
+
+/// libpq's `sslnegotiation` (PostgreSQL 17): how TLS is started.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum SslNegotiation {
+    /// An SSLRequest first, TLS after the server's `S` (every server version; the default).
+    #[default]
+    Postgres,
+    /// The TLS handshake straight away, with ALPN `postgresql`: one round trip less, but only
+    /// PostgreSQL 17 and newer understand it (older servers close the connection). Requires
+    /// `sslmode=require` or stricter, as in libpq.
+    Direct,
 }
 
 /// A TLS protocol version, as `ssl_min_protocol_version` spells it.
@@ -91,6 +106,20 @@ impl Config {
                     .then(|| TlsVersion::parse(key, v))
                     .transpose()?
             }
+            "sslcrl" => t.crl = opt(),
+            "sslcrldir" => t.crl_dir = opt(),
+            "sslnegotiation" => {
+                t.negotiation = match v {
+                    "" => None,
+                    "postgres" => Some(SslNegotiation::Postgres),
+                    "direct" => Some(SslNegotiation::Direct),
+                    _ => {
+                        return Err(ConfigError::new(format!(
+                            "invalid sslnegotiation value: \"{v}\""
+                        )));
+                    }
+                }
+            }
             _ => return Ok(false),
         }
         Ok(true)
@@ -106,6 +135,9 @@ impl Config {
             "sslsni" => t.sni.is_some(),
             "ssl_min_protocol_version" => t.min_version.is_some(),
             "ssl_max_protocol_version" => t.max_version.is_some(),
+            "sslnegotiation" => t.negotiation.is_some(),
+            "sslcrl" => t.crl.is_some(),
+            "sslcrldir" => t.crl_dir.is_some(),
             _ => return None,
         })
     }
@@ -119,6 +151,19 @@ impl Config {
                 return Err(ConfigError::new(format!(
                     "weak sslmode \"{mode}\" may not be used with sslrootcert=system (use \
                      \"verify-full\")"
+                )));
+            }
+        }
+        // libpq 17: direct TLS has no plain-text fallback, so only modes that insist on TLS.
+        if self.tls.negotiation == Some(SslNegotiation::Direct) {
+            let mode = self.ssl_mode.unwrap_or(super::SslMode::Prefer);
+            if matches!(
+                mode,
+                super::SslMode::Disable | super::SslMode::Allow | super::SslMode::Prefer
+            ) {
+                return Err(ConfigError::new(format!(
+                    "weak sslmode \"{mode}\" may not be used with sslnegotiation=direct (use \
+                     \"require\", \"verify-ca\", or \"verify-full\")"
                 )));
             }
         }
@@ -187,6 +232,29 @@ impl Config {
     /// `ssl_min_protocol_version` (`TLSv1.2` when unset, libpq's default).
     pub fn get_ssl_min_protocol_version(&self) -> TlsVersion {
         self.tls.min_version.unwrap_or(TlsVersion::V1_2)
+    }
+
+    /// `sslcrl` as given: a PEM file of certificate revocation lists checked whenever the
+    /// server's chain is (`verify-ca`, `verify-full`, or `require` with a root certificate).
+    /// `None` means libpq's default `~/.postgresql/root.crl`, used when that file exists.
+    pub fn get_ssl_crl(&self) -> Option<&str> {
+        self.tls.crl.as_deref()
+    }
+
+    /// `sslcrldir` as given: a directory whose every file is read as PEM revocation lists.
+    pub fn get_ssl_crl_dir(&self) -> Option<&str> {
+        self.tls.crl_dir.as_deref()
+    }
+
+    /// `sslnegotiation` (`Postgres` when unset).
+    pub fn get_ssl_negotiation(&self) -> SslNegotiation {
+        self.tls.negotiation.unwrap_or_default()
+    }
+
+    /// Sets `sslnegotiation`.
+    pub fn ssl_negotiation(&mut self, negotiation: SslNegotiation) -> &mut Self {
+        self.tls.negotiation = Some(negotiation);
+        self
     }
 
     /// `ssl_max_protocol_version` (`None`: the newest rustls speaks).

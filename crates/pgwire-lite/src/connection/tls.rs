@@ -20,7 +20,9 @@ use rustls::client::WebPkiServerVerifier;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::WebPkiSupportedAlgorithms;
 use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
+use rustls::pki_types::{
+    CertificateDer, CertificateRevocationListDer, PrivateKeyDer, ServerName, UnixTime,
+};
 use rustls::{CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore};
 use rustls::{SignatureScheme, SupportedProtocolVersion};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -28,7 +30,7 @@ use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
 
-use crate::config::{Config, RootCert, SslMode, TlsVersion};
+use crate::config::{Config, RootCert, SslMode, SslNegotiation, TlsVersion};
 use crate::error::{Error, Result};
 use crate::protocol::frontend;
 
@@ -36,6 +38,7 @@ use crate::protocol::frontend;
 /// from the certificate files. Shared by a connection's cancel requests.
 pub(crate) struct TlsPlan {
     mode: SslMode,
+    direct: bool,
     config: Arc<ClientConfig>,
 }
 
@@ -85,8 +88,11 @@ impl TlsPlan {
         let roots = load_roots(config, mode)?;
         let verifier: Arc<dyn ServerCertVerifier> = match roots {
             Some(roots) => {
+                // As libpq with OpenSSL's CRL_CHECK_ALL: once lists are given, every certificate
+                // of the chain needs its issuer's list, and a revoked one is refused.
                 let webpki =
                     WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())
+                        .with_crls(load_crls(config)?)
                         .build()
                         .map_err(|e| tls_error(format!("SSL error: {e}")))?;
                 if mode == SslMode::VerifyFull {
@@ -111,6 +117,7 @@ impl TlsPlan {
         tls.alpn_protocols = vec![b"postgresql".to_vec()];
         Ok(Some(Arc::new(TlsPlan {
             mode,
+            direct: config.get_ssl_negotiation() == SslNegotiation::Direct,
             config: Arc::new(tls),
         })))
     }
@@ -122,7 +129,26 @@ impl TlsPlan {
 
     /// Sends an SSLRequest on `tcp` and, if the server agrees, runs the TLS handshake.
     /// `host` is the name the certificate must match under `verify-full` (and the SNI).
+    ///
+    /// With `sslnegotiation=direct` the handshake starts at once (ALPN `postgresql`), as
+    /// PostgreSQL 17 accepts; an older server reads the ClientHello as a malformed startup
+    /// packet and closes the connection, which ends the handshake with an error that says so.
     pub(super) async fn negotiate(&self, mut tcp: TcpStream, host: &str) -> Result<Negotiated> {
+        if self.direct {
+            let name = server_name(host, &tcp)?;
+            let connector = TlsConnector::from(self.config.clone());
+            return match connector.connect(name, tcp).await {
+                Ok(s) => Ok(Negotiated::Tls(Box::new(s))),
+                Err(e) => Err(Error::Io(io::Error::new(
+                    e.kind(),
+                    format!(
+                        "SSL error: {e} (sslnegotiation=direct: the server may be older than \
+                         PostgreSQL 17, which is the first to accept direct TLS; use \
+                         sslnegotiation=postgres)"
+                    ),
+                ))),
+            };
+        }
         let mut req = BytesMut::with_capacity(8);
         frontend::ssl_request(&mut req)?;
         tcp.write_all(&req).await?;
@@ -251,6 +277,55 @@ fn load_roots(config: &Config, mode: SslMode) -> Result<Option<RootCertStore>> {
         })?;
     }
     Ok(Some(store))
+}
+
+/// The revocation lists of `sslcrl` (default `~/.postgresql/root.crl` when it exists) and of
+/// every file in `sslcrldir`.
+fn load_crls(config: &Config) -> Result<Vec<CertificateRevocationListDer<'static>>> {
+    let mut files = Vec::new();
+    match config.get_ssl_crl() {
+        Some(p) => files.push(PathBuf::from(p)),
+        None => {
+            if let Some(default) = user_dir()
+                .map(|d| d.join("root.crl"))
+                .filter(|p| p.exists())
+            {
+                files.push(default);
+            }
+        }
+    }
+    if let Some(dir) = config.get_ssl_crl_dir() {
+        let unreadable = |e: io::Error| {
+            tls_error(format!(
+                "SSL error: could not read sslcrldir \"{dir}\": {e}"
+            ))
+        };
+        let mut in_dir = std::fs::read_dir(dir)
+            .map_err(unreadable)?
+            .map(|e| e.map(|e| e.path()))
+            .collect::<io::Result<Vec<_>>>()
+            .map_err(unreadable)?;
+        in_dir.retain(|p| p.is_file());
+        in_dir.sort();
+        files.extend(in_dir);
+    }
+    let mut crls = Vec::new();
+    for path in files {
+        let bad = |e: &dyn fmt::Display| {
+            tls_error(format!(
+                "SSL error: could not read certificate revocation list file \"{}\": {e}",
+                path.display()
+            ))
+        };
+        let before = crls.len();
+        for crl in CertificateRevocationListDer::pem_file_iter(&path).map_err(|e| bad(&e))? {
+            crls.push(crl.map_err(|e| bad(&e))?);
+        }
+        if crls.len() == before {
+            return Err(bad(&"no revocation list in it"));
+        }
+    }
+    Ok(crls)
 }
 
 fn read_certs(path: &Path, what: &str) -> Result<Vec<CertificateDer<'static>>> {
