@@ -128,8 +128,6 @@ pub use misc::{Json, Uuid};
 pub use numeric::Numeric;
 pub use value::Value;
 
-#[cfg(feature = "serde")]
-pub use self::serde::DeError;
 #[cfg(feature = "serde_json")]
 pub use self::serde_json::SerdeJson;
 
