@@ -80,9 +80,8 @@ impl TryFrom<&NaiveTime> for Time {
 
     /// Rounds down to the microsecond; fails for a leap second at 23:59:60 (past 24:00:00).
     fn try_from(t: &NaiveTime) -> Result<Time, ConvertError> {
-        Time::from_micros(micros_of_day(t)).ok_or_else(|| {
-            ConvertError::new(format!("time {t} (a leap second) is past 24:00:00"))
-        })
+        Time::from_micros(micros_of_day(t))
+            .ok_or_else(|| ConvertError::new(format!("time {t} (a leap second) is past 24:00:00")))
     }
 }
 
@@ -207,8 +206,7 @@ impl TryFrom<TimestampTz> for DateTime<Utc> {
                 "chrono::DateTime<Utc>",
             ));
         }
-        naive_from_micros(ts.micros_since_2000(), &format!("timestamptz {ts}"))
-            .map(|n| n.and_utc())
+        naive_from_micros(ts.micros_since_2000(), &format!("timestamptz {ts}")).map(|n| n.and_utc())
     }
 }
 

@@ -62,8 +62,11 @@ fn decode(raw: &[u8]) -> Result<Decimal, BoxError> {
             )));
         }
     };
-    let ndigits = usize::try_from(ndigits)
-        .map_err(|_| err(format!("invalid numeric value: negative digit count {ndigits}")))?;
+    let ndigits = usize::try_from(ndigits).map_err(|_| {
+        err(format!(
+            "invalid numeric value: negative digit count {ndigits}"
+        ))
+    })?;
     if ndigits.saturating_mul(2) != r.remaining() {
         return Err(err(format!(
             "invalid numeric value: {ndigits} digits need {} bytes, got {}",
@@ -284,7 +287,10 @@ mod tests {
         }
         // Zeros past the 28th place are not rounding.
         let n: Numeric = "1.000000000000000000000000000000".parse().unwrap();
-        assert_eq!(Decimal::try_from(&n).unwrap().to_string(), "1.0000000000000000000000000000");
+        assert_eq!(
+            Decimal::try_from(&n).unwrap().to_string(),
+            "1.0000000000000000000000000000"
+        );
     }
 
     #[test]

@@ -8,13 +8,13 @@
 //! | value | serialized as |
 //! |---|---|
 //! | NULL | none (`null`) |
-//! | `bool`, `int2/4/8`, `oid` | bool, integer |
+//! | `bool`, `int2/4/8`, `oid` | bool, integer (`to_json` quotes an `oid`; it is a number) |
 //! | `float4`/`float8` | number; `NaN`, `Infinity`, `-Infinity` as those strings |
 //! | `numeric` | string (`"12.50"`): exact, whatever the reader's number type |
 //! | text types, `interval`, `uuid` | string, as the server prints it |
 //! | `"char"` | one-character string, as the server prints it |
 //! | `bytea` | string in the server's hex form, `"\\x0102"` |
-//! | `date`, `time`, `timestamp`, `timestamptz` | ISO 8601 string: `"2024-01-02"`, `"2024-01-02T03:04:05.5"`, `"2024-01-02T03:04:05.5+00:00"` (UTC), 44 BC as year `-0043`; `"infinity"`, `"-infinity"` |
+//! | `date`, `time`, `timestamp`, `timestamptz` | ISO 8601 string: `"2024-01-02"`, `"2024-01-02T03:04:05.5"`, `"2024-01-02T03:04:05.5+00:00"` (UTC); `"infinity"`, `"-infinity"`. BC years are ISO's astronomical ones (44 BC is `"-0043-03-15"`) where `to_json` writes `"0044-03-15 BC"`, which JSON date parsers do not read |
 //! | `json`, `jsonb` | the document itself, embedded (keys in their order; numbers as `i64`/`u64` when whole and in range, else as the nearest `f64`; at most 128 levels deep) |
 //! | arrays | sequences, nested for several dimensions (lower bounds dropped) |
 //! | types this crate does not decode | their text as a string, or `"\\x..."` hex of binary bytes |
@@ -386,7 +386,9 @@ impl Serialize for RawJson<'_> {
                 "json value nested deeper than {JSON_DEPTH_LIMIT} levels"
             )));
         }
-        let t = self.text.trim_matches(|c: char| c.is_ascii() && json_ws(c as u8));
+        let t = self
+            .text
+            .trim_matches(|c: char| c.is_ascii() && json_ws(c as u8));
         let child = |text| RawJson {
             text,
             depth: self.depth + 1,
@@ -404,7 +406,9 @@ impl Serialize for RawJson<'_> {
             }
             Some(b'[') => {
                 let body = t.get(1..t.len() - 1).filter(|_| t.ends_with(']'));
-                let items = body.and_then(|b| RawJson::items(b, false)).ok_or_else(bad)?;
+                let items = body
+                    .and_then(|b| RawJson::items(b, false))
+                    .ok_or_else(bad)?;
                 let mut seq = s.serialize_seq(Some(items.len()))?;
                 for (_, v) in items {
                     seq.serialize_element(&child(v))?;
@@ -423,7 +427,9 @@ impl Serialize for RawJson<'_> {
 }
 
 fn serialize_json_number<S: Serializer>(t: &str, s: S) -> Result<S::Ok, S::Error> {
-    let numeric = t.bytes().all(|c| c.is_ascii_digit() || b"+-.eE".contains(&c))
+    let numeric = t
+        .bytes()
+        .all(|c| c.is_ascii_digit() || b"+-.eE".contains(&c))
         && t.bytes().any(|c| c.is_ascii_digit());
     if !numeric {
         return Err(S::Error::custom("malformed json value from the server"));
@@ -475,7 +481,9 @@ fn null_error() -> DeError {
 /// Runs `f` on a serde_json deserializer over `text`, then checks nothing follows the value.
 fn json_borrowed<'de, T>(
     text: &'de [u8],
-    f: impl FnOnce(&mut serde_json::Deserializer<serde_json::de::SliceRead<'de>>) -> serde_json::Result<T>,
+    f: impl FnOnce(
+        &mut serde_json::Deserializer<serde_json::de::SliceRead<'de>>,
+    ) -> serde_json::Result<T>,
 ) -> Result<T, DeError> {
     let mut de = serde_json::Deserializer::from_slice(text);
     let v = f(&mut de).map_err(json_err)?;
@@ -486,7 +494,9 @@ fn json_borrowed<'de, T>(
 /// As [`json_borrowed`] for text owned by a [`Value`]: nothing can borrow from it.
 fn json_owned<T>(
     text: &str,
-    f: impl FnOnce(&mut serde_json::Deserializer<serde_json::de::IoRead<&[u8]>>) -> serde_json::Result<T>,
+    f: impl FnOnce(
+        &mut serde_json::Deserializer<serde_json::de::IoRead<&[u8]>>,
+    ) -> serde_json::Result<T>,
 ) -> Result<T, DeError> {
     let mut de = serde_json::Deserializer::from_reader(text.as_bytes());
     let v = f(&mut de).map_err(json_err)?;
@@ -717,13 +727,14 @@ fn column<'de, S: DeserializeSeed<'de>>(
     idx: usize,
     seed: S,
 ) -> Result<S::Value, DeError> {
-    seed.deserialize(ColumnDeserializer { row, idx }).map_err(|e| {
-        let (name, ty) = row
-            .columns()
-            .get(idx)
-            .map_or(("?", Type::UNKNOWN), |c| (c.name(), c.type_()));
-        DeError(format!("column \"{name}\" ({ty}) {e}"))
-    })
+    seed.deserialize(ColumnDeserializer { row, idx })
+        .map_err(|e| {
+            let (name, ty) = row
+                .columns()
+                .get(idx)
+                .map_or(("?", Type::UNKNOWN), |c| (c.name(), c.type_()));
+            DeError(format!("column \"{name}\" ({ty}) {e}"))
+        })
 }
 
 /// One column's value.
@@ -750,10 +761,7 @@ impl<'de> ColumnDeserializer<'de> {
             .get(self.idx)
             .ok_or_else(|| DeError("missing".to_owned()))?;
         let ty = c.type_();
-        let raw = self
-            .row
-            .raw(self.idx)
-            .map_err(|e| DeError(e.to_string()))?;
+        let raw = self.row.raw(self.idx).map_err(|e| DeError(e.to_string()))?;
         let Some(raw) = raw else {
             return Ok(Col::Other(Value::Null));
         };
@@ -869,7 +877,10 @@ impl ValueDeserializer {
     fn array_seq(element_type: Type, array: Array<Value>) -> Vec<Value> {
         let Array { dims, elements } = array;
         match dims.as_slice() {
-            [] | [_] => elements.into_iter().map(|e| e.unwrap_or(Value::Null)).collect(),
+            [] | [_] => elements
+                .into_iter()
+                .map(|e| e.unwrap_or(Value::Null))
+                .collect(),
             [(len, _), inner @ ..] => {
                 let chunk: usize = inner.iter().map(|&(l, _)| l).product();
                 let mut rest = elements.into_iter();

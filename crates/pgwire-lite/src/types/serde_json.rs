@@ -68,7 +68,12 @@ fn write_json<T: Serialize + ?Sized>(
         out.put_u8(JSONB_VERSION);
     }
     let result = serde_json::to_writer((&mut *out).writer(), value)
-        .map_err(|e| err(format!("cannot serialize {} as JSON: {e}", std::any::type_name::<T>())))
+        .map_err(|e| {
+            err(format!(
+                "cannot serialize {} as JSON: {e}",
+                std::any::type_name::<T>()
+            ))
+        })
         .and_then(|()| len_i32("json value", out.len() - start));
     if let Err(e) = result {
         out.truncate(start);
@@ -90,8 +95,12 @@ fn json_text<'a>(ty: &Type, raw: &'a [u8]) -> Result<&'a [u8], BoxError> {
 }
 
 fn read_json<'a, T: Deserialize<'a>>(ty: &Type, text: &'a [u8]) -> Result<T, BoxError> {
-    serde_json::from_slice(text)
-        .map_err(|e| err(format!("cannot read {ty} as {}: {e}", std::any::type_name::<T>())))
+    serde_json::from_slice(text).map_err(|e| {
+        err(format!(
+            "cannot read {ty} as {}: {e}",
+            std::any::type_name::<T>()
+        ))
+    })
 }
 
 impl<T: Serialize + fmt::Debug> ToSql for SerdeJson<T> {
