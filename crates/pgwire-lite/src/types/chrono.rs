@@ -164,8 +164,9 @@ impl TryFrom<Time> for NaiveTime {
     }
 }
 
-/// The UTC wall-clock reading of microseconds since 2000-01-01.
-fn naive_from_micros(micros: i64, what: &str) -> Result<NaiveDateTime, ConvertError> {
+/// The UTC wall-clock reading of microseconds since 2000-01-01; `None` beyond chrono's range.
+/// (The caller words the error: formatting it here would allocate on every call.)
+fn naive_from_micros(micros: i64) -> Option<NaiveDateTime> {
     let days = i32::try_from(micros.div_euclid(USECS_PER_DAY)).ok();
     let rem = micros.rem_euclid(USECS_PER_DAY);
     let date = days
@@ -175,9 +176,7 @@ fn naive_from_micros(micros: i64, what: &str) -> Result<NaiveDateTime, ConvertEr
         .ok()
         .zip(u32::try_from(rem % USECS_PER_SEC * 1000).ok())
         .and_then(|(s, n)| NaiveTime::from_num_seconds_from_midnight_opt(s, n));
-    date.zip(time)
-        .map(|(d, t)| d.and_time(t))
-        .ok_or_else(|| ConvertError::new(format!("{what} is out of chrono's range")))
+    date.zip(time).map(|(d, t)| d.and_time(t))
 }
 
 impl TryFrom<Timestamp> for NaiveDateTime {
@@ -191,7 +190,8 @@ impl TryFrom<Timestamp> for NaiveDateTime {
                 "chrono::NaiveDateTime",
             ));
         }
-        naive_from_micros(ts.micros_since_2000(), &format!("timestamp {ts}"))
+        naive_from_micros(ts.micros_since_2000())
+            .ok_or_else(|| ConvertError::new(format!("timestamp {ts} is out of chrono's range")))
     }
 }
 
@@ -206,7 +206,9 @@ impl TryFrom<TimestampTz> for DateTime<Utc> {
                 "chrono::DateTime<Utc>",
             ));
         }
-        naive_from_micros(ts.micros_since_2000(), &format!("timestamptz {ts}")).map(|n| n.and_utc())
+        naive_from_micros(ts.micros_since_2000())
+            .ok_or_else(|| ConvertError::new(format!("timestamptz {ts} is out of chrono's range")))
+            .map(|n| n.and_utc())
     }
 }
 
