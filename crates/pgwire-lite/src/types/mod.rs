@@ -43,6 +43,42 @@
 //! resolution). `DateTime<FixedOffset>` and `OffsetDateTime` read in text format keep the
 //! session time zone's offset; in binary format they are in UTC.
 //!
+//! # serde
+//!
+//! ## Serializing
+//!
+//! [`Value`] serializes as PostgreSQL's own `to_json` writes each type, so a result reads the
+//! same whether the server or this crate made the JSON:
+//!
+//! | value | serialized as |
+//! |---|---|
+//! | NULL | none (`null`) |
+//! | `bool`, `int2/4/8`, `oid` | bool, integer (`to_json` quotes an `oid`; it is a number) |
+//! | `float4`/`float8` | number; `NaN`, `Infinity`, `-Infinity` as those strings |
+//! | `numeric` | string (`"12.50"`): exact, whatever the reader's number type |
+//! | text types, `interval`, `uuid` | string, as the server prints it |
+//! | `"char"` | one-character string, as the server prints it |
+//! | `bytea` | string in the server's hex form, `"\\x0102"` |
+//! | `date`, `time`, `timestamp`, `timestamptz` | ISO 8601 string: `"2024-01-02"`, `"2024-01-02T03:04:05.5"`, `"2024-01-02T03:04:05.5+00:00"` (UTC); `"infinity"`, `"-infinity"`. BC years are ISO's astronomical ones (44 BC is `"-0043-03-15"`) where `to_json` writes `"0044-03-15 BC"`, which JSON date parsers do not read |
+//! | `json`, `jsonb` | the document itself, embedded (keys in their order; numbers as `i64`/`u64` when whole and in range, else as the nearest `f64`; at most 128 levels deep) |
+//! | arrays | sequences, nested for several dimensions (lower bounds dropped) |
+//! | types this crate does not decode | their text as a string, or `"\\x..."` hex of binary bytes |
+//!
+//! [`RowMap`](crate::RowMap) and [`Row`](crate::Row) serialize as maps from column name to value, in column order (a
+//! name used twice appears twice, as in `row_to_json`); [`QueryResult`](crate::QueryResult) as a sequence of them.
+//!
+//! ## Deserializing
+//!
+//! [`Row::deserialize`](crate::Row::deserialize) fills any `T: Deserialize` from one row: a struct's fields (or a map's
+//! keys) by column name — exact first, then ignoring ASCII case — and a tuple's elements by
+//! position. `Option` fields read NULL as `None` (and a missing column as `None`, as serde does
+//! for absent `Option` fields); NULL into any other field is an error naming the column.
+//! [`QueryResult::deserialize`](crate::QueryResult::deserialize) does it for every row. A column reads into whatever Rust type
+//! fits what it [serializes](#serializing) as, and also: `numeric` into integers (when whole)
+//! and floats (nearest), `bytea` into `Vec<u8>`/`&[u8]`, text into `&str` borrowed from the
+//! row, `json`/`jsonb` into any `T: Deserialize` (or `String` for their text), and text or enum
+//! labels into unit enums.
+//!
 //! Array elements are read into owned types (`Vec<String>`, not `Vec<&str>`): text-format
 //! elements may need unescaping, so they cannot borrow from the row.
 

@@ -1,38 +1,5 @@
-//! `serde` (feature `serde`): results serialize, rows deserialize.
-//!
-//! # Serializing
-//!
-//! [`Value`] serializes as PostgreSQL's own `to_json` writes each type, so a result reads the
-//! same whether the server or this crate made the JSON:
-//!
-//! | value | serialized as |
-//! |---|---|
-//! | NULL | none (`null`) |
-//! | `bool`, `int2/4/8`, `oid` | bool, integer (`to_json` quotes an `oid`; it is a number) |
-//! | `float4`/`float8` | number; `NaN`, `Infinity`, `-Infinity` as those strings |
-//! | `numeric` | string (`"12.50"`): exact, whatever the reader's number type |
-//! | text types, `interval`, `uuid` | string, as the server prints it |
-//! | `"char"` | one-character string, as the server prints it |
-//! | `bytea` | string in the server's hex form, `"\\x0102"` |
-//! | `date`, `time`, `timestamp`, `timestamptz` | ISO 8601 string: `"2024-01-02"`, `"2024-01-02T03:04:05.5"`, `"2024-01-02T03:04:05.5+00:00"` (UTC); `"infinity"`, `"-infinity"`. BC years are ISO's astronomical ones (44 BC is `"-0043-03-15"`) where `to_json` writes `"0044-03-15 BC"`, which JSON date parsers do not read |
-//! | `json`, `jsonb` | the document itself, embedded (keys in their order; numbers as `i64`/`u64` when whole and in range, else as the nearest `f64`; at most 128 levels deep) |
-//! | arrays | sequences, nested for several dimensions (lower bounds dropped) |
-//! | types this crate does not decode | their text as a string, or `"\\x..."` hex of binary bytes |
-//!
-//! [`RowMap`] and [`Row`] serialize as maps from column name to value, in column order (a
-//! name used twice appears twice, as in `row_to_json`); [`QueryResult`] as a sequence of them.
-//!
-//! # Deserializing
-//!
-//! [`Row::deserialize`] fills any `T: Deserialize` from one row: a struct's fields (or a map's
-//! keys) by column name — exact first, then ignoring ASCII case — and a tuple's elements by
-//! position. `Option` fields read NULL as `None` (and a missing column as `None`, as serde does
-//! for absent `Option` fields); NULL into any other field is an error naming the column.
-//! [`QueryResult::deserialize`] does it for every row. A column reads into whatever Rust type
-//! fits what it [serializes](#serializing) as, and also: `numeric` into integers (when whole)
-//! and floats (nearest), `bytea` into `Vec<u8>`/`&[u8]`, text into `&str` borrowed from the
-//! row, `json`/`jsonb` into any `T: Deserialize` (or `String` for their text), and text or enum
-//! labels into unit enums.
+//! `serde` (feature `serde`): results serialize, rows deserialize (the rules are in the
+//! `types` module docs).
 
 use std::borrow::Cow;
 use std::fmt;
@@ -507,7 +474,7 @@ fn json_owned<T>(
 impl Row {
     /// Reads this row into any `T: Deserialize`: struct fields by column name, tuples by
     /// position, `Option` for NULL; text, bytea and json may be borrowed from the row. See
-    /// [the table](crate::types#types-from-other-crates) of what each column reads as.
+    /// [the `serde` section](crate::types#serde) of the `types` docs for what each column reads as.
     ///
     /// # Errors
     /// [`Error::Conversion`] naming the column (a NULL into a non-`Option` field, a type that
@@ -1111,5 +1078,49 @@ impl<'de> Deserializer<'de> for ValueDeserializer {
         deserialize_unit_struct(name: &'static str);
         deserialize_tuple_struct(name: &'static str, len: usize);
         deserialize_struct(name: &'static str, fields: &'static [&'static str]);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::types::Json;
+
+    fn ser(text: &str) -> Result<String, serde_json::Error> {
+        serde_json::to_string(&Value::Jsonb(Json(text.to_owned())))
+    }
+
+    #[test]
+    fn embedded_json_keeps_order_and_unescapes() {
+        let s = ser(
+            r#" {"b": [1, -2, 3.5, 18446744073709551615], "a": "x\"\u00e9\ud83e\udd80", "c": {}} "#,
+        );
+        assert_eq!(
+            s.unwrap(),
+            r#"{"b":[1,-2,3.5,18446744073709551615],"a":"x\"é🦀","c":{}}"#
+        );
+    }
+
+    #[test]
+    fn hostile_json_is_an_error_not_a_panic() {
+        let deep = format!("{}{}", "[".repeat(200), "]".repeat(200));
+        for bad in [
+            "",
+            "{",
+            "[1,",
+            "{\"a\" 1}",
+            "{1: 2}",
+            "\"\\x\"",
+            "\"\\ud83e\"",
+            "tru",
+            "1e999",
+            "[1 2]",
+            "{\"a\":}",
+            "]",
+            "\"unterminated",
+            &deep,
+        ] {
+            assert!(ser(bad).is_err(), "{bad:?}");
+        }
     }
 }
