@@ -1,10 +1,12 @@
 //! Steady-state `execute` of a cached statement with fixed-size parameters allocates nothing
-//! (issue 5): counted by a global allocator wrapper. Its own test binary, so nothing else runs
+//! (issue 5), also when it binds and reads a `chrono::DateTime<Utc>` and a `uuid::Uuid` (issue
+//! 14): counted by a global allocator wrapper. Its own test binary, so nothing else runs
 //! in the process while counting.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
+use chrono::{DateTime, TimeDelta, TimeZone, Utc};
 use pg_harness::cluster;
 use pgwire_lite::{Config, Connection};
 
@@ -52,14 +54,20 @@ fn cached_execute_allocates_nothing() {
         let mut c = Connection::connect(&cfg).await.unwrap();
         let sql = "SELECT $1::int8 + 1, $2::int4";
         let empty = "SELECT $1::int4 WHERE false";
+        // The optional chrono and uuid types, both ways.
+        let typed = "SELECT $1::timestamptz + interval '1 microsecond', $2::uuid";
+        let at = Utc.with_ymd_and_hms(2024, 1, 2, 3, 4, 5).unwrap();
+        let id = uuid::Uuid::from_u128(0xa0ee_bc99_9c0b_4ef8_bb6d_6bb9_bd38_0a11);
         // Warm up: prepare both statements, grow buffers to their working size.
         for i in 0..100i64 {
             let r = c.execute(sql, &[&i, &7i32]).await.unwrap();
             assert_eq!(r.rows()[0].get::<_, i64>(0), i + 1);
             c.execute(empty, &[&1i32]).await.unwrap();
+            c.execute(typed, &[&at, &id]).await.unwrap();
         }
         let n = 1_000;
         let mut sum = 0i64;
+        let mut same_typed = true;
         ALLOCS.store(0, Ordering::Relaxed);
         COUNTING.store(true, Ordering::Relaxed);
         for i in 0..n {
@@ -69,15 +77,24 @@ fn cached_execute_allocates_nothing() {
             // An UPDATE-style statement: no rows at all.
             let r = c.execute(empty, &[&1i32]).await.unwrap();
             assert!(r.is_empty());
+            // A result holds its frames' share of the read buffer: dropped before the next
+            // request, the buffer is reused rather than reallocated.
+            drop(r);
+            let r = c.execute(typed, &[&at, &id]).await.unwrap();
+            let row = &r.rows()[0];
+            let later: DateTime<Utc> = row.get(0);
+            let back: uuid::Uuid = row.get(1);
+            same_typed &= later == at + TimeDelta::microseconds(1) && back == id;
         }
         COUNTING.store(false, Ordering::Relaxed);
         let allocs = ALLOCS.load(Ordering::Relaxed);
         assert_eq!(sum, (1..=n).sum::<i64>());
+        assert!(same_typed, "chrono/uuid values came back changed");
         assert_eq!(
             allocs,
             0,
             "{allocs} heap allocations over {} cached executes",
-            2 * n
+            3 * n
         );
     });
 }

@@ -106,6 +106,8 @@ pub use slots::{Metrics, Status};
 pub use transaction::{IsolationLevel, Transaction, TransactionBuilder, TransactionOptions};
 
 pub use pgwire_lite;
+#[cfg(feature = "serde_json")]
+pub use pgwire_lite::types::SerdeJson;
 pub use pgwire_lite::{
     ClientSettings, Config, Connection, FromSql, Notification, ParamTypes, Pipeline, QueryResult,
     Row, RowMap, TimeoutOutcome, ToSql, TransactionStatus, Type, Value,

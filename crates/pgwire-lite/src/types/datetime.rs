@@ -13,12 +13,21 @@ use bytes::{BufMut, BytesMut};
 use super::codec::{cannot_decode, cannot_encode, err, fixed, snippet, utf8};
 use super::{BoxError, FromSql, IsNull, ToSql, Type};
 
-const USECS_PER_SEC: i64 = 1_000_000;
+pub(crate) const USECS_PER_SEC: i64 = 1_000_000;
 const USECS_PER_MINUTE: i64 = 60 * USECS_PER_SEC;
 const USECS_PER_HOUR: i64 = 60 * USECS_PER_MINUTE;
-const USECS_PER_DAY: i64 = 24 * USECS_PER_HOUR;
+pub(crate) const USECS_PER_DAY: i64 = 24 * USECS_PER_HOUR;
 /// Days from 1970-01-01 to 2000-01-01 (PostgreSQL's epoch).
 const UNIX_TO_PG_DAYS: i64 = 10_957;
+/// The server's earliest `date`, 4714-11-24 BC (Julian day 0), in days since 2000-01-01
+/// (`DATETIME_MIN_JULIAN` in its datatype/timestamp.h). Its latest, 5874897-12-31, is beyond
+/// every other library's range.
+#[cfg(any(feature = "chrono", feature = "time"))]
+pub(crate) const PG_MIN_DATE_DAYS: i32 = -2_451_545;
+/// The server's earliest `timestamp`, 4714-11-24 00:00:00 BC, in microseconds since 2000-01-01
+/// (`MIN_TIMESTAMP`); its latest, 294276-12-31 23:59:59.999999, is beyond chrono's and time's.
+#[cfg(any(feature = "chrono", feature = "time"))]
+pub(crate) const PG_MIN_TIMESTAMP: i64 = -211_813_488_000_000_000;
 
 // ---- calendar ----------------------------------------------------------------------------
 
@@ -212,6 +221,11 @@ fn finish_date(c: &mut Cursor<'_>, (y, m, d): (i64, u32, u32)) -> Option<i64> {
 /// A timestamp as printed with DateStyle ISO: `Y-MM-DD HH:MM:SS[.f][±offset][ BC]`, returned as
 /// microseconds since 2000-01-01 in UTC (the offset, if allowed and present, is subtracted).
 fn parse_timestamp(s: &str, with_offset: bool) -> Option<i64> {
+    parse_timestamp_offset(s, with_offset).map(|(micros, _)| micros)
+}
+
+/// As [`parse_timestamp`], also returning the offset in seconds east of UTC (0 without one).
+fn parse_timestamp_offset(s: &str, with_offset: bool) -> Option<(i64, i32)> {
     let mut c = Cursor::new(s);
     let ymd = parse_ymd(&mut c)?;
     if !c.eat(b' ') {
@@ -224,10 +238,12 @@ fn parse_timestamp(s: &str, with_offset: bool) -> Option<i64> {
         0
     };
     let days = finish_date(&mut c, ymd)?;
-    days.checked_mul(USECS_PER_DAY)?
+    let micros = days
+        .checked_mul(USECS_PER_DAY)?
         .checked_add(time)?
         .checked_sub(offset.checked_mul(USECS_PER_SEC)?)
-        .filter(|v| *v != i64::MAX && *v != i64::MIN)
+        .filter(|v| *v != i64::MAX && *v != i64::MIN)?;
+    Some((micros, i32::try_from(offset).ok()?))
 }
 
 fn bad_text(what: &str, s: &str) -> BoxError {
@@ -237,7 +253,9 @@ fn bad_text(what: &str, s: &str) -> BoxError {
 // ---- Date --------------------------------------------------------------------------------
 
 /// A PostgreSQL `date`: days since 2000-01-01, or ±infinity.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+///
+/// `Debug` and `Display` print it as the server does (`2024-01-02`, `0044-03-15 BC`).
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Date(i32);
 
 impl Date {
@@ -325,7 +343,7 @@ impl FromStr for Date {
 // ---- Time --------------------------------------------------------------------------------
 
 /// A PostgreSQL `time` (without time zone): microseconds since midnight, `24:00:00` included.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Time(i64);
 
 impl Time {
@@ -471,14 +489,15 @@ macro_rules! timestamp_common {
 
 /// A PostgreSQL `timestamp` (without time zone): microseconds since 2000-01-01 00:00:00, or
 /// ±infinity.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Timestamp(i64);
 
 /// A PostgreSQL `timestamptz`: microseconds since 2000-01-01 00:00:00 UTC, or ±infinity.
 ///
 /// The server converts to and from the session time zone in text only; in binary the value is
-/// always UTC. Converts to and from [`SystemTime`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+/// always UTC. Converts to and from [`SystemTime`]. `Debug` and `Display` print it in UTC as the
+/// server does with `TimeZone=UTC` (`2024-01-02 03:04:05.123456+00`).
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct TimestampTz(i64);
 
 timestamp_common!(Timestamp);
@@ -530,6 +549,19 @@ impl FromStr for TimestampTz {
 }
 
 impl TimestampTz {
+    /// Reads the server's text (any session time zone) and also returns the UTC offset it was
+    /// written in, in seconds east of UTC (0 for the infinities), for types that keep it.
+    #[cfg(any(feature = "chrono", feature = "time"))]
+    pub(crate) fn parse_with_offset(s: &str) -> Result<(TimestampTz, i32), BoxError> {
+        match s {
+            "infinity" => Ok((TimestampTz::INFINITY, 0)),
+            "-infinity" => Ok((TimestampTz::NEG_INFINITY, 0)),
+            _ => parse_timestamp_offset(s, true)
+                .map(|(micros, offset)| (TimestampTz(micros), offset))
+                .ok_or_else(|| bad_text("timestamptz", s)),
+        }
+    }
+
     /// The instant at which UTC wall-clock time reads `ts`.
     pub fn from_utc(ts: Timestamp) -> TimestampTz {
         TimestampTz(ts.0)
@@ -573,7 +605,7 @@ impl TimestampTz {
 
 /// A PostgreSQL `interval`: months, days and microseconds, kept apart as the server keeps them
 /// (a month is not a fixed number of days, nor a day a fixed number of hours across DST).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub struct Interval {
     /// Months (years are 12 months).
     pub months: i32,
@@ -655,6 +687,21 @@ impl fmt::Display for Interval {
     }
 }
 
+macro_rules! debug_as_display {
+    ($($t:ident),*) => {
+        $(
+            impl fmt::Debug for $t {
+                /// `Date(2024-01-02)`: the server's text in the type's name, not raw counts.
+                fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                    write!(f, concat!(stringify!($t), "({})"), self)
+                }
+            }
+        )*
+    };
+}
+
+debug_as_display!(Date, Time, Timestamp, TimestampTz, Interval);
+
 impl FromStr for Interval {
     type Err = BoxError;
 
@@ -722,6 +769,63 @@ fn parse_interval(s: &str) -> Option<Interval> {
         days,
         micros,
     })
+}
+
+// ---- ISO 8601 (JSON) ----------------------------------------------------------------------
+
+/// Writes a value as PostgreSQL's `to_json` does (ISO 8601, `T` between date and time, the
+/// zone as `+00:00`, BC years as negative astronomical years: 44 BC is `-0043`), and the
+/// infinities as `infinity`/`-infinity`.
+#[cfg(feature = "serde")]
+pub(crate) struct Iso8601<T>(pub(crate) T);
+
+#[cfg(feature = "serde")]
+fn write_iso_ymd(f: &mut fmt::Formatter<'_>, days_since_2000: i64) -> fmt::Result {
+    let (y, m, d) = civil_from_days(days_since_2000 + UNIX_TO_PG_DAYS);
+    if y < 0 {
+        write!(f, "-{:04}-{m:02}-{d:02}", -y)
+    } else {
+        write!(f, "{y:04}-{m:02}-{d:02}")
+    }
+}
+
+#[cfg(feature = "serde")]
+fn write_iso_timestamp(f: &mut fmt::Formatter<'_>, micros: i64, zone: &str) -> fmt::Result {
+    match micros {
+        i64::MAX => return f.write_str("infinity"),
+        i64::MIN => return f.write_str("-infinity"),
+        _ => {}
+    }
+    write_iso_ymd(f, micros.div_euclid(USECS_PER_DAY))?;
+    f.write_str("T")?;
+    let rem = u64::try_from(micros.rem_euclid(USECS_PER_DAY)).unwrap_or(0);
+    write_hms(f, rem / 3_600_000_000, rem % 3_600_000_000)?;
+    f.write_str(zone)
+}
+
+#[cfg(feature = "serde")]
+impl fmt::Display for Iso8601<Date> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            Date::INFINITY => f.write_str("infinity"),
+            Date::NEG_INFINITY => f.write_str("-infinity"),
+            Date(days) => write_iso_ymd(f, i64::from(days)),
+        }
+    }
+}
+
+#[cfg(feature = "serde")]
+impl fmt::Display for Iso8601<Timestamp> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write_iso_timestamp(f, self.0.0, "")
+    }
+}
+
+#[cfg(feature = "serde")]
+impl fmt::Display for Iso8601<TimestampTz> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write_iso_timestamp(f, self.0.0, "+00:00")
+    }
 }
 
 // ---- ToSql / FromSql ---------------------------------------------------------------------

@@ -22,8 +22,62 @@
 //! | NULL | `Option<T>` |
 //! | anything | [`Value`] |
 //!
-//! The date/time types are our own std-only representations; integration with `chrono` or
-//! `time` is not built in (convert through the accessors, e.g. [`Timestamp::date`], [`Date::ymd`]).
+//! The types above are our own std-only representations, always there. Optional features, named
+//! after the crates, add `ToSql`/`FromSql` (both formats, arrays included) for other crates'
+//! types, and conversions between those and ours (`From`/`TryFrom`):
+//!
+//! | feature | PostgreSQL | Rust |
+//! |---|---|---|
+//! | `chrono` | `date`, `time`, `timestamp` | `NaiveDate`, `NaiveTime`, `NaiveDateTime` |
+//! | `chrono` | `timestamptz` | `DateTime<Utc>`, `DateTime<FixedOffset>` (any `DateTime<Tz>` as a parameter) |
+//! | `time` | `date`, `time`, `timestamp`, `timestamptz` | `Date`, `Time`, `PrimitiveDateTime`, `OffsetDateTime` |
+//! | `uuid` | `uuid` | `uuid::Uuid` |
+//! | `rust_decimal` | `numeric` | `Decimal` |
+//! | `serde_json` | `json`, `jsonb` | `serde_json::Value`, [`SerdeJson<T>`](SerdeJson) for any `T: Serialize`/`Deserialize` |
+//! | `serde` | — | `Serialize` for [`Value`], [`RowMap`](crate::RowMap), [`Row`](crate::Row), [`QueryResult`](crate::QueryResult); [`Row::deserialize`](crate::Row::deserialize) into any `T: Deserialize` |
+//!
+//! Values these types cannot hold are errors, never clamped or rounded: `infinity` dates and
+//! timestamps, `24:00:00`, `NaN`/`Infinity` and more than 28 decimal places for `Decimal`, and
+//! dates before the server's earliest (4714-11-24 BC) as parameters. Sub-microsecond parts of
+//! `chrono`/`time` values are dropped when sent (rounded down to the microsecond, the server's
+//! resolution). `DateTime<FixedOffset>` and `OffsetDateTime` read in text format keep the
+//! session time zone's offset; in binary format they are in UTC.
+//!
+//! # serde
+//!
+//! ## Serializing
+//!
+//! [`Value`] serializes as PostgreSQL's own `to_json` writes each type, so a result reads the
+//! same whether the server or this crate made the JSON:
+//!
+//! | value | serialized as |
+//! |---|---|
+//! | NULL | none (`null`) |
+//! | `bool`, `int2/4/8`, `oid` | bool, integer (`to_json` quotes an `oid`; it is a number) |
+//! | `float4`/`float8` | number; `NaN`, `Infinity`, `-Infinity` as those strings |
+//! | `numeric` | string (`"12.50"`): exact, whatever the reader's number type |
+//! | text types, `interval`, `uuid` | string, as the server prints it |
+//! | `"char"` | one-character string, as the server prints it |
+//! | `bytea` | string in the server's hex form, `"\\x0102"` |
+//! | `date`, `time`, `timestamp`, `timestamptz` | ISO 8601 string: `"2024-01-02"`, `"2024-01-02T03:04:05.5"`, `"2024-01-02T03:04:05.5+00:00"` (UTC); `"infinity"`, `"-infinity"`. BC years are ISO's astronomical ones (44 BC is `"-0043-03-15"`) where `to_json` writes `"0044-03-15 BC"`, which JSON date parsers do not read |
+//! | `json`, `jsonb` | the document itself, embedded (keys in their order; numbers as `i64`/`u64` when whole and in range, else as the nearest `f64`; at most 128 levels deep) |
+//! | arrays | sequences, nested for several dimensions (lower bounds dropped) |
+//! | types this crate does not decode | their text as a string, or `"\\x..."` hex of binary bytes |
+//!
+//! [`RowMap`](crate::RowMap) and [`Row`](crate::Row) serialize as maps from column name to value, in column order (a
+//! name used twice appears twice, as in `row_to_json`); [`QueryResult`](crate::QueryResult) as a sequence of them.
+//!
+//! ## Deserializing
+//!
+//! [`Row::deserialize`](crate::Row::deserialize) fills any `T: Deserialize` from one row: a struct's fields (or a map's
+//! keys) by column name — exact first, then ignoring ASCII case — and a tuple's elements by
+//! position. `Option` fields read NULL as `None` (and a missing column as `None`, as serde does
+//! for absent `Option` fields); NULL into any other field is an error naming the column.
+//! [`QueryResult::deserialize`](crate::QueryResult::deserialize) does it for every row. A column reads into whatever Rust type
+//! fits what it [serializes](#serializing) as, and also: `numeric` into integers (when whole)
+//! and floats (nearest), `bytea` into `Vec<u8>`/`&[u8]`, text into `&str` borrowed from the
+//! row, `json`/`jsonb` into any `T: Deserialize` (or `String` for their text), and text or enum
+//! labels into unit enums.
 //!
 //! Array elements are read into owned types (`Vec<String>`, not `Vec<&str>`): text-format
 //! elements may need unescaping, so they cannot borrow from the row.
@@ -34,6 +88,51 @@ use bytes::BytesMut;
 
 pub use crate::error::BoxError;
 
+/// `ToSql`/`FromSql` for a foreign type that converts through one of ours: `$ours` must be
+/// `TryFrom<&$ext>` (for parameters) and `$ext: TryFrom<$ours>` (for results), both with
+/// errors that say why the value does not fit.
+#[cfg(any(feature = "chrono", feature = "time"))]
+macro_rules! through {
+    ($ext:ty, $ours:ty, $pg:ident) => {
+        impl ToSql for $ext {
+            fn to_sql(&self, ty: &Type, out: &mut BytesMut) -> Result<IsNull, BoxError> {
+                if *ty != Type::$pg {
+                    return Err(cannot_encode::<$ext>(ty));
+                }
+                <$ours>::try_from(self)?.to_sql(ty, out)
+            }
+
+            fn accepts(&self, ty: &Type) -> bool {
+                *ty == Type::$pg
+            }
+
+            fn type_hint(&self) -> Option<Type> {
+                Some(Type::$pg)
+            }
+        }
+
+        impl<'a> FromSql<'a> for $ext {
+            fn from_sql(ty: &Type, raw: &'a [u8]) -> Result<Self, BoxError> {
+                if *ty != Type::$pg {
+                    return Err(cannot_decode::<$ext>(ty));
+                }
+                Ok(<$ext>::try_from(<$ours>::from_sql(ty, raw)?)?)
+            }
+
+            fn from_sql_text(ty: &Type, raw: &'a [u8]) -> Result<Self, BoxError> {
+                if *ty != Type::$pg {
+                    return Err(cannot_decode::<$ext>(ty));
+                }
+                Ok(<$ext>::try_from(<$ours>::from_sql_text(ty, raw)?)?)
+            }
+
+            fn accepts(ty: &Type) -> bool {
+                *ty == Type::$pg
+            }
+        }
+    };
+}
+
 mod array;
 mod codec;
 mod datetime;
@@ -43,6 +142,19 @@ mod primitives;
 mod text;
 mod value;
 
+#[cfg(feature = "chrono")]
+mod chrono;
+#[cfg(feature = "rust_decimal")]
+mod rust_decimal;
+#[cfg(feature = "serde")]
+mod serde;
+#[cfg(feature = "serde_json")]
+mod serde_json;
+#[cfg(feature = "time")]
+mod time;
+#[cfg(feature = "uuid")]
+mod uuid;
+
 #[cfg(test)]
 mod tests;
 
@@ -51,6 +163,28 @@ pub use datetime::{Date, Interval, Time, Timestamp, TimestampTz};
 pub use misc::{Json, Uuid};
 pub use numeric::Numeric;
 pub use value::Value;
+
+#[cfg(feature = "serde_json")]
+pub use self::serde_json::SerdeJson;
+
+/// A value that does not fit the Rust type it was converted to (`infinity` into a
+/// `chrono::NaiveDate`, `1.5` into an `i64`); the message says which value and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConvertError(String);
+
+impl ConvertError {
+    pub(crate) fn new(msg: impl Into<String>) -> ConvertError {
+        ConvertError(msg.into())
+    }
+}
+
+impl fmt::Display for ConvertError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ConvertError {}
 
 /// A PostgreSQL type, identified by its OID.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]

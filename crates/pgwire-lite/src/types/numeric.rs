@@ -1,12 +1,13 @@
 //! `numeric`: an exact decimal kept in PostgreSQL's own base-10000 layout.
 
+use std::cmp::Ordering;
 use std::fmt;
 use std::str::FromStr;
 
 use bytes::{BufMut, BytesMut};
 
 use super::codec::{Reader, cannot_decode, cannot_encode, err, snippet, utf8};
-use super::{BoxError, FromSql, IsNull, ToSql, Type};
+use super::{BoxError, ConvertError, FromSql, IsNull, ToSql, Type};
 
 /// Sign words of the binary format (`NUMERIC_POS`, ... in PostgreSQL's numeric.c).
 const SIGN_POS: u16 = 0x0000;
@@ -35,7 +36,16 @@ enum Kind {
 /// rounded: `1e-1000` and 1000-digit integers come back as they were sent.
 ///
 /// Equality is representational: `1.5` and `1.50` have different display scales and are not
-/// equal (they print differently), though the server compares them equal.
+/// equal (they print differently), though the server compares them equal; [`cmp_value`]
+/// compares as the server does. Ordering is by numeric value as in PostgreSQL (`-Infinity` <
+/// every number < `Infinity` < `NaN`, and `NaN` equals itself), with equal values ordered by
+/// display scale (`1.5 < 1.50`) so that it agrees with `==`.
+///
+/// Converts exactly from and to the integer types (`i128` included, `TryFrom` where the value
+/// might not fit or not be whole), from `f64` (exact shortest decimal), to `f64` with
+/// [`to_f64`](Numeric::to_f64) (nearest), and from and to text with `FromStr`/`Display`.
+///
+/// [`cmp_value`]: Numeric::cmp_value
 #[derive(Clone, PartialEq, Eq, Hash)]
 pub struct Numeric {
     kind: Kind,
@@ -144,7 +154,7 @@ impl Numeric {
     }
 
     /// Decodes the binary format.
-    fn decode(raw: &[u8]) -> Result<Numeric, BoxError> {
+    pub(crate) fn decode(raw: &[u8]) -> Result<Numeric, BoxError> {
         let mut r = Reader::new("numeric", raw);
         let ndigits = r.i16()?;
         let weight = r.i16()?;
@@ -197,7 +207,7 @@ impl Numeric {
         Ok(Numeric::finite(negative, digits, weight, dscale))
     }
 
-    fn encode(&self, out: &mut BytesMut) -> Result<(), BoxError> {
+    pub(crate) fn encode(&self, out: &mut BytesMut) -> Result<(), BoxError> {
         let sign = match self.kind {
             Kind::Finite { negative: false } => SIGN_POS,
             Kind::Finite { negative: true } => SIGN_NEG,
@@ -227,10 +237,11 @@ impl Numeric {
     }
 }
 
-impl From<i64> for Numeric {
-    fn from(v: i64) -> Numeric {
+impl Numeric {
+    /// An integer from its sign and magnitude.
+    fn from_integer(negative: bool, magnitude: u128) -> Numeric {
         let mut digits = Vec::new();
-        let mut rest = v.unsigned_abs();
+        let mut rest = magnitude;
         while rest > 0 {
             // `rest % 10000` < 10000 always fits.
             digits.push(u16::try_from(rest % 10000).unwrap_or(0));
@@ -238,7 +249,172 @@ impl From<i64> for Numeric {
         }
         digits.reverse();
         let weight = i16::try_from(digits.len()).unwrap_or(1) - 1;
-        Numeric::finite(v < 0, digits, weight, 0)
+        Numeric::finite(negative, digits, weight, 0)
+    }
+
+    /// Compares numeric values as the server does, ignoring the display scale: `1.5` and
+    /// `1.50` are equal, `NaN` equals `NaN` and is greater than everything else.
+    pub fn cmp_value(&self, other: &Numeric) -> Ordering {
+        // Rank of the kinds; finite numbers of opposite signs are ordered by rank too.
+        fn rank(k: Kind, zero: bool) -> u8 {
+            match k {
+                Kind::NegInfinity => 0,
+                Kind::Finite { negative: true } => 1,
+                Kind::Finite { negative: false } if zero => 2,
+                Kind::Finite { negative: false } => 3,
+                Kind::Infinity => 4,
+                Kind::NaN => 5,
+            }
+        }
+        let (ra, rb) = (
+            rank(self.kind, self.digits.is_empty()),
+            rank(other.kind, other.digits.is_empty()),
+        );
+        if ra != rb || !matches!(ra, 1 | 3) {
+            return ra.cmp(&rb);
+        }
+        // Same sign, both non-zero: digits are normalized (no leading or trailing zero digit),
+        // so the weight orders magnitudes first, then the digits lexicographically.
+        let magnitude = self
+            .weight
+            .cmp(&other.weight)
+            .then_with(|| self.digits.cmp(&other.digits));
+        if ra == 1 {
+            magnitude.reverse()
+        } else {
+            magnitude
+        }
+    }
+
+    /// The nearest `f64` (what the server's `numeric::float8` cast gives): `NaN` and the
+    /// infinities map to their `f64` counterparts, values beyond `f64`'s range to ±infinity.
+    pub fn to_f64(&self) -> f64 {
+        // Rust's float parsing is correctly rounded, so the decimal text is the exact route.
+        self.to_string().parse().unwrap_or(f64::NAN)
+    }
+
+    /// The integer value, if this is a whole number within `i128` (a zero fraction, like
+    /// `5.00`, is whole).
+    fn to_i128(&self) -> Option<i128> {
+        let Kind::Finite { negative } = self.kind else {
+            return None;
+        };
+        // Digits below weight 0 are the fraction: whole numbers have none (no trailing zeros).
+        let last_weight = i64::from(self.weight) - i64::try_from(self.digits.len()).ok()? + 1;
+        if !self.digits.is_empty() && last_weight < 0 {
+            return None;
+        }
+        // Negative values accumulate below zero: i128::MIN's magnitude does not fit in i128.
+        let mut v: i128 = 0;
+        for w in (0..=i64::from(self.weight)).rev() {
+            let d = i128::from(self.digit_at(w));
+            v = v.checked_mul(10_000)?;
+            v = if negative {
+                v.checked_sub(d)?
+            } else {
+                v.checked_add(d)?
+            };
+        }
+        Some(v)
+    }
+}
+
+impl PartialOrd for Numeric {
+    fn partial_cmp(&self, other: &Numeric) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Numeric {
+    /// By value (see [`cmp_value`](Numeric::cmp_value)), then by display scale so that only
+    /// `==` values compare equal.
+    fn cmp(&self, other: &Numeric) -> Ordering {
+        self.cmp_value(other)
+            .then_with(|| self.dscale.cmp(&other.dscale))
+    }
+}
+
+impl From<i128> for Numeric {
+    fn from(v: i128) -> Numeric {
+        Numeric::from_integer(v < 0, v.unsigned_abs())
+    }
+}
+
+impl From<u64> for Numeric {
+    fn from(v: u64) -> Numeric {
+        Numeric::from_integer(false, v.into())
+    }
+}
+
+impl From<i64> for Numeric {
+    fn from(v: i64) -> Numeric {
+        Numeric::from_integer(v < 0, v.unsigned_abs().into())
+    }
+}
+
+impl From<f64> for Numeric {
+    /// `NaN` and the infinities map to their numeric counterparts; finite values to the
+    /// shortest decimal that reads back as the same `f64` (`0.1` is `0.1`, not the binary
+    /// fraction's 55 digits). The server's own `float8::numeric` cast keeps 15 significant
+    /// digits instead.
+    fn from(v: f64) -> Numeric {
+        if v.is_nan() {
+            return Numeric::nan();
+        }
+        if v.is_infinite() {
+            return if v > 0.0 {
+                Numeric::infinity()
+            } else {
+                Numeric::neg_infinity()
+            };
+        }
+        // Display never uses an exponent and is the shortest round-tripping decimal; the
+        // parse of it cannot fail (at most 1079 digits, far within the format's limits).
+        format!("{v}").parse().unwrap_or_else(|_| Numeric::nan())
+    }
+}
+
+/// Why a [`Numeric`] does not fit an integer type.
+fn not_integer(n: &Numeric, target: &str) -> ConvertError {
+    ConvertError::new(format!(
+        "numeric {n} is not a whole number within the range of {target}"
+    ))
+}
+
+impl TryFrom<&Numeric> for i128 {
+    type Error = ConvertError;
+
+    /// The exact value of a whole number (`5.00` included); an error for fractions, `NaN`,
+    /// the infinities and values out of range.
+    fn try_from(n: &Numeric) -> Result<i128, ConvertError> {
+        n.to_i128().ok_or_else(|| not_integer(n, "i128"))
+    }
+}
+
+impl TryFrom<&Numeric> for i64 {
+    type Error = ConvertError;
+
+    /// As for `i128`, within `i64`.
+    fn try_from(n: &Numeric) -> Result<i64, ConvertError> {
+        n.to_i128()
+            .and_then(|v| i64::try_from(v).ok())
+            .ok_or_else(|| not_integer(n, "i64"))
+    }
+}
+
+impl TryFrom<Numeric> for i128 {
+    type Error = ConvertError;
+
+    fn try_from(n: Numeric) -> Result<i128, ConvertError> {
+        i128::try_from(&n)
+    }
+}
+
+impl TryFrom<Numeric> for i64 {
+    type Error = ConvertError;
+
+    fn try_from(n: Numeric) -> Result<i64, ConvertError> {
+        i64::try_from(&n)
     }
 }
 
