@@ -67,6 +67,11 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+// The crate README's example is compiled as a doctest, so what crates.io shows builds.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
+
 // `protocol` and `auth` are internals; the `fuzzing` feature opens them to the fuzz targets and
 // the corpus replay, and nothing else should depend on them.
 #[cfg(feature = "fuzzing")]

@@ -74,6 +74,11 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+// The crate README's example is compiled as a doctest, so what crates.io shows builds.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
+
 #[cfg(feature = "bench-internals")]
 #[doc(hidden)]
 pub mod bench_support;
