@@ -366,6 +366,8 @@ pub(super) trait Probe {
     /// The name of the user this process runs as, as the OS knows it.
     fn os_user(&self) -> Option<String>;
     /// The home directory when `HOME` is unset (on unix, the user's passwd entry).
+    // Off unix libpq's home is %APPDATA%\postgresql, read from the environment.
+    #[cfg_attr(not(unix), allow(dead_code))]
     fn home_dir(&self) -> Option<PathBuf>;
     /// The directory of the system-wide service file when `PGSYSCONFDIR` is unset.
     fn sysconf_dir(&self) -> Option<PathBuf>;
