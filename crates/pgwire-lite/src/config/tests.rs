@@ -1589,6 +1589,124 @@ fn keys_without_env_vars_keep_their_dsn_value_against_the_service() {
     assert!(!c.get_keepalives());
 }
 
+/// A value each supported key accepts, different from what the service file below says.
+const DSN_VALUES: &[(&str, &str)] = &[
+    ("host", "dsn-host"),
+    ("port", "7001"),
+    ("user", "dsn_user"),
+    ("password", "dsn-pw"),
+    ("dbname", "dsn_db"),
+    ("options", "-c geqo=off"),
+    ("application_name", "dsn_app"),
+    ("fallback_application_name", "dsn_fallback"),
+    ("connect_timeout", "7"),
+    ("client_encoding", "UTF8"),
+    ("keepalives", "1"),
+    ("keepalives_idle", "7"),
+    ("keepalives_interval", "7"),
+    ("keepalives_count", "7"),
+    ("tcp_user_timeout", "7"),
+    ("target_session_attrs", "read-write"),
+    ("sslmode", "disable"),
+    ("require_auth", "md5"),
+    ("gssencmode", "disable"),
+    ("channel_binding", "disable"),
+    ("load_balance_hosts", "disable"),
+    ("statement_cache_capacity", "7"),
+    ("sslrootcert", "/dsn/root.crt"),
+    ("sslcert", "/dsn/client.crt"),
+    ("sslkey", "/dsn/client.key"),
+    ("sslsni", "1"),
+    ("ssl_min_protocol_version", "TLSv1.2"),
+    ("ssl_max_protocol_version", "TLSv1.3"),
+    ("passfile", "/dsn/pgpass"),
+    ("servicefile", "(the test's file)"),
+];
+
+#[test]
+fn service_never_overrides_a_key_the_dsn_gave() {
+    let dir = TempDir::new("svc-every-key");
+    let file = dir.write(
+        "svc",
+        "[s]\nhost=svc-host\nport=6001\nuser=svc_user\npassword=svc-pw\ndbname=svc_db\n\
+         options=-c jit=off\napplication_name=svc_app\nfallback_application_name=svc_fallback\n\
+         connect_timeout=9\nclient_encoding=utf-8\nkeepalives=0\nkeepalives_idle=9\n\
+         keepalives_interval=9\nkeepalives_count=9\ntcp_user_timeout=9\n\
+         target_session_attrs=read-only\nsslmode=prefer\nrequire_auth=scram-sha-256\n\
+         gssencmode=prefer\nchannel_binding=prefer\nload_balance_hosts=random\n\
+         statement_cache_capacity=9\nsslrootcert=/svc/root.crt\nsslcert=/svc/client.crt\n\
+         sslkey=/svc/client.key\nsslsni=0\nssl_min_protocol_version=TLSv1.3\n\
+         ssl_max_protocol_version=TLSv1.3\npassfile=/svc/pgpass\nservicefile=/svc/other\n",
+    );
+    // Every supported key but `service` itself is in the table.
+    for key in SUPPORTED_KEYS.iter().filter(|k| **k != "service") {
+        assert!(
+            DSN_VALUES.iter().any(|(k, _)| k == key),
+            "{key} has no DSN value in this test"
+        );
+    }
+    for (key, value) in DSN_VALUES {
+        let value = if *key == "servicefile" {
+            file.as_str()
+        } else {
+            value
+        };
+        let base = format!("service=s servicefile={file} {}", dsn(key, value));
+        let from_dsn = resolve(&parse(&base), &[], &NO_MACHINE)
+            .unwrap_or_else(|e| panic!("{key}={value}: {e}"));
+        // What the same key gives with no service at all: the service must not have changed it.
+        let alone = resolve(&parse(&dsn(key, value)), &[("USER", "u")], &NO_MACHINE)
+            .unwrap_or_else(|e| panic!("{key}={value}: {e}"));
+        let mut probe = Config::new();
+        probe
+            .set_param(key, value.as_bytes(), params::Origin::KeyValue)
+            .unwrap_or_else(|e| panic!("{key}={value}: {e}"));
+        assert!(probe.is_given(key), "{key} does not know it was given");
+        assert_eq!(
+            key_value(&from_dsn, key),
+            key_value(&alone, key),
+            "the service changed {key}={value}"
+        );
+    }
+}
+
+/// The value of `key` in `c`, printed.
+fn key_value(c: &Config, key: &str) -> String {
+    match key {
+        "host" => format!("{:?}", c.hosts),
+        "port" => format!("{:?}", c.ports),
+        "user" => format!("{:?}", c.user),
+        "password" => format!("{:?}", c.password),
+        "dbname" => format!("{:?}", c.dbname),
+        "options" => format!("{:?}", c.options),
+        "application_name" => format!("{:?}", c.application_name),
+        "fallback_application_name" => format!("{:?}", c.fallback_application_name),
+        "connect_timeout" => format!("{:?}", c.connect_timeout),
+        "client_encoding" => format!("{:?}", c.client_encoding),
+        "keepalives" => format!("{:?}", c.keepalives),
+        "keepalives_idle" => format!("{:?}", c.keepalives_idle),
+        "keepalives_interval" => format!("{:?}", c.keepalives_interval),
+        "keepalives_count" => format!("{:?}", c.keepalives_count),
+        "tcp_user_timeout" => format!("{:?}", c.tcp_user_timeout),
+        "target_session_attrs" => format!("{:?}", c.target_session_attrs),
+        "sslmode" => format!("{:?}", c.ssl_mode),
+        "require_auth" => format!("{:?}", c.require_auth),
+        "gssencmode" => format!("{:?}", c.gssencmode),
+        "channel_binding" => format!("{:?}", c.channel_binding),
+        "load_balance_hosts" => format!("{:?}", c.load_balance_hosts),
+        "statement_cache_capacity" => format!("{:?}", c.statement_cache_capacity),
+        "sslrootcert" => format!("{:?}", c.tls.root_cert),
+        "sslcert" => format!("{:?}", c.tls.cert),
+        "sslkey" => format!("{:?}", c.tls.key),
+        "sslsni" => format!("{:?}", c.tls.sni),
+        "ssl_min_protocol_version" => format!("{:?}", c.tls.min_version),
+        "ssl_max_protocol_version" => format!("{:?}", c.tls.max_version),
+        "passfile" => format!("{:?}", c.passfile),
+        "servicefile" => format!("{:?}", c.servicefile),
+        other => panic!("key_value does not know {other}"),
+    }
+}
+
 #[test]
 fn passfile_location_as_libpq_chooses_it() {
     let home = [("USER", "u"), ("HOME", "/home/u")];
