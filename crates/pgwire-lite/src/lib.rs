@@ -5,11 +5,11 @@
 //! ```
 //! use pgwire_lite::{Config, Connection};
 //!
-//! # #[tokio::main(flavor = "current_thread")]
-//! # async fn main() -> Result<(), pgwire_lite::Error> {
-//! # // The doctest runs against the test suite's throwaway server (or DATABASE_URL).
-//! # let url = pg_harness::cluster().admin_url();
-//! // e.g. "postgresql://postgres:postgres@localhost:5432/postgres"
+//! #[tokio::main(flavor = "current_thread")]
+//! async fn main() -> Result<(), pgwire_lite::Error> {
+//! let url = "postgresql://postgres:postgres@localhost:5432/postgres";
+//! # // The doctest runs against the test suite's throwaway server (or DATABASE_URL) instead.
+//! # let url = &pg_harness::cluster().admin_url();
 //! let config: Config = url.parse()?;
 //! let mut conn = Connection::connect(&config).await?;
 //!
@@ -25,16 +25,16 @@
 //!
 //! // Simple protocol, several statements in one string.
 //! conn.batch_execute("CREATE TEMP TABLE t (x int); INSERT INTO t VALUES (1)").await?;
-//! # conn.close().await?;
-//! # Ok(())
-//! # }
+//! conn.close().await?;
+//! Ok(())
+//! }
 //! ```
 //!
 //! # The model
 //!
 //! | piece | what it does |
 //! |---|---|
-//! | [`Config`] | libpq's DSN forms (URL and `key=value`), `PG*` environment variables, defaults |
+//! | [`Config`] | libpq's DSN forms (URL and `key=value`), `PG*` environment variables, the service and password files, defaults |
 //! | [`Connection`] | owns the socket; one request is one `write`; `&mut self` means one query at a time |
 //! | `protocol` (internal) | bytes ↔ messages, no I/O: the decoder never panics and caps every length |
 //! | `auth` (internal) | SCRAM-SHA-256 (with SASLprep and server-signature verification), MD5 |
@@ -62,10 +62,15 @@
 //!
 //! # Not supported yet
 //!
-//! TLS (`sslmode=require` and stricter are refused, never silently downgraded), GSSAPI/SSPI,
-//! SCRAM channel binding, COPY (refused with CopyFail), protocol 3.2.
+//! GSSAPI/SSPI, protocol 3.2, `sslnegotiation=direct`, `sslcrl`, `sslpassword`, `hostaddr`:
+//! each is refused by name rather than ignored.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
+
+// The crate README's example is compiled as a doctest, so what crates.io shows builds.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
 
 // `protocol` and `auth` are internals; the `fuzzing` feature opens them to the fuzz targets and
 // the corpus replay, and nothing else should depend on them.

@@ -5,19 +5,21 @@
 //! ```
 //! use pool_core::{PsqlPool, QueryResult, RecyclingMethod};
 //!
-//! # #[tokio::main(flavor = "current_thread")]
-//! # async fn main() -> Result<(), pool_core::Error> {
-//! # // The doctest runs against the test suite's throwaway server; it needs the harness's
-//! # // postgres/postgres superuser, so it skips itself when DATABASE_URL names another server.
+//! #[tokio::main(flavor = "current_thread")]
+//! async fn main() -> Result<(), pool_core::Error> {
+//! let (host, port, db) = ("localhost", 5432, "postgres");
+//! # // The doctest runs against the test suite's throwaway server instead; it needs the
+//! # // harness's postgres/postgres superuser, so it skips itself when DATABASE_URL names
+//! # // another server.
 //! # let pg = pg_harness::cluster();
 //! # if pg.is_external() { return Ok(()); }
-//! # let (host, port, db) = (pg.host().to_owned(), pg.port(), pg.db_name().to_owned());
+//! # let (host, port, db) = (pg.host(), pg.port(), pg.db_name());
 //! let pool = PsqlPool::builder()
 //!     .username("postgres")
 //!     .password("postgres")
-//!     .host(&host) // e.g. "localhost"
-//!     .port(port) // e.g. 5432
-//!     .db_name(&db) // e.g. "postgres"
+//!     .host(host)
+//!     .port(port)
+//!     .db_name(db)
 //!     .max_db_pool_size(10)
 //!     .conn_recycling_method(RecyclingMethod::Fast)
 //!     .build()?; // or PsqlPool::builder().dsn("postgres://postgres:postgres@localhost:5432/postgres")
@@ -35,10 +37,11 @@
 //! let mut tx = conn.transaction().await?; // rolled back if dropped uncommitted
 //! tx.execute("UPDATE users SET username = $1 WHERE id = $2", &[&"Alexander", &100i32]).await?;
 //! tx.commit().await?;
-//! # drop(conn);
-//! # pool.close().await;
-//! # Ok(())
-//! # }
+//! drop(conn); // back to the pool
+//!
+//! pool.close().await;
+//! Ok(())
+//! }
 //! ```
 //!
 //! ## From psqlpy
@@ -73,6 +76,11 @@
 //! [`PsqlPool`] explains the borrow cycle, [`RecyclingMethod`] what survives between borrowers.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
+
+// The crate README's example is compiled as a doctest, so what crates.io shows builds.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
 
 #[cfg(feature = "bench-internals")]
 #[doc(hidden)]

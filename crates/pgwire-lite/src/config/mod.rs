@@ -7,11 +7,14 @@
 //! | a DSN, URL or key=value | [`Config::parse`], `"…".parse::<Config>()` |
 //! | builder setters | [`Config::new`] then `.host(..).user(..)` (tokio-postgres style) |
 //! | `PG*` environment variables and libpq defaults | [`Config::resolve`], [`Config::from_env`] |
+//! | libpq's service file (`service=`, `PGSERVICE`) | [`Config::resolve`] |
+//! | libpq's password file (`~/.pgpass`, `PGPASSFILE`) | read when connecting, per host |
 //!
 //! Parsing is a pure function of its input: no environment, no filesystem. That keeps it
-//! fuzzable and testable. The environment and the defaults (OS user, socket directory) only
-//! enter through [`Config::resolve`], which the connection calls right before connecting.
-//! Precedence is libpq's: DSN or setters, then environment, then defaults.
+//! fuzzable and testable. The environment, the files and the defaults (OS user, socket
+//! directory) only enter through [`Config::resolve`], which the connection calls right before
+//! connecting. Precedence is libpq's: DSN or setters, then the service file, then environment,
+//! then defaults; the password file only when no password came from any of them.
 //!
 //! ```
 //! use pgwire_lite::{Config, Host};
@@ -26,7 +29,9 @@
 mod key_value;
 mod options;
 mod params;
+mod pgpass;
 mod resolve;
+mod service;
 mod tls;
 mod url;
 
@@ -68,7 +73,8 @@ pub struct Config {
     connect_timeout: Option<Option<Duration>>,
     target_session_attrs: Option<TargetSessionAttrs>,
     ssl_mode: Option<SslMode>,
-    keepalives: bool,
+    /// `None`: not given (on, the libpq default).
+    keepalives: Option<bool>,
     keepalives_idle: Option<Duration>,
     keepalives_interval: Option<Duration>,
     keepalives_count: Option<u32>,
@@ -83,6 +89,14 @@ pub struct Config {
     load_balance_hosts: Option<String>,
     statement_cache_capacity: Option<usize>,
     tls: tls::TlsParams,
+    /// libpq's `passfile`: after resolve, the file consulted when no password is given.
+    passfile: Option<std::path::PathBuf>,
+    /// libpq's `service` and `servicefile`.
+    service: Option<String>,
+    servicefile: Option<std::path::PathBuf>,
+    /// Whether resolve already merged the service's values in: resolving again must not read
+    /// the service file a second time.
+    service_applied: bool,
 }
 
 impl Default for Config {
@@ -114,7 +128,7 @@ impl fmt::Debug for Config {
             .field("connect_timeout", &self.get_connect_timeout())
             .field("target_session_attrs", &self.target_session_attrs)
             .field("ssl_mode", &self.ssl_mode)
-            .field("keepalives", &self.keepalives)
+            .field("keepalives", &self.get_keepalives())
             .field("keepalives_idle", &self.keepalives_idle)
             .field("keepalives_interval", &self.keepalives_interval)
             .field("keepalives_count", &self.keepalives_count)
@@ -126,6 +140,9 @@ impl fmt::Debug for Config {
             .field("load_balance_hosts", &self.load_balance_hosts)
             .field("statement_cache_capacity", &self.statement_cache_capacity)
             .field("tls", &self.tls)
+            .field("passfile", &self.passfile)
+            .field("service", &self.service)
+            .field("servicefile", &self.servicefile)
             .finish()
     }
 }
@@ -153,7 +170,7 @@ impl Config {
             connect_timeout: None,
             target_session_attrs: None,
             ssl_mode: None,
-            keepalives: true,
+            keepalives: None,
             keepalives_idle: None,
             keepalives_interval: None,
             keepalives_count: None,
@@ -165,6 +182,10 @@ impl Config {
             load_balance_hosts: None,
             statement_cache_capacity: None,
             tls: tls::TlsParams::default(),
+            passfile: None,
+            service: None,
+            servicefile: None,
+            service_applied: false,
         }
     }
 
@@ -356,7 +377,7 @@ impl Config {
 
     /// Turns TCP keepalives on or off (on by default).
     pub fn keepalives(&mut self, on: bool) -> &mut Self {
-        self.keepalives = on;
+        self.keepalives = Some(on);
         self
     }
 
@@ -470,7 +491,7 @@ impl Config {
 
     /// Whether TCP keepalives are on.
     pub fn get_keepalives(&self) -> bool {
-        self.keepalives
+        self.keepalives.unwrap_or(true)
     }
 
     /// `keepalives_idle`, if set.

@@ -44,15 +44,15 @@ pub(super) const SUPPORTED_KEYS: &[&str] = &[
     "sslnegotiation",
     "sslcrl",
     "sslcrldir",
+    "passfile",
+    "service",
+    "servicefile",
 ];
 
 /// libpq keys we know but cannot honour yet: rejected with "not supported" rather than
 /// silently ignored, so nobody believes e.g. `sslrootcert` is being checked.
 pub(super) const UNSUPPORTED_KEYS: &[&str] = &[
     "hostaddr",
-    "passfile",
-    "service",
-    "servicefile",
     "sslcompression",
     "sslcertmode",
     "sslpassword",
@@ -232,6 +232,8 @@ pub(super) enum Origin {
     KeyValue,
     /// The libpq environment variable standing for the key, e.g. `PGPORT` for `port`.
     Env(&'static str),
+    /// A line of a connection service file; the error names the file and line.
+    Service,
 }
 
 impl Origin {
@@ -241,6 +243,7 @@ impl Origin {
             Origin::Url => " in URL".to_owned(),
             Origin::KeyValue => " in connection string".to_owned(),
             Origin::Env(var) => format!(" in {var}"),
+            Origin::Service => " in service file".to_owned(),
         }
     }
 
@@ -249,7 +252,9 @@ impl Origin {
     fn int_context(self, key: &str) -> String {
         match self {
             Origin::Env(var) => format!("in {var}"),
-            Origin::Url | Origin::KeyValue => format!("for connection option \"{key}\""),
+            Origin::Url | Origin::KeyValue | Origin::Service => {
+                format!("for connection option \"{key}\"")
+            }
         }
     }
 }
@@ -296,7 +301,16 @@ impl Config {
                 }
                 self.client_encoding = Some(v.to_owned());
             }
-            "keepalives" => self.keepalives = int_for(v)? != 0,
+            "keepalives" => self.keepalives = Some(int_for(v)? != 0),
+            "passfile" => self.passfile = opt().map(PathBuf::from),
+            "service" => {
+                self.service = opt();
+                self.service_applied = false;
+            }
+            "servicefile" => {
+                self.servicefile = opt().map(PathBuf::from);
+                self.service_applied = false;
+            }
             "keepalives_idle" => self.keepalives_idle = Some(secs(int_for(v)?)),
             "keepalives_interval" => self.keepalives_interval = Some(secs(int_for(v)?)),
             "keepalives_count" => {
@@ -392,6 +406,14 @@ impl Config {
             "channel_binding" => self.channel_binding.is_some(),
             "load_balance_hosts" => self.load_balance_hosts.is_some(),
             "statement_cache_capacity" => self.statement_cache_capacity.is_some(),
+            "keepalives" => self.keepalives.is_some(),
+            "keepalives_idle" => self.keepalives_idle.is_some(),
+            "keepalives_interval" => self.keepalives_interval.is_some(),
+            "keepalives_count" => self.keepalives_count.is_some(),
+            "tcp_user_timeout" => self.tcp_user_timeout.is_some(),
+            "passfile" => self.passfile.is_some(),
+            "service" => self.service.is_some(),
+            "servicefile" => self.servicefile.is_some(),
             _ => false,
         }
     }

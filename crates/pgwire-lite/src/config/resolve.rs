@@ -5,16 +5,35 @@
 //! can neither weaken what a DSN could not (a refused `channel_binding=require` is refused as
 //! `PGCHANNELBINDING=require` too), and every refusal names the variable.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use super::options::escape_option_value;
 use super::params::Origin;
+use super::service::{self, ServiceFiles};
 use super::{Config, DEFAULT_PORT, Host, SslMode, TargetSessionAttrs};
 use crate::error::ConfigError;
 
 /// Where a local server's socket usually lives: Debian's directory first, then upstream's.
 #[cfg(unix)]
 const DEFAULT_SOCKET_DIRS: [&str; 2] = ["/var/run/postgresql", "/tmp"];
+
+/// The system-wide directory of `pg_service.conf` when `PGSYSCONFDIR` is unset: Debian and
+/// Ubuntu's libpq (`pg_config --sysconfdir`). Upstream's default depends on the build prefix.
+#[cfg(unix)]
+const DEFAULT_SYSCONF_DIR: &str = "/etc/postgresql-common";
+
+/// Whether `dir` is one of the socket directories a default host resolves to, which the
+/// password file also calls `localhost`.
+#[cfg(unix)]
+pub(super) fn is_default_socket_dir(dir: &Path) -> bool {
+    DEFAULT_SOCKET_DIRS.iter().any(|d| Path::new(d) == dir)
+}
+
+/// Off unix there is no default socket directory.
+#[cfg(not(unix))]
+pub(super) fn is_default_socket_dir(_dir: &Path) -> bool {
+    false
+}
 
 /// libpq's environment variables that stand for a connection key, in the order of libpq's
 /// "Environment Variables" page. Keys in `UNSUPPORTED_KEYS` are refused from here as from a
@@ -93,7 +112,14 @@ impl Config {
 
     /// [`Config::resolve`] with `env` standing in for the process environment.
     ///
-    /// Each of libpq's variables fills its key when the key is unset, going through the same
+    /// First the service: when `service` (or `PGSERVICE`) names one, its section of the
+    /// service file fills the keys still unset — the file from `servicefile`, else
+    /// `PGSERVICEFILE`, else `~/.pg_service.conf` if it exists; a service it lacks is looked
+    /// up in `PGSYSCONFDIR/pg_service.conf` (default directory on unix:
+    /// `/etc/postgresql-common`). An unknown service is an error naming the files searched; a
+    /// bad value is an error naming the file and line.
+    ///
+    /// Then each of libpq's variables fills its key when the key is unset, going through the same
     /// checks as that key in a DSN: `PGHOST`, `PGHOSTADDR`, `PGPORT`, `PGDATABASE`, `PGUSER`,
     /// `PGPASSWORD`, `PGPASSFILE`, `PGREQUIREAUTH`, `PGCHANNELBINDING`, `PGSERVICE`,
     /// `PGSERVICEFILE`, `PGOPTIONS`, `PGAPPNAME`, `PGSSLMODE`, `PGSSLNEGOTIATION`,
@@ -112,7 +138,10 @@ impl Config {
     /// effective user as the OS reports it), dbname = user, port 5432, application_name =
     /// `fallback_application_name`, sslmode `prefer`, target_session_attrs `any`; host = on
     /// unix the first of `/var/run/postgresql`, `/tmp` holding a `.s.PGSQL.<port>` socket,
-    /// else (and on other systems) `localhost`.
+    /// else (and on other systems) `localhost`; without a password, `passfile` = `~/.pgpass`
+    /// (`HOME`, else the user's passwd entry; `%APPDATA%\postgresql\pgpass.conf` on
+    /// Windows). The password file itself is read when connecting, and matched against each
+    /// host as it is tried.
     ///
     /// The result is [validated](Config::validate).
     pub fn resolve_with(
@@ -139,6 +168,16 @@ impl Config {
     ) -> Result<Config, ConfigError> {
         let get = |name: &str| env(name).filter(|v| !v.is_empty());
         let mut c = self.clone();
+
+        // libpq's conninfo_add_defaults: the service's values before the environment's.
+        for (var, key) in [("PGSERVICE", "service"), ("PGSERVICEFILE", "servicefile")] {
+            if !c.is_given(key) {
+                if let Some(value) = get(var) {
+                    c.set_from_env(var, key, &value)?;
+                }
+            }
+        }
+        c.apply_service(&get, probe)?;
 
         for &(var, key) in ENV_KEYS {
             if c.is_given(key) {
@@ -185,6 +224,11 @@ impl Config {
         c.channel_binding.get_or_insert_with(|| "prefer".to_owned());
         c.load_balance_hosts
             .get_or_insert_with(|| "disable".to_owned());
+        // libpq's connectOptions2: no password, no passfile -> the default file. It is read
+        // when connecting, per host (see `pgpass`).
+        if c.password.is_none() && c.passfile.is_none() {
+            c.passfile = libpq_home(&get, probe).map(|h| super::pgpass::default_passfile(&h));
+        }
 
         if c.hosts.is_empty() {
             c.hosts.push(Host::Tcp(String::new()));
@@ -218,6 +262,52 @@ impl Config {
             .and_then(|()| alone.validate())
             .map_err(|e| named(e, var))?;
         self.set_param(key, value, origin)
+    }
+
+    /// Merges the named service's section (from `service=` or `PGSERVICE`) into the keys
+    /// still unset. Nothing to do without a service, or when done already.
+    fn apply_service(
+        &mut self,
+        get: &dyn Fn(&str) -> Option<Vec<u8>>,
+        probe: &dyn Probe,
+    ) -> Result<(), ConfigError> {
+        if self.service_applied {
+            return Ok(());
+        }
+        let Some(name) = self.service.clone() else {
+            return Ok(());
+        };
+        let files = ServiceFiles {
+            explicit: self.servicefile.clone(),
+            user: libpq_home(get, probe).map(|h| h.join(service::USER_SERVICE_FILE)),
+            system: get("PGSYSCONFDIR")
+                .and_then(path_from_env)
+                .or_else(|| probe.sysconf_dir())
+                .map(|d| d.join(service::SYSTEM_SERVICE_FILE)),
+        };
+        for entry in service::find_service(&name, &files)? {
+            if self.is_given(&entry.key) {
+                continue;
+            }
+            let at = |e: ConfigError| {
+                let place = format!("\"{}\", line {}", entry.file.display(), entry.line);
+                let m = e.message();
+                ConfigError::new(if m.ends_with(" in service file") {
+                    format!("{m} {place}")
+                } else {
+                    format!("{m} (in service file {place})")
+                })
+            };
+            let mut alone = Config::new();
+            alone
+                .set_param(&entry.key, &entry.value, Origin::Service)
+                .and_then(|()| alone.validate())
+                .map_err(at)?;
+            self.set_param(&entry.key, &entry.value, Origin::Service)
+                .map_err(at)?;
+        }
+        self.service_applied = true;
+        Ok(())
     }
 
     /// Appends `PGDATESTYLE`, `PGTZ` and `PGGEQO` to `options` (see [`SESSION_ENV`]).
@@ -275,6 +365,12 @@ pub(super) trait Probe {
     fn socket_exists(&self, path: &Path) -> bool;
     /// The name of the user this process runs as, as the OS knows it.
     fn os_user(&self) -> Option<String>;
+    /// The home directory when `HOME` is unset (on unix, the user's passwd entry).
+    // Off unix libpq's home is %APPDATA%\postgresql, read from the environment.
+    #[cfg_attr(not(unix), allow(dead_code))]
+    fn home_dir(&self) -> Option<PathBuf>;
+    /// The directory of the system-wide service file when `PGSYSCONFDIR` is unset.
+    fn sysconf_dir(&self) -> Option<PathBuf>;
 }
 
 pub(super) struct SystemProbe;
@@ -290,6 +386,53 @@ impl Probe for SystemProbe {
     fn os_user(&self) -> Option<String> {
         whoami::username_os().ok()?.into_string().ok()
     }
+
+    /// std's `home_dir`: on unix `HOME`, else `getpwuid_r` of the real uid — what libpq's
+    /// `pqGetHomeDirectory` does. Off unix it is not used (libpq uses `APPDATA` there).
+    fn home_dir(&self) -> Option<PathBuf> {
+        // Deprecated only for its Windows behaviour (fixed since Rust 1.85), never used there.
+        #[allow(deprecated)]
+        std::env::home_dir()
+    }
+
+    fn sysconf_dir(&self) -> Option<PathBuf> {
+        #[cfg(unix)]
+        return Some(PathBuf::from(DEFAULT_SYSCONF_DIR));
+        #[cfg(not(unix))]
+        None
+    }
+}
+
+/// libpq's `pqGetHomeDirectory`, where `.pgpass` and `.pg_service.conf` live: `HOME`, else the
+/// user's passwd entry.
+#[cfg(unix)]
+fn libpq_home(get: &dyn Fn(&str) -> Option<Vec<u8>>, probe: &dyn Probe) -> Option<PathBuf> {
+    get("HOME")
+        .and_then(path_from_env)
+        .or_else(|| probe.home_dir())
+}
+
+/// libpq's `pqGetHomeDirectory` on Windows: `%APPDATA%\postgresql`.
+#[cfg(not(unix))]
+fn libpq_home(get: &dyn Fn(&str) -> Option<Vec<u8>>, _probe: &dyn Probe) -> Option<PathBuf> {
+    get("APPDATA")
+        .and_then(path_from_env)
+        .map(|d| d.join("postgresql"))
+}
+
+/// A path from an environment variable's raw bytes: any bytes on unix, UTF-8 elsewhere (a
+/// variable that is not is treated as unset).
+#[cfg(unix)]
+fn path_from_env(bytes: Vec<u8>) -> Option<PathBuf> {
+    use std::os::unix::ffi::OsStringExt;
+    Some(PathBuf::from(std::ffi::OsString::from_vec(bytes)))
+}
+
+/// A path from an environment variable's raw bytes: any bytes on unix, UTF-8 elsewhere (a
+/// variable that is not is treated as unset).
+#[cfg(not(unix))]
+fn path_from_env(bytes: Vec<u8>) -> Option<PathBuf> {
+    String::from_utf8(bytes).ok().map(PathBuf::from)
 }
 
 /// libpq's default host: on unix the first default socket directory holding this port's

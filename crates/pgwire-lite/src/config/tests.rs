@@ -40,6 +40,12 @@ impl Probe for FakeProbe {
     fn os_user(&self) -> Option<String> {
         self.os_user.map(str::to_owned)
     }
+    fn home_dir(&self) -> Option<std::path::PathBuf> {
+        None
+    }
+    fn sysconf_dir(&self) -> Option<std::path::PathBuf> {
+        None
+    }
 }
 
 const NO_MACHINE: FakeProbe = FakeProbe {
@@ -989,7 +995,9 @@ fn resolve_default_host_is_localhost_off_unix() {
 /// Values tried for each variable: relaxing ones, demanding ones, malformed ones.
 const ENV_CASES: &[(&str, &[&str])] = &[
     ("PGHOST", &["db1,/sock", "/var/run/postgresql"]),
-    ("PGSSLNEGOTIATION", &["postgres", "direct"]),
+    // `direct` alone meets the default sslmode, prefer, which it refuses: see
+    // `direct_negotiation_from_the_environment`.
+    ("PGSSLNEGOTIATION", &["postgres", "tls"]),
     ("PGHOSTADDR", &["127.0.0.1"]),
     ("PGPORT", &["6000", "x", "0"]),
     ("PGDATABASE", &["envdb"]),
@@ -1114,6 +1122,31 @@ fn env_keys_cover_libpq_and_map_to_known_keys() {
     }
 }
 
+#[test]
+fn direct_negotiation_from_the_environment() {
+    let c = resolve(
+        &Config::new(),
+        &[
+            ("USER", "u"),
+            ("PGSSLNEGOTIATION", "direct"),
+            ("PGSSLMODE", "require"),
+        ],
+        &NO_MACHINE,
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        c.get_ssl_negotiation(),
+        crate::config::SslNegotiation::Direct
+    );
+    let e = resolve(
+        &Config::new(),
+        &[("USER", "u"), ("PGSSLNEGOTIATION", "direct")],
+        &NO_MACHINE,
+    )
+    .unwrap_err();
+    assert!(e.contains("weak sslmode \"prefer\""), "{e}");
+}
+
 /// The heart of it: for every variable and value, the environment gives what the DSN key
 /// gives. Accepted: the same resolved config. Refused: the same message, naming the variable.
 #[test]
@@ -1127,7 +1160,11 @@ fn every_env_variable_behaves_as_its_dsn_key() {
                 Ok(cfg) => {
                     let from_dsn = resolve(&cfg, &base, &NO_MACHINE);
                     assert_eq!(from_env, from_dsn, "{var}={value:?} vs {key}={value:?}");
-                    assert!(from_env.is_ok(), "{var}={value:?}: {from_env:?}");
+                    // A service name needs a file defining it (see the service tests): here
+                    // both ways fail alike, naming the service.
+                    if *var != "PGSERVICE" {
+                        assert!(from_env.is_ok(), "{var}={value:?}: {from_env:?}");
+                    }
                 }
                 Err(e) => {
                     let dsn_msg = e.to_string();
@@ -1389,12 +1426,385 @@ fn resolve_returns_a_validated_config() {
     assert_eq!(c.validate(), Ok(()));
 }
 
+// ---- libpq's files: the service file and the password file's location ----
+
+/// A fresh directory for one test's files, removed on drop.
+struct TempDir(std::path::PathBuf);
+
+impl TempDir {
+    fn new(name: &str) -> TempDir {
+        let dir =
+            std::env::temp_dir().join(format!("pgwire-lite-config-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{dir:?}: {e}"));
+        TempDir(dir)
+    }
+
+    fn write(&self, name: &str, text: &str) -> String {
+        let path = self.0.join(name);
+        std::fs::write(&path, text).unwrap_or_else(|e| panic!("{path:?}: {e}"));
+        path.to_string_lossy().into_owned()
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+const SERVICE: &str = "[app]\n\
+    host=svc-host\n\
+    port=6001\n\
+    user=svc_user\n\
+    dbname=svc_db\n\
+    application_name=svc_app\n\
+    sslmode=disable\n\
+    [other]\n\
+    host=other-host\n";
+
 #[test]
-fn servicefile_is_a_known_unsupported_key() {
+fn service_values_sit_between_dsn_and_environment() {
+    let dir = TempDir::new("svc-precedence");
+    let file = dir.write("pg_service.conf", SERVICE);
+    let dsn = parse(&format!("service=app servicefile={file} host=dsn-host"));
+    let env = [
+        ("PGPORT", "7000"),
+        ("PGAPPNAME", "env_app"),
+        ("PGOPTIONS", "-c geqo=off"),
+        ("PGUSER", "env_user"),
+    ];
+    let c = resolve(&dsn, &env, &NO_MACHINE).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(
-        parse_err("servicefile=/etc/pg_service.conf"),
-        "connection option \"servicefile\" is not supported"
+        c.get_hosts(),
+        &[tcp("dsn-host")],
+        "the DSN wins over the service"
     );
+    assert_eq!(c.get_ports(), &[6001], "the service wins over PGPORT");
+    assert_eq!(c.get_user(), Some("svc_user"));
+    assert_eq!(c.get_dbname(), Some("svc_db"));
+    assert_eq!(c.get_application_name(), Some("svc_app"));
+    assert_eq!(c.get_ssl_mode(), SslMode::Disable);
+    assert_eq!(
+        c.get_options(),
+        Some("-c geqo=off"),
+        "unset in the service: env"
+    );
+    assert_eq!(c.get_service(), Some("app"));
+    // Resolving again reads no file: the service was merged in once.
+    drop(dir);
+    assert_eq!(resolve(&c, &[], &NO_MACHINE), Ok(c));
+}
+
+#[test]
+fn service_and_service_file_from_the_environment() {
+    let dir = TempDir::new("svc-env");
+    let file = dir.write("services", SERVICE);
+    let env = [
+        ("PGSERVICE", "other"),
+        ("PGSERVICEFILE", file.as_str()),
+        ("USER", "u"),
+    ];
+    let c = resolve(&Config::new(), &env, &NO_MACHINE).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(c.get_hosts(), &[tcp("other-host")]);
+    assert_eq!(c.get_servicefile(), Some(Path::new(&file)));
+    // service= in the DSN wins over PGSERVICE.
+    let c = resolve(&parse("service=app"), &env, &NO_MACHINE).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(c.get_hosts(), &[tcp("svc-host")]);
+    // A URL takes it as a query parameter.
+    let url = format!("postgresql:///?service=app&servicefile={file}");
+    let c = resolve(&parse(&url), &[("USER", "u")], &NO_MACHINE).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(c.get_ports(), &[6001]);
+}
+
+#[test]
+fn service_from_home_then_sysconfdir() {
+    let home = TempDir::new("svc-home");
+    let sys = TempDir::new("svc-sys");
+    home.write(".pg_service.conf", "[app]\nhost=from-home\n");
+    sys.write(
+        "pg_service.conf",
+        "[app]\nhost=from-sys\n[sysonly]\nhost=sys-host\n",
+    );
+    let home_dir = home.0.to_string_lossy().into_owned();
+    let sys_dir = sys.0.to_string_lossy().into_owned();
+    let env = [
+        ("USER", "u"),
+        ("HOME", home_dir.as_str()),
+        ("PGSYSCONFDIR", sys_dir.as_str()),
+    ];
+    let host_of = |service: &str| {
+        resolve(&parse(&format!("service={service}")), &env, &NO_MACHINE)
+            .map(|c| c.get_hosts().to_vec())
+    };
+    assert_eq!(host_of("app"), Ok(vec![tcp("from-home")]));
+    assert_eq!(host_of("sysonly"), Ok(vec![tcp("sys-host")]));
+    assert_eq!(
+        host_of("nope"),
+        Err(format!(
+            "definition of service \"nope\" not found (searched \"{}\", \"{}\")",
+            home.0.join(".pg_service.conf").display(),
+            sys.0.join("pg_service.conf").display()
+        ))
+    );
+}
+
+#[test]
+fn service_file_errors_name_the_file_and_line() {
+    let dir = TempDir::new("svc-errors");
+    let cases = [
+        (
+            "[s]\nhost=h\nport=x\n",
+            "invalid port \"x\" in service file \"{f}\", line 3",
+        ),
+        (
+            "[s]\nsslmode=sometimes\n",
+            "invalid sslmode value: \"sometimes\" (in service file \"{f}\", line 2)",
+        ),
+        (
+            "[s]\nbogus=1\n",
+            "invalid connection option \"bogus\" (in service file \"{f}\", line 2)",
+        ),
+        (
+            "[s]\nhost = h\n",
+            "invalid connection option \"host \" (in service file \"{f}\", line 2)",
+        ),
+        (
+            "[s]\nhostaddr=1.2.3.4\n",
+            "connection option \"hostaddr\" is not supported (in service file \"{f}\", line 2)",
+        ),
+        (
+            "[s]\nservice=t\n",
+            "nested service specifications not supported in service file \"{f}\", line 2",
+        ),
+        (
+            "[s]\nkeepalives=x\n",
+            "invalid integer value \"x\" for connection option \"keepalives\" (in service file \"{f}\", line 2)",
+        ),
+    ];
+    for (i, (text, expected)) in cases.iter().enumerate() {
+        let file = dir.write(&format!("svc{i}"), text);
+        let c = parse(&format!("service=s servicefile={file}"));
+        assert_eq!(
+            resolve(&c, &[("USER", "u")], &NO_MACHINE),
+            Err(expected.replace("{f}", &file)),
+            "{text:?}"
+        );
+    }
+}
+
+#[test]
+fn service_password_counts_as_given_and_stays_secret() {
+    let dir = TempDir::new("svc-password");
+    let file = dir.write(
+        "svc",
+        "[s]\npassword=svc-secret-pw\nport=nope-svc-secret-pw\n",
+    );
+    let c = parse(&format!("service=s servicefile={file} user=u"));
+    let err = resolve(&c, &[], &NO_MACHINE).err().unwrap_or_default();
+    assert!(err.starts_with("invalid port"), "{err}");
+    let file = dir.write("svc2", "[s]\npassword=svc-secret-pw\n");
+    let c = parse(&format!("service=s servicefile={file} user=u"));
+    let c = resolve(
+        &c,
+        &[("HOME", "/home/u"), ("PGPASSWORD", "env-pw")],
+        &NO_MACHINE,
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        c.get_password(),
+        Some(&b"svc-secret-pw"[..]),
+        "the service wins over PGPASSWORD"
+    );
+    assert_eq!(
+        c.get_passfile(),
+        None,
+        "a given password needs no password file"
+    );
+    assert!(!format!("{c:?}").contains("svc-secret-pw"));
+}
+
+#[test]
+fn keys_without_env_vars_keep_their_dsn_value_against_the_service() {
+    let dir = TempDir::new("svc-keepalives");
+    let file = dir.write("svc", "[s]\nkeepalives=0\nkeepalives_idle=99\n");
+    let c = parse(&format!(
+        "service=s servicefile={file} user=u keepalives=1 keepalives_idle=5"
+    ));
+    let c = resolve(&c, &[], &NO_MACHINE).unwrap_or_else(|e| panic!("{e}"));
+    assert!(c.get_keepalives());
+    assert_eq!(c.get_keepalives_idle(), Some(Duration::from_secs(5)));
+    let c = parse(&format!("service=s servicefile={file} user=u"));
+    let c = resolve(&c, &[], &NO_MACHINE).unwrap_or_else(|e| panic!("{e}"));
+    assert!(!c.get_keepalives());
+}
+
+/// A value each supported key accepts, different from what the service file below says.
+const DSN_VALUES: &[(&str, &str)] = &[
+    ("host", "dsn-host"),
+    ("port", "7001"),
+    ("user", "dsn_user"),
+    ("password", "dsn-pw"),
+    ("dbname", "dsn_db"),
+    ("options", "-c geqo=off"),
+    ("application_name", "dsn_app"),
+    ("fallback_application_name", "dsn_fallback"),
+    ("connect_timeout", "7"),
+    ("client_encoding", "UTF8"),
+    ("keepalives", "1"),
+    ("keepalives_idle", "7"),
+    ("keepalives_interval", "7"),
+    ("keepalives_count", "7"),
+    ("tcp_user_timeout", "7"),
+    ("target_session_attrs", "read-write"),
+    ("sslmode", "verify-full"),
+    ("require_auth", "md5"),
+    ("gssencmode", "disable"),
+    ("channel_binding", "disable"),
+    ("load_balance_hosts", "disable"),
+    ("statement_cache_capacity", "7"),
+    ("sslrootcert", "/dsn/root.crt"),
+    ("sslcert", "/dsn/client.crt"),
+    ("sslkey", "/dsn/client.key"),
+    ("sslsni", "1"),
+    ("ssl_min_protocol_version", "TLSv1.2"),
+    ("ssl_max_protocol_version", "TLSv1.3"),
+    ("sslnegotiation", "postgres"),
+    ("sslcrl", "/dsn/root.crl"),
+    ("sslcrldir", "/dsn/crls"),
+    ("passfile", "/dsn/pgpass"),
+    ("servicefile", "(the test's file)"),
+];
+
+#[test]
+fn service_never_overrides_a_key_the_dsn_gave() {
+    let dir = TempDir::new("svc-every-key");
+    let file = dir.write(
+        "svc",
+        "[s]\nhost=svc-host\nport=6001\nuser=svc_user\npassword=svc-pw\ndbname=svc_db\n\
+         options=-c jit=off\napplication_name=svc_app\nfallback_application_name=svc_fallback\n\
+         connect_timeout=9\nclient_encoding=utf-8\nkeepalives=0\nkeepalives_idle=9\n\
+         keepalives_interval=9\nkeepalives_count=9\ntcp_user_timeout=9\n\
+         target_session_attrs=read-only\nsslmode=require\nrequire_auth=scram-sha-256\n\
+         gssencmode=prefer\nchannel_binding=prefer\nload_balance_hosts=random\n\
+         statement_cache_capacity=9\nsslrootcert=/svc/root.crt\nsslcert=/svc/client.crt\n\
+         sslkey=/svc/client.key\nsslsni=0\nssl_min_protocol_version=TLSv1.3\n\
+         ssl_max_protocol_version=TLSv1.3\nsslnegotiation=direct\nsslcrl=/svc/root.crl\n\
+         sslcrldir=/svc/crls\npassfile=/svc/pgpass\nservicefile=/svc/other\n",
+    );
+    // Every supported key but `service` itself is in the table.
+    for key in SUPPORTED_KEYS.iter().filter(|k| **k != "service") {
+        assert!(
+            DSN_VALUES.iter().any(|(k, _)| k == key),
+            "{key} has no DSN value in this test"
+        );
+    }
+    for (key, value) in DSN_VALUES {
+        let value = if *key == "servicefile" {
+            file.as_str()
+        } else {
+            value
+        };
+        let base = format!("service=s servicefile={file} {}", dsn(key, value));
+        let from_dsn = resolve(&parse(&base), &[], &NO_MACHINE)
+            .unwrap_or_else(|e| panic!("{key}={value}: {e}"));
+        // What the same key gives with no service at all: the service must not have changed it.
+        let alone = resolve(&parse(&dsn(key, value)), &[("USER", "u")], &NO_MACHINE)
+            .unwrap_or_else(|e| panic!("{key}={value}: {e}"));
+        let mut probe = Config::new();
+        probe
+            .set_param(key, value.as_bytes(), params::Origin::KeyValue)
+            .unwrap_or_else(|e| panic!("{key}={value}: {e}"));
+        assert!(probe.is_given(key), "{key} does not know it was given");
+        assert_eq!(
+            key_value(&from_dsn, key),
+            key_value(&alone, key),
+            "the service changed {key}={value}"
+        );
+    }
+}
+
+/// The value of `key` in `c`, printed.
+fn key_value(c: &Config, key: &str) -> String {
+    match key {
+        "host" => format!("{:?}", c.hosts),
+        "port" => format!("{:?}", c.ports),
+        "user" => format!("{:?}", c.user),
+        "password" => format!("{:?}", c.password),
+        "dbname" => format!("{:?}", c.dbname),
+        "options" => format!("{:?}", c.options),
+        "application_name" => format!("{:?}", c.application_name),
+        "fallback_application_name" => format!("{:?}", c.fallback_application_name),
+        "connect_timeout" => format!("{:?}", c.connect_timeout),
+        "client_encoding" => format!("{:?}", c.client_encoding),
+        "keepalives" => format!("{:?}", c.keepalives),
+        "keepalives_idle" => format!("{:?}", c.keepalives_idle),
+        "keepalives_interval" => format!("{:?}", c.keepalives_interval),
+        "keepalives_count" => format!("{:?}", c.keepalives_count),
+        "tcp_user_timeout" => format!("{:?}", c.tcp_user_timeout),
+        "target_session_attrs" => format!("{:?}", c.target_session_attrs),
+        "sslmode" => format!("{:?}", c.ssl_mode),
+        "require_auth" => format!("{:?}", c.require_auth),
+        "gssencmode" => format!("{:?}", c.gssencmode),
+        "channel_binding" => format!("{:?}", c.channel_binding),
+        "load_balance_hosts" => format!("{:?}", c.load_balance_hosts),
+        "statement_cache_capacity" => format!("{:?}", c.statement_cache_capacity),
+        "sslrootcert" => format!("{:?}", c.tls.root_cert),
+        "sslcert" => format!("{:?}", c.tls.cert),
+        "sslkey" => format!("{:?}", c.tls.key),
+        "sslsni" => format!("{:?}", c.tls.sni),
+        "ssl_min_protocol_version" => format!("{:?}", c.tls.min_version),
+        "ssl_max_protocol_version" => format!("{:?}", c.tls.max_version),
+        "sslnegotiation" => format!("{:?}", c.tls.negotiation),
+        "sslcrl" => format!("{:?}", c.tls.crl),
+        "sslcrldir" => format!("{:?}", c.tls.crl_dir),
+        "passfile" => format!("{:?}", c.passfile),
+        "servicefile" => format!("{:?}", c.servicefile),
+        other => panic!("key_value does not know {other}"),
+    }
+}
+
+#[test]
+fn passfile_location_as_libpq_chooses_it() {
+    let home = [("USER", "u"), ("HOME", "/home/u")];
+    let passfile = |cfg: &Config, env: &[(&str, &str)]| {
+        resolve(cfg, env, &NO_MACHINE).map(|c| c.get_passfile().map(Path::to_path_buf))
+    };
+    #[cfg(unix)]
+    assert_eq!(
+        passfile(&Config::new(), &home),
+        Ok(Some("/home/u/.pgpass".into()))
+    );
+    #[cfg(not(unix))]
+    assert_eq!(
+        passfile(&Config::new(), &[("USER", "u"), ("APPDATA", "C:\\AppData")]),
+        Ok(Some(
+            std::path::PathBuf::from("C:\\AppData")
+                .join("postgresql")
+                .join("pgpass.conf")
+        ))
+    );
+    assert_eq!(
+        passfile(
+            &Config::new(),
+            &[home[0], home[1], ("PGPASSFILE", "/etc/pw")]
+        ),
+        Ok(Some("/etc/pw".into()))
+    );
+    assert_eq!(
+        passfile(
+            &parse("passfile=/dsn/pw"),
+            &[home[0], home[1], ("PGPASSFILE", "/etc/pw")]
+        ),
+        Ok(Some("/dsn/pw".into()))
+    );
+    assert_eq!(passfile(&parse("password=given"), &home), Ok(None));
+    assert_eq!(
+        passfile(&Config::new(), &[("USER", "u"), ("PGPASSWORD", "p")]),
+        Ok(None)
+    );
+    // Without a home directory, no default file.
+    assert_eq!(passfile(&Config::new(), &[("USER", "u")]), Ok(None));
 }
 
 // ---- no input panics ----

@@ -155,17 +155,10 @@ impl Config {
             }
         }
         // libpq 17: direct TLS has no plain-text fallback, so only modes that insist on TLS.
-        if self.tls.negotiation == Some(SslNegotiation::Direct) {
-            let mode = self.ssl_mode.unwrap_or(super::SslMode::Prefer);
-            if matches!(
-                mode,
-                super::SslMode::Disable | super::SslMode::Allow | super::SslMode::Prefer
-            ) {
-                return Err(ConfigError::new(format!(
-                    "weak sslmode \"{mode}\" may not be used with sslnegotiation=direct (use \
-                     \"require\", \"verify-ca\", or \"verify-full\")"
-                )));
-            }
+        // An unset sslmode is checked when connecting (`check_direct_negotiation`): a service
+        // file's lines are validated one by one, and its sslmode may come on a later line.
+        if let Some(mode) = self.ssl_mode {
+            self.check_direct_negotiation(mode)?;
         }
         if let (Some(min), Some(max)) = (self.tls.min_version, self.tls.max_version) {
             if min > max {
@@ -244,6 +237,20 @@ impl Config {
     /// `sslcrldir` as given: a directory whose every file is read as PEM revocation lists.
     pub fn get_ssl_crl_dir(&self) -> Option<&str> {
         self.tls.crl_dir.as_deref()
+    }
+
+    /// Refuses `sslnegotiation=direct` with an sslmode that would allow plain text.
+    pub(crate) fn check_direct_negotiation(&self, mode: super::SslMode) -> Result<(), ConfigError> {
+        use super::SslMode::{Allow, Disable, Prefer};
+        if self.tls.negotiation == Some(SslNegotiation::Direct)
+            && matches!(mode, Disable | Allow | Prefer)
+        {
+            return Err(ConfigError::new(format!(
+                "weak sslmode \"{mode}\" may not be used with sslnegotiation=direct (use \
+                 \"require\", \"verify-ca\", or \"verify-full\")"
+            )));
+        }
+        Ok(())
     }
 
     /// `sslnegotiation` (`Postgres` when unset).

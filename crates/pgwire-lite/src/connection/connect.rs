@@ -38,6 +38,9 @@ impl Connection {
         } else {
             None
         };
+        // libpq's connectOptions2: the password file, read once per connect when no password
+        // was given, then matched against each host as it is tried.
+        let passfile = config.load_passfile();
         let timeout = config.get_connect_timeout();
         let passes = match config.get_target_session_attrs() {
             TargetSessionAttrs::PreferStandby => {
@@ -51,6 +54,10 @@ impl Connection {
             let mut targets = config.targets();
             order.shuffle(&mut targets);
             for (host, port) in targets {
+                let with_password = passfile
+                    .as_ref()
+                    .and_then(|f| config.with_passfile_password(f, &host, port));
+                let config = with_password.as_ref().unwrap_or(&config);
                 // As libpq: a host name is resolved first, and connect_timeout applies to each
                 // of its addresses separately (an unreachable IPv6 address must not eat the
                 // IPv4 one's time).
@@ -77,8 +84,7 @@ impl Connection {
                 };
                 for addr in addrs {
                     let attempt = async {
-                        let mut conn =
-                            Self::connect_one(&config, &addr, port, tls.as_ref()).await?;
+                        let mut conn = Self::connect_one(config, &addr, port, tls.as_ref()).await?;
                         if let Some(why) = conn.session_attrs_mismatch(want).await? {
                             // Best effort: the server gets a Terminate, we go on either way.
                             let _ = conn.close().await;

@@ -121,7 +121,12 @@ enum Step {
 
 /// The rows of a query, decoded as they arrive. Implements
 /// [`Stream<Item = Result<Row>>`](futures_core::Stream); it borrows the connection until
-/// dropped. See the [module docs](self) for what dropping it halfway costs.
+/// dropped.
+///
+/// Dropping it halfway is safe: the connection records what the server still owes, so
+/// [`Connection::has_pending`] is set and the next operation drains the rest (reading is
+/// cheaper than a CancelRequest's new TCP connection). For a large result abandoned early,
+/// use a fetch size: then only the current batch is left to read.
 ///
 /// An error the server reports mid-stream is yielded as the last item, after the stream has
 /// read the response to its end: the connection is then ready for the next request.

@@ -77,6 +77,7 @@ impl TlsPlan {
     /// The plan for `config`, reading the certificate files now; `None` for `sslmode=disable`.
     pub(super) fn new(config: &Config) -> Result<Option<Arc<TlsPlan>>> {
         let mode = config.get_ssl_mode();
+        config.check_direct_negotiation(mode)?;
         if mode == SslMode::Disable {
             return Ok(None);
         }
