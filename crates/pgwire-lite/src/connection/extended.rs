@@ -285,7 +285,7 @@ impl Connection {
             "",
             &stmt.name,
             params.len(),
-            |i, buf| encode_param(params[i], stmt.params[i], i, buf),
+            |i, buf| encode_param(params[i], &stmt.params[i], i, buf),
             &mut self.write_buf,
         )
     }
@@ -378,15 +378,22 @@ pub(super) fn row_from(
     ))
 }
 
-fn encode_param(p: &(dyn ToSql + Sync), ty: Type, i: usize, buf: &mut BytesMut) -> Result<IsNull> {
-    if !p.accepts(&ty) {
+fn encode_param(
+    p: &(dyn ToSql + Sync),
+    declared: &Type,
+    i: usize,
+    buf: &mut BytesMut,
+) -> Result<IsNull> {
+    // Domains are sent as their base type; errors still name the domain.
+    let ty = declared.base();
+    if !p.accepts(ty) {
         return Err(Error::Conversion(format!(
-            "cannot send parameter ${} of Rust type {} as PostgreSQL type {ty}",
+            "cannot send parameter ${} of Rust type {} as PostgreSQL type {declared}",
             i + 1,
             p.type_name()
         )));
     }
-    p.to_sql(&ty, buf).map_err(|e| frontend::param_error(i, e))
+    p.to_sql(ty, buf).map_err(|e| frontend::param_error(i, e))
 }
 
 /// Whether each value can be sent as the statement's corresponding parameter type.
@@ -395,7 +402,7 @@ pub(super) fn accepts_all(stmt: &Statement, params: &[&(dyn ToSql + Sync)]) -> b
         && params
             .iter()
             .zip(&stmt.params[..])
-            .all(|(p, t)| p.accepts(t))
+            .all(|(p, t)| p.accepts(t.base()))
 }
 
 /// A cached statement the server no longer has in the shape we cached: re-prepare and retry.
