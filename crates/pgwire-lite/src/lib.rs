@@ -98,4 +98,4 @@ pub use connection::{
 pub use error::{ConfigError, DbError, Error, Result, SqlState, TimeoutOutcome};
 pub use row::{Column, QueryResult, Row, RowIndex, RowMap};
 pub use statement::Statement;
-pub use types::{Format, FromSql, IsNull, ToSql, Type, Value};
+pub use types::{Format, FromSql, IsNull, Kind, ToSql, Type, TypeCache, Value};

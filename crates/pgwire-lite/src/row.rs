@@ -422,6 +422,23 @@ impl QueryResult {
         QueryResult { columns, rows, tag }
     }
 
+    /// The shared column list, if the statement returns rows.
+    pub(crate) fn shared_columns(&self) -> Option<Arc<[Column]>> {
+        self.columns.clone()
+    }
+
+    /// The same result with the columns replaced (by ones with looked-up types), in every row
+    /// too. `columns` must describe the same values.
+    pub(crate) fn with_columns(mut self, columns: Arc<[Column]>) -> QueryResult {
+        match &mut self.rows {
+            Rows::Zero => {}
+            Rows::One(r) => r.columns = columns.clone(),
+            Rows::Many(v) => v.iter_mut().for_each(|r| r.columns = columns.clone()),
+        }
+        self.columns = Some(columns);
+        self
+    }
+
     /// The rows.
     pub fn rows(&self) -> &[Row] {
         self.rows.as_slice()

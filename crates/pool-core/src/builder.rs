@@ -278,6 +278,7 @@ impl PsqlPoolBuilder {
             unnamed: AtomicBool::new(unnamed),
             detected: AtomicBool::new(false),
             target,
+            types: std::sync::Arc::default(),
         };
         Ok(PsqlPool::from_parts(manager, slots))
     }

@@ -107,6 +107,6 @@ pub use transaction::{IsolationLevel, Transaction, TransactionBuilder, Transacti
 
 pub use pgwire_lite;
 pub use pgwire_lite::{
-    ClientSettings, Config, Connection, FromSql, Notification, ParamTypes, Pipeline, QueryResult,
-    Row, RowMap, TimeoutOutcome, ToSql, TransactionStatus, Type, Value,
+    ClientSettings, Config, Connection, FromSql, Kind, Notification, ParamTypes, Pipeline,
+    QueryResult, Row, RowMap, TimeoutOutcome, ToSql, TransactionStatus, Type, TypeCache, Value,
 };

@@ -154,11 +154,24 @@ impl Connection {
         frontend::flush(&mut self.write_buf);
         self.send(Owes::SyncLater).await?;
         match self.read_describe().await {
-            Ok((param_types, columns)) => Ok(Statement {
-                name: "".into(),
-                params: param_types,
-                columns,
-            }),
+            Ok((params, columns))
+                if self.needs_lookup(super::prepare::described_types(&params, &columns)) =>
+            {
+                // A type seen for the first time: the lookup cannot run inside this unfinished
+                // request, so end it (nothing was bound or executed), look the types up, and
+                // describe again, which then finds them all cached.
+                self.finish_with_sync().await?;
+                let _ = self.lookup_described(params, columns).await?;
+                Box::pin(self.describe_unnamed(sql)).await
+            }
+            Ok((params, columns)) => {
+                let (params, columns) = self.resolve_described(params, columns);
+                Ok(Statement {
+                    name: "".into(),
+                    params,
+                    columns,
+                })
+            }
             Err(e) => {
                 // The server skips everything up to the Sync we still owe it.
                 self.finish_with_sync().await?;
@@ -231,7 +244,31 @@ impl Connection {
                     };
                     self.cache.insert(sql, Arc::new(stmt));
                 }
-                result.map(Some)
+                let result = result?;
+                // Its rows were read before any type was looked up: look them up now (the
+                // request is settled), and re-cache the statement with the resolved types.
+                let Some(cols) = result.shared_columns() else {
+                    return Ok(Some(result));
+                };
+                if !cols.iter().any(|c| c.type_().is_unresolved()) {
+                    return Ok(Some(result));
+                }
+                let result = self.lookup_result(result).await?;
+                if cache {
+                    if let Some(old) = self.cache.get(sql) {
+                        let (params, columns) =
+                            self.resolve_described(old.params.clone(), old.columns.clone());
+                        self.cache.replace(
+                            sql,
+                            Statement {
+                                name: old.name.clone(),
+                                params,
+                                columns,
+                            },
+                        );
+                    }
+                }
+                Ok(Some(result))
             }
             Err(e) if !e.is_closed() => {
                 self.read_until_ready().await?;

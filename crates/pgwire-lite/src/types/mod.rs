@@ -36,6 +36,7 @@ use bytes::BytesMut;
 pub use crate::error::BoxError;
 
 mod array;
+mod cache;
 mod codec;
 pub mod composite;
 mod datetime;
@@ -51,6 +52,7 @@ mod value;
 mod tests;
 
 pub use array::Array;
+pub use cache::{MAX_CACHED_TYPES, TypeCache};
 pub use datetime::{Date, Interval, Time, Timestamp, TimestampTz};
 pub use misc::{Json, Uuid};
 pub use net::{Inet, MacAddr};

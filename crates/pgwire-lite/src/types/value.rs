@@ -250,7 +250,7 @@ impl Value {
             ref t => {
                 let element_type = t.array_element()?;
                 if text {
-                    Value::decode_text_array(element_type, raw)
+                    Value::decode_text_array(element_type.base().clone(), raw)
                 } else {
                     Value::decode_binary_array(ty, raw)
                 }
