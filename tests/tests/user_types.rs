@@ -406,3 +406,252 @@ async fn types_are_looked_up_once_per_pool() {
     drop((a, b, a2));
     pool.close().await;
 }
+
+// ---- derives -----------------------------------------------------------------------------
+
+mod derives {
+    use pool_core::{FromRow, FromSql, ToSql};
+
+    /// Rust names in PascalCase, labels in snake_case; one label renamed by hand.
+    #[derive(Debug, Clone, Copy, PartialEq, ToSql, FromSql)]
+    #[psqlpool(rename_all = "snake_case", name = "order_state")]
+    pub enum OrderState {
+        New,
+        InTransit,
+        #[psqlpool(rename = "done!")]
+        Done,
+    }
+
+    #[derive(Debug, Clone, PartialEq, ToSql, FromSql)]
+    pub struct Money {
+        pub currency: String,
+        #[psqlpool(rename = "cents")]
+        pub amount: i64,
+        pub state: Option<OrderState>,
+    }
+
+    #[derive(Debug, PartialEq, FromRow)]
+    pub struct Audit {
+        pub created_by: String,
+        #[psqlpool(default)]
+        pub note: Option<String>,
+        #[psqlpool(default)]
+        pub revision: i32,
+    }
+
+    #[derive(Debug, PartialEq, FromRow)]
+    #[psqlpool(rename_all = "camelCase")]
+    pub struct Order {
+        pub order_id: i64,
+        #[psqlpool(rename = "st")]
+        pub state: OrderState,
+        pub price: Money,
+        pub comment: Option<String>,
+        #[psqlpool(flatten)]
+        pub audit: Audit,
+    }
+
+    #[allow(dead_code)] // only its errors are read
+    #[derive(Debug, FromRow)]
+    pub struct Strict {
+        pub id: i32,
+        pub missing_here: i32,
+    }
+
+    #[allow(dead_code)] // only its errors are read
+    #[derive(Debug, FromRow)]
+    pub struct NotNull {
+        pub id: i32,
+        pub comment: String,
+    }
+}
+
+use derives::{Audit, Money, NotNull, Order, OrderState, Strict};
+
+#[tokio::test]
+async fn derived_enum_with_rename_all_round_trips() {
+    let mut c = common::admin().await;
+    schema(&mut c, "ut_derive_enum").await;
+    c.batch_execute("CREATE TYPE order_state AS ENUM ('new', 'in_transit', 'done!', 'lost')")
+        .await
+        .unwrap();
+    for s in [OrderState::New, OrderState::InTransit, OrderState::Done] {
+        let row = c
+            .query_one(
+                "SELECT $1::order_state AS s, $1::order_state::text AS t",
+                &[&s],
+            )
+            .await
+            .unwrap();
+        assert_eq!(row.get::<_, OrderState>("s"), s);
+        let label = row.get::<_, String>("t");
+        assert_eq!(
+            label,
+            match s {
+                OrderState::New => "new",
+                OrderState::InTransit => "in_transit",
+                OrderState::Done => "done!",
+            }
+        );
+        let row = simple(&mut c, &format!("SELECT '{label}'::order_state")).await;
+        assert_eq!(row.get::<_, OrderState>(0), s);
+        let arr = c
+            .query_one("SELECT ARRAY[$1::order_state, NULL]", &[&s])
+            .await
+            .unwrap();
+        assert_eq!(arr.get::<_, Vec<Option<OrderState>>>(0), [Some(s), None]);
+    }
+    // A label the Rust enum lacks, and a type of another name, are clear errors.
+    let row = c
+        .query_one("SELECT 'lost'::order_state", &[])
+        .await
+        .unwrap();
+    let msg = row.try_get::<_, OrderState>(0).unwrap_err().to_string();
+    assert!(
+        msg.contains("\"lost\"") && msg.contains("OrderState"),
+        "{msg}"
+    );
+    c.batch_execute("CREATE TYPE other_state AS ENUM ('new', 'in_transit', 'done!')")
+        .await
+        .unwrap();
+    let e = c
+        .execute("SELECT $1::other_state", &[&OrderState::New])
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("ut_derive_enum.other_state"), "{e}");
+}
+
+#[tokio::test]
+async fn derived_composite_struct_round_trips() {
+    let mut c = common::admin().await;
+    schema(&mut c, "ut_derive_comp").await;
+    c.batch_execute(
+        "CREATE TYPE order_state AS ENUM ('new', 'in_transit', 'done!');
+         CREATE TYPE amount_t AS (currency text, cents int8, state order_state);
+         CREATE TABLE wallet (m amount_t, ms amount_t[])",
+    )
+    .await
+    .unwrap();
+    let m = Money {
+        currency: "EUR, \"euro\"".into(),
+        amount: -1234,
+        state: Some(OrderState::InTransit),
+    };
+    let bare = Money {
+        currency: "USD".into(),
+        amount: 5,
+        state: None,
+    };
+    c.execute(
+        "INSERT INTO wallet VALUES ($1, $2)",
+        &[&m, &vec![bare.clone(), m.clone()]],
+    )
+    .await
+    .unwrap();
+    let row = c
+        .query_one("SELECT m, ms, (m).cents FROM wallet", &[])
+        .await
+        .unwrap();
+    assert_eq!(row.get::<_, Money>("m"), m);
+    assert_eq!(row.get::<_, Vec<Money>>("ms"), [bare.clone(), m.clone()]);
+    assert_eq!(row.get::<_, i64>("cents"), -1234);
+    // Text format, fields without escapes.
+    let row = simple(&mut c, "SELECT ROW('USD', 5, NULL)::amount_t").await;
+    assert_eq!(row.get::<_, Money>(0), bare);
+}
+
+#[tokio::test]
+async fn from_row_maps_renames_options_flatten_and_defaults() {
+    let mut c = common::admin().await;
+    schema(&mut c, "ut_derive_row").await;
+    c.batch_execute(
+        "CREATE TYPE order_state AS ENUM ('new', 'in_transit', 'done!');
+         CREATE TYPE amount_t AS (currency text, cents int8, state order_state)",
+    )
+    .await
+    .unwrap();
+    let sql = "SELECT 7::int8 AS \"orderId\", 'done!'::order_state AS st, \
+               ROW('EUR', 100, NULL)::amount_t AS price, NULL::text AS comment, \
+               'alice' AS created_by, 'n' AS note";
+    let res = c.execute(sql, &[]).await.unwrap();
+    let orders: Vec<Order> = res.rows_as().unwrap();
+    let expect = Order {
+        order_id: 7,
+        state: OrderState::Done,
+        price: Money {
+            currency: "EUR".into(),
+            amount: 100,
+            state: None,
+        },
+        comment: None,
+        audit: Audit {
+            created_by: "alice".into(),
+            note: Some("n".into()),
+            revision: 0,
+        },
+    };
+    assert_eq!(orders, [expect]);
+    // The same through the simple protocol (text format), and through the pool.
+    let res = c.simple_query(sql).await.unwrap().pop().unwrap();
+    let o: Order = res.one_as().unwrap();
+    assert_eq!(o.audit.created_by, "alice");
+    assert_eq!(o.state, OrderState::Done);
+    let pool = common::started(common::pool_builder("ut_derive_row", 2)).await;
+    let res = pool
+        .execute(
+            "SELECT 1 AS \"orderId\", 'new'::ut_derive_row.order_state AS st, \
+             ROW('USD', 1, 'new')::ut_derive_row.amount_t AS price, 'hi' AS comment, \
+             'bob' AS created_by, 3 AS revision",
+            &[],
+        )
+        .await
+        .unwrap();
+    let o: Order = res.rows()[0].to().unwrap();
+    assert_eq!(o.comment.as_deref(), Some("hi"));
+    assert_eq!(o.audit.note, None);
+    assert_eq!(o.audit.revision, 3);
+    pool.close().await;
+}
+
+#[tokio::test]
+async fn from_row_errors_name_the_column_and_the_field() {
+    let mut c = common::admin().await;
+    let res = c
+        .execute("SELECT 1 AS id, 2 AS missing_there", &[])
+        .await
+        .unwrap();
+    let msg = res.rows_as::<Strict>().unwrap_err().to_string();
+    assert!(msg.contains("Strict.missing_here"), "{msg}");
+    assert!(msg.contains("no column missing_here"), "{msg}");
+    assert!(msg.contains("id, missing_there"), "{msg}");
+
+    let res = c
+        .execute("SELECT 1 AS id, NULL::text AS comment", &[])
+        .await
+        .unwrap();
+    let msg = res.one_as::<NotNull>().unwrap_err().to_string();
+    assert!(msg.contains("NotNull.comment"), "{msg}");
+    assert!(msg.contains("NULL"), "{msg}");
+
+    let res = c
+        .execute("SELECT 'x' AS id, 'y' AS comment", &[])
+        .await
+        .unwrap();
+    let msg = res.one_as::<NotNull>().unwrap_err().to_string();
+    assert!(
+        msg.contains("NotNull.id") && msg.contains("of type text as i32"),
+        "{msg}"
+    );
+    // one_as insists on one row.
+    let res = c
+        .execute(
+            "SELECT 1 AS id, 'a' AS comment FROM generate_series(1, 2)",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert!(matches!(
+        res.one_as::<NotNull>(),
+        Err(Error::RowCount { got: 2, .. })
+    ));
+}

@@ -85,6 +85,7 @@ mod protocol;
 mod config;
 mod connection;
 mod error;
+pub mod from_row;
 mod row;
 mod statement;
 pub mod types;
@@ -96,6 +97,7 @@ pub use connection::{
     RowStream, TransactionStatus,
 };
 pub use error::{ConfigError, DbError, Error, Result, SqlState, TimeoutOutcome};
+pub use from_row::FromRow;
 pub use row::{Column, QueryResult, Row, RowIndex, RowMap};
 pub use statement::Statement;
 pub use types::{Format, FromSql, IsNull, Kind, ToSql, Type, TypeCache, Value};

@@ -107,6 +107,10 @@ pub use transaction::{IsolationLevel, Transaction, TransactionBuilder, Transacti
 
 pub use pgwire_lite;
 pub use pgwire_lite::{
-    ClientSettings, Config, Connection, FromSql, Kind, Notification, ParamTypes, Pipeline,
+    ClientSettings, Config, Connection, FromRow, FromSql, Kind, Notification, ParamTypes, Pipeline,
     QueryResult, Row, RowMap, TimeoutOutcome, ToSql, TransactionStatus, Type, TypeCache, Value,
 };
+/// The derives (`derive` feature): each shares its name with the trait it implements, as
+/// serde's do, so `use pool_core::FromRow;` brings both.
+#[cfg(feature = "derive")]
+pub use psqlpool_derive::{FromRow, FromSql, ToSql};

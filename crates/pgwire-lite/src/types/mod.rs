@@ -31,7 +31,9 @@
 use std::fmt;
 use std::sync::Arc;
 
-use bytes::BytesMut;
+/// Re-exported for `ToSql` implementations (and the derives), so they need no `bytes`
+/// dependency of their own.
+pub use bytes::BytesMut;
 
 pub use crate::error::BoxError;
 
@@ -40,6 +42,7 @@ mod cache;
 mod codec;
 pub mod composite;
 mod datetime;
+pub mod enums;
 mod misc;
 mod net;
 mod numeric;
