@@ -40,6 +40,8 @@
 //! | `auth` (internal) | SCRAM-SHA-256 (with SASLprep and server-signature verification), MD5 |
 //! | [`types`] | [`ToSql`] / [`FromSql`] in binary (and text) format, the dynamic [`Value`] |
 //! | [`Row`] / [`QueryResult`] | rows share the read buffer; columns decode only when asked |
+//! | [`FromRow`] | a row into a struct by column name ([`QueryResult::rows_as`]); derived with pool-core's `derive` feature |
+//! | [`TypeCache`] | user types (enums, domains, composites) looked up in `pg_type` once, shared by a pool |
 //!
 //! | call | protocol | statement | round trips |
 //! |---|---|---|---|

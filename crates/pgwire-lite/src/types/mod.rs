@@ -18,9 +18,27 @@
 //! | `uuid` | [`Uuid`], `[u8; 16]` |
 //! | `json`, `jsonb` | [`Json`] |
 //! | `oid` | `u32` |
+//! | `inet`, `cidr` | [`Inet`] (`std::net::IpAddr` + prefix) |
+//! | `macaddr` | [`MacAddr`] |
+//! | `int4range`, `int8range`, `numrange`, `daterange`, `tsrange`, `tstzrange`, user ranges | [`Range<T>`] |
+//! | user enums | `String`, `&str`, or a `#[derive(ToSql, FromSql)]` Rust enum |
+//! | user domains | whatever reads and binds its base type |
+//! | user composites, `record` | [`Value::Composite`], a `#[derive(ToSql, FromSql)]` struct, [`composite::Composite`] |
 //! | arrays | `Vec<T>`, `&[T]` (1-D), [`Array<T>`] (N-D, lower bounds kept) |
 //! | NULL | `Option<T>` |
 //! | anything | [`Value`] |
+//!
+//! # Types that are not built in
+//!
+//! The first statement that mentions a type whose OID is not one of the [`Type`] constants
+//! (an enum, a domain, a composite, an extension's type) makes the connection look it up in
+//! `pg_type` — its name, its [`Kind`], and what it is made of — in a request of its own after
+//! the statement's Describe is settled. The result goes into the [`TypeCache`], which a pool
+//! shares between its connections: one lookup per type per pool, none for built-in types.
+//! Type errors then name the type (`ut.mood`, schema-qualified outside `public`), not its OID.
+//!
+//! A domain column is reported by the server as its base type; a domain parameter keeps its
+//! name ([`Type::base`] is what values are sent as).
 //!
 //! The date/time types are our own std-only representations; integration with `chrono` or
 //! `time` is not built in (convert through the accessors, e.g. [`Timestamp::date`], [`Date::ymd`]).
