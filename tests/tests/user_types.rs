@@ -655,3 +655,40 @@ async fn from_row_errors_name_the_column_and_the_field() {
         Err(Error::RowCount { got: 2, .. })
     ));
 }
+
+#[tokio::test]
+async fn unprepared_and_one_trip_paths_look_types_up_too() {
+    let mut c = common::admin().await;
+    schema(&mut c, "ut_paths").await;
+    c.batch_execute("CREATE TYPE tone AS ENUM ('low', 'high')")
+        .await
+        .unwrap();
+    // The unnamed statement: the lookup ends the unfinished request and describes again.
+    let mut u = common::admin().await;
+    let res = u
+        .execute_unprepared("SELECT $1::ut_paths.tone AS t", &[&"high"])
+        .await
+        .unwrap();
+    assert_eq!(res.rows()[0].get::<_, String>("t"), "high");
+    assert_eq!(u.type_cache().lookups(), 1);
+    assert!(!u.in_transaction() && !u.has_pending());
+    // One round trip with value-declared types: the columns are looked up after the result.
+    let mut o = common::admin().await;
+    o.set_param_types(pgwire_lite::ParamTypes::FromValues);
+    let res = o
+        .execute("SELECT 'low'::ut_paths.tone AS t, $1::int4 AS n", &[&1i32])
+        .await
+        .unwrap();
+    assert_eq!(
+        res.rows()[0].get::<_, Value>("t"),
+        Value::Enum("low".into())
+    );
+    assert_eq!(res.columns()[0].type_().to_string(), "ut_paths.tone");
+    // The re-cached statement carries the looked-up type: no second lookup.
+    let res = o
+        .execute("SELECT 'low'::ut_paths.tone AS t, $1::int4 AS n", &[&2i32])
+        .await
+        .unwrap();
+    assert_eq!(res.rows()[0].get::<_, String>("t"), "low");
+    assert_eq!(o.type_cache().lookups(), 1);
+}

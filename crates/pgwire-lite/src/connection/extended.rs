@@ -147,6 +147,13 @@ impl Connection {
     /// Bind/Execute and the one Sync (`Owes::OwedSync`), so the whole exchange stays one
     /// transaction for a pooler, which cannot switch server connections in the middle.
     pub(super) async fn describe_unnamed(&mut self, sql: &str) -> Result<Statement> {
+        self.describe_unnamed_once(sql, true).await
+    }
+
+    /// [`describe_unnamed`](Self::describe_unnamed); `lookup` says whether a type not seen
+    /// before may still be looked up (once: a type the lookup could not find, say dropped
+    /// meanwhile, must not make it describe again and again).
+    async fn describe_unnamed_once(&mut self, sql: &str, lookup: bool) -> Result<Statement> {
         self.clear_write_buf();
         self.write_pending_closes()?;
         frontend::parse("", sql, std::iter::empty(), &mut self.write_buf)?;
@@ -155,14 +162,15 @@ impl Connection {
         self.send(Owes::SyncLater).await?;
         match self.read_describe().await {
             Ok((params, columns))
-                if self.needs_lookup(super::prepare::described_types(&params, &columns)) =>
+                if lookup
+                    && self.needs_lookup(super::prepare::described_types(&params, &columns)) =>
             {
                 // A type seen for the first time: the lookup cannot run inside this unfinished
                 // request, so end it (nothing was bound or executed), look the types up, and
                 // describe again, which then finds them all cached.
                 self.finish_with_sync().await?;
                 let _ = self.lookup_described(params, columns).await?;
-                Box::pin(self.describe_unnamed(sql)).await
+                Box::pin(self.describe_unnamed_once(sql, false)).await
             }
             Ok((params, columns)) => {
                 let (params, columns) = self.resolve_described(params, columns);
