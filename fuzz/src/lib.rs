@@ -467,7 +467,7 @@ pub const UNKNOWN_TYPE: Type = Type::from_oid(600);
 pub fn from_sql_type(selector: u8) -> Type {
     FROM_SQL_TYPES
         .get(usize::from(selector) % (FROM_SQL_TYPES.len() + 1))
-        .copied()
+        .cloned()
         .unwrap_or(UNKNOWN_TYPE)
 }
 

@@ -802,8 +802,7 @@ async fn direct_tls_negotiation() {
         assert!(server_says_tls(&mut r.unwrap()).await);
     } else {
         let e = r
-            .err()
-            .expect("PostgreSQL < 17 cannot accept direct TLS")
+            .expect_err("PostgreSQL < 17 cannot accept direct TLS")
             .to_string();
         assert!(
             e.contains("SSL error") && e.contains("sslnegotiation=direct"),

@@ -40,6 +40,8 @@
 //! | `auth` (internal) | SCRAM-SHA-256 (with SASLprep and server-signature verification), MD5 |
 //! | [`types`] | [`ToSql`] / [`FromSql`] in binary (and text) format, the dynamic [`Value`] |
 //! | [`Row`] / [`QueryResult`] | rows share the read buffer; columns decode only when asked |
+//! | [`FromRow`] | a row into a struct by column name ([`QueryResult::rows_as`]); derived with pool-core's `derive` feature |
+//! | [`TypeCache`] | user types (enums, domains, composites) looked up in `pg_type` once, shared by a pool |
 //!
 //! | call | protocol | statement | round trips |
 //! |---|---|---|---|
@@ -90,6 +92,7 @@ mod protocol;
 mod config;
 mod connection;
 mod error;
+pub mod from_row;
 mod row;
 mod statement;
 pub mod types;
@@ -103,6 +106,7 @@ pub use connection::{
     RowStream, TransactionStatus,
 };
 pub use error::{ConfigError, DbError, Error, Result, SqlState, TimeoutOutcome};
+pub use from_row::FromRow;
 pub use row::{Column, QueryResult, Row, RowIndex, RowMap};
 pub use statement::Statement;
-pub use types::{Format, FromSql, IsNull, ToSql, Type, Value};
+pub use types::{Format, FromSql, IsNull, Kind, ToSql, Type, TypeCache, Value};

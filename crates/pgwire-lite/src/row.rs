@@ -47,8 +47,16 @@ impl Column {
     }
 
     /// The column's type.
-    pub fn type_(&self) -> Type {
-        self.type_
+    pub fn type_(&self) -> &Type {
+        &self.type_
+    }
+
+    /// The same column with its type replaced by the looked-up one.
+    pub(crate) fn with_type(&self, type_: Type) -> Column {
+        Column {
+            type_,
+            ..self.clone()
+        }
     }
 
     /// The format its values arrive in: binary for the extended protocol, text for the simple one.
@@ -214,18 +222,20 @@ impl Row {
     {
         let i = self.find(&idx)?;
         let col = &self.columns[i];
-        let ty = col.type_();
-        if !T::accepts(&ty) {
+        let declared = col.type_();
+        // Domains read as their base type; errors still name the domain.
+        let ty = declared.base();
+        if !T::accepts(ty) {
             return Err(Error::Conversion(format!(
-                "cannot read column \"{}\" of type {ty} as {}",
+                "cannot read column \"{}\" of type {declared} as {}",
                 col.name(),
                 std::any::type_name::<T>()
             )));
         }
         let raw = self.range(i).and_then(|r| self.body.get(r));
-        crate::types::decode(&ty, col.format(), raw).map_err(|e| {
+        crate::types::decode(ty, col.format(), raw).map_err(|e| {
             Error::Conversion(format!(
-                "cannot read column \"{}\" of type {ty} as {}: {e}",
+                "cannot read column \"{}\" of type {declared} as {}: {e}",
                 col.name(),
                 std::any::type_name::<T>()
             ))
@@ -266,7 +276,7 @@ impl Row {
                     let col = &self.columns[i];
                     let raw = self.range(i).and_then(|r| self.body.get(r));
                     Value::Unknown {
-                        ty: col.type_(),
+                        ty: col.type_().clone(),
                         format: col.format(),
                         raw: raw.unwrap_or_default().to_vec(),
                     }
@@ -410,6 +420,23 @@ pub struct QueryResult {
 impl QueryResult {
     pub(crate) fn new(columns: Option<Arc<[Column]>>, rows: Rows, tag: Option<Bytes>) -> Self {
         QueryResult { columns, rows, tag }
+    }
+
+    /// The shared column list, if the statement returns rows.
+    pub(crate) fn shared_columns(&self) -> Option<Arc<[Column]>> {
+        self.columns.clone()
+    }
+
+    /// The same result with the columns replaced (by ones with looked-up types), in every row
+    /// too. `columns` must describe the same values.
+    pub(crate) fn with_columns(mut self, columns: Arc<[Column]>) -> QueryResult {
+        match &mut self.rows {
+            Rows::Zero => {}
+            Rows::One(r) => r.columns = columns.clone(),
+            Rows::Many(v) => v.iter_mut().for_each(|r| r.columns = columns.clone()),
+        }
+        self.columns = Some(columns);
+        self
     }
 
     /// The rows.

@@ -137,6 +137,14 @@ impl StatementCache {
         }
     }
 
+    /// Replaces the entry for `sql` with the same server statement described better (its types
+    /// looked up), without closing anything.
+    pub(crate) fn replace(&mut self, sql: &str, stmt: Statement) {
+        if let Some(e) = self.map.get_mut(sql) {
+            e.stmt = Arc::new(stmt);
+        }
+    }
+
     /// Drops the entry for `sql` (its plan went stale) and queues it for closing.
     pub(crate) fn invalidate(&mut self, sql: &str) {
         if let Some(e) = self.map.remove(sql) {

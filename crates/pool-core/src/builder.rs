@@ -294,6 +294,7 @@ impl PsqlPoolBuilder {
             param_types: self.param_types,
             detected: AtomicBool::new(false),
             target,
+            types: std::sync::Arc::default(),
         };
         Ok(PsqlPool::from_parts(manager, slots))
     }

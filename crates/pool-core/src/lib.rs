@@ -70,6 +70,11 @@
 //! - LISTEN/NOTIFY: [`PgListener`] ([`PsqlPool::listener`]) on its own connection, which
 //!   reconnects by itself and says so with [`ListenerEvent::Gap`];
 //!   [`PooledConnection::notifications`] drains what a pooled connection received.
+//! - Rows into structs: [`FromRow`] and `res.rows_as::<T>()`; with the `derive` feature,
+//!   `#[derive(FromRow)]`, and `#[derive(ToSql, FromSql)]` for Rust enums ↔ PostgreSQL enums
+//!   and structs ↔ composite types (attributes: `#[psqlpool(rename = "..", rename_all = "..",
+//!   flatten, default)]`, see the `psqlpool-derive` crate). User types are looked up in
+//!   `pg_type` once per pool ([`PsqlPool::type_cache`]).
 //!
 //! Unlike psqlpy's pool, every wait has a timeout (30 s by default), a connection given back
 //! inside a transaction is rolled back, and waiters are served first come, first served.
@@ -117,6 +122,10 @@ pub use pgwire_lite;
 #[cfg(feature = "serde_json")]
 pub use pgwire_lite::types::SerdeJson;
 pub use pgwire_lite::{
-    ClientSettings, Config, Connection, FromSql, Notification, ParamTypes, Pipeline, QueryResult,
-    Row, RowMap, TimeoutOutcome, ToSql, TransactionStatus, Type, Value,
+    ClientSettings, Config, Connection, FromRow, FromSql, Kind, Notification, ParamTypes, Pipeline,
+    QueryResult, Row, RowMap, TimeoutOutcome, ToSql, TransactionStatus, Type, TypeCache, Value,
 };
+/// The derives (`derive` feature): each shares its name with the trait it implements, as
+/// serde's do, so `use pool_core::FromRow;` brings both.
+#[cfg(feature = "derive")]
+pub use psqlpool_derive::{FromRow, FromSql, ToSql};

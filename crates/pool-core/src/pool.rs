@@ -258,6 +258,13 @@ impl PsqlPool {
         (*self.inner.slots.manager.config()).clone()
     }
 
+    /// The types (enums, domains, composites, ...) the pool's connections looked up in
+    /// `pg_type`, shared by all of them. [`TypeCache::clear`](pgwire_lite::TypeCache::clear)
+    /// makes them look types up again (after `ALTER TYPE ... ADD VALUE`, say).
+    pub fn type_cache(&self) -> &std::sync::Arc<pgwire_lite::TypeCache> {
+        &self.inner.slots.manager.types
+    }
+
     /// The counters (psqlpy's `max_size`, `size`, `available`, `waiting`, plus `idle` and
     /// `in_use`), read together so they always add up.
     pub fn status(&self) -> Status {

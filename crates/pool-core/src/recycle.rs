@@ -122,6 +122,9 @@ pub(crate) struct PgManager {
     /// What the connections must be (`target_session_attrs`), checked again at every return
     /// and checkout against what the server reports.
     pub(crate) target: TargetSessionAttrs,
+    /// Types looked up in `pg_type`, shared by every connection of the pool: each user type is
+    /// looked up once per pool, not once per connection.
+    pub(crate) types: std::sync::Arc<pgwire_lite::TypeCache>,
 }
 
 /// SQLSTATE 26000 from `FetchPreparedStatement`: a named statement our cache prepared is not
@@ -218,6 +221,7 @@ impl Manager for PgManager {
         let config = self.config();
         let mut conn = Connection::connect(&config).await?;
         conn.restore_client_settings(&self.client_settings());
+        conn.set_type_cache(self.types.clone());
         Ok(conn)
     }
 

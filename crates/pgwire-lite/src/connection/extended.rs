@@ -147,6 +147,13 @@ impl Connection {
     /// Bind/Execute and the one Sync (`Owes::OwedSync`), so the whole exchange stays one
     /// transaction for a pooler, which cannot switch server connections in the middle.
     pub(super) async fn describe_unnamed(&mut self, sql: &str) -> Result<Statement> {
+        self.describe_unnamed_once(sql, true).await
+    }
+
+    /// [`describe_unnamed`](Self::describe_unnamed); `lookup` says whether a type not seen
+    /// before may still be looked up (once: a type the lookup could not find, say dropped
+    /// meanwhile, must not make it describe again and again).
+    async fn describe_unnamed_once(&mut self, sql: &str, lookup: bool) -> Result<Statement> {
         self.clear_write_buf();
         self.write_pending_closes()?;
         frontend::parse("", sql, std::iter::empty(), &mut self.write_buf)?;
@@ -154,11 +161,25 @@ impl Connection {
         frontend::flush(&mut self.write_buf);
         self.send(Owes::SyncLater).await?;
         match self.read_describe().await {
-            Ok((param_types, columns)) => Ok(Statement {
-                name: "".into(),
-                params: param_types,
-                columns,
-            }),
+            Ok((params, columns))
+                if lookup
+                    && self.needs_lookup(super::prepare::described_types(&params, &columns)) =>
+            {
+                // A type seen for the first time: the lookup cannot run inside this unfinished
+                // request, so end it (nothing was bound or executed), look the types up, and
+                // describe again, which then finds them all cached.
+                self.finish_with_sync().await?;
+                let _ = self.lookup_described(params, columns).await?;
+                Box::pin(self.describe_unnamed_once(sql, false)).await
+            }
+            Ok((params, columns)) => {
+                let (params, columns) = self.resolve_described(params, columns);
+                Ok(Statement {
+                    name: "".into(),
+                    params,
+                    columns,
+                })
+            }
             Err(e) => {
                 // The server skips everything up to the Sync we still owe it.
                 self.finish_with_sync().await?;
@@ -231,7 +252,31 @@ impl Connection {
                     };
                     self.cache.insert(sql, Arc::new(stmt));
                 }
-                result.map(Some)
+                let result = result?;
+                // Its rows were read before any type was looked up: look them up now (the
+                // request is settled), and re-cache the statement with the resolved types.
+                let Some(cols) = result.shared_columns() else {
+                    return Ok(Some(result));
+                };
+                if !cols.iter().any(|c| c.type_().is_unresolved()) {
+                    return Ok(Some(result));
+                }
+                let result = self.lookup_result(result).await?;
+                if cache {
+                    if let Some(old) = self.cache.get(sql) {
+                        let (params, columns) =
+                            self.resolve_described(old.params.clone(), old.columns.clone());
+                        self.cache.replace(
+                            sql,
+                            Statement {
+                                name: old.name.clone(),
+                                params,
+                                columns,
+                            },
+                        );
+                    }
+                }
+                Ok(Some(result))
             }
             Err(e) if !e.is_closed() => {
                 self.read_until_ready().await?;
@@ -285,7 +330,7 @@ impl Connection {
             "",
             &stmt.name,
             params.len(),
-            |i, buf| encode_param(params[i], stmt.params[i], i, buf),
+            |i, buf| encode_param(params[i], &stmt.params[i], i, buf),
             &mut self.write_buf,
         )
     }
@@ -378,15 +423,22 @@ pub(super) fn row_from(
     ))
 }
 
-fn encode_param(p: &(dyn ToSql + Sync), ty: Type, i: usize, buf: &mut BytesMut) -> Result<IsNull> {
-    if !p.accepts(&ty) {
+fn encode_param(
+    p: &(dyn ToSql + Sync),
+    declared: &Type,
+    i: usize,
+    buf: &mut BytesMut,
+) -> Result<IsNull> {
+    // Domains are sent as their base type; errors still name the domain.
+    let ty = declared.base();
+    if !p.accepts(ty) {
         return Err(Error::Conversion(format!(
-            "cannot send parameter ${} of Rust type {} as PostgreSQL type {ty}",
+            "cannot send parameter ${} of Rust type {} as PostgreSQL type {declared}",
             i + 1,
             p.type_name()
         )));
     }
-    p.to_sql(&ty, buf).map_err(|e| frontend::param_error(i, e))
+    p.to_sql(ty, buf).map_err(|e| frontend::param_error(i, e))
 }
 
 /// Whether each value can be sent as the statement's corresponding parameter type.
@@ -395,7 +447,7 @@ pub(super) fn accepts_all(stmt: &Statement, params: &[&(dyn ToSql + Sync)]) -> b
         && params
             .iter()
             .zip(&stmt.params[..])
-            .all(|(p, t)| p.accepts(t))
+            .all(|(p, t)| p.accepts(t.base()))
 }
 
 /// A cached statement the server no longer has in the shape we cached: re-prepare and retry.

@@ -52,6 +52,7 @@ mod stream;
 mod timeout;
 mod tls;
 mod transport;
+mod type_lookup;
 
 pub use binary_copy::{BinaryCopyInWriter, BinaryCopyOutRow, BinaryCopyOutStream};
 pub use cancel::CancelToken;
@@ -146,6 +147,8 @@ pub struct Connection {
     process_id: i32,
     secret_key: Box<[u8]>,
     cache: StatementCache,
+    /// Types looked up in `pg_type`; shared with the other connections of a pool.
+    types: std::sync::Arc<crate::types::TypeCache>,
     notifications: VecDeque<Notification>,
     notice_handler: Option<NoticeHandler>,
     max_message_len: usize,
@@ -185,6 +188,7 @@ impl Connection {
             process_id: 0,
             secret_key: Box::new([]),
             cache: StatementCache::new(settings.statement_cache_capacity),
+            types: std::sync::Arc::default(),
             notifications: VecDeque::new(),
             notice_handler: None,
             max_message_len: settings.max_message_len,

@@ -38,6 +38,13 @@ impl Connection {
         // Whatever the outcome, the request ends with our Sync's ReadyForQuery.
         self.read_until_ready().await?;
         let (params, columns) = described?;
+        // Types seen for the first time are looked up now, with the Describe's request settled;
+        // built-in and cached ones cost nothing.
+        let (params, columns) = if self.needs_lookup(described_types(&params, &columns)) {
+            self.lookup_described(params, columns).await?
+        } else {
+            self.resolve_described(params, columns)
+        };
         let stmt = Arc::new(Statement {
             name,
             params,
@@ -81,6 +88,16 @@ impl Connection {
             }
         }
     }
+}
+
+/// Every parameter and column type of a described statement.
+pub(super) fn described_types<'t>(
+    params: &'t [Type],
+    columns: &'t Option<Arc<[Column]>>,
+) -> impl Iterator<Item = &'t Type> {
+    params
+        .iter()
+        .chain(columns.iter().flat_map(|c| c.iter().map(Column::type_)))
 }
 
 /// The columns a RowDescription describes; `format` overrides the format it reports (Bind asks

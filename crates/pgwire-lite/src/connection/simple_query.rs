@@ -97,9 +97,21 @@ impl Connection {
                 }
             }
         }
-        match error {
-            Some(e) => Err(e),
-            None => Ok(results),
+        if let Some(e) = error {
+            return Err(e);
         }
+        // Columns of types not built in are looked up now that the request is settled (their
+        // text reads the same either way, but enums and composites need their kind).
+        if results
+            .iter()
+            .any(|r| r.columns().iter().any(|c| c.type_().is_unresolved()))
+        {
+            let mut resolved = Vec::with_capacity(results.len());
+            for r in results {
+                resolved.push(self.lookup_result(r).await?);
+            }
+            return Ok(resolved);
+        }
+        Ok(results)
     }
 }

@@ -192,14 +192,16 @@ pub(crate) fn encode<E: ToSql>(
             out.put_i32(len_i32("array dimension", len)?);
             out.put_i32(lb);
         }
+        // Elements of a domain array are sent as the domain's base type.
+        let base = element_type.base();
         let mut has_null = false;
         for e in elements {
-            if !e.accepts(&element_type) {
+            if !e.accepts(base) {
                 return Err(err(format!(
                     "cannot encode array element {e:?} as {element_type} (array type {ty})"
                 )));
             }
-            has_null |= write_nullable(e, &element_type, out)?;
+            has_null |= write_nullable(e, base, out)?;
         }
         if has_null {
             if let Some(slot) = out.get_mut(flags_at..flags_at + 4) {
@@ -507,7 +509,7 @@ fn array_hint<E: ToSql>(elements: &[E]) -> Option<Type> {
 /// every array type.
 fn elements_accept<E: ToSql>(elements: &[E], ty: &Type) -> bool {
     ty.array_element()
-        .is_some_and(|e| elements.iter().all(|v| v.accepts(&e)))
+        .is_some_and(|e| elements.iter().all(|v| v.accepts(e.base())))
 }
 
 impl<T: ToSql> ToSql for [T] {
@@ -567,20 +569,26 @@ where
     T: for<'b> FromSql<'b>,
 {
     let a = parse_binary(raw)?;
-    if let Some(expected) = ty.array_element() {
-        if expected != a.element_type {
+    // The header names the element type by OID; the array type knows it by name and kind
+    // (an enum's labels), and a domain's elements read as its base type.
+    let element = match ty.array_element() {
+        Some(e) if e.oid() == a.element_type.oid() || e.base().oid() == a.element_type.oid() => {
+            e.base().clone()
+        }
+        Some(_) => {
             return Err(err(format!(
                 "invalid {ty} value: elements are of type {}",
                 a.element_type
             )));
         }
-    }
-    if !T::accepts(&a.element_type) {
-        return Err(cannot_decode::<T>(&a.element_type));
+        None => a.element_type,
+    };
+    if !T::accepts(&element) {
+        return Err(cannot_decode::<T>(&element));
     }
     let mut out = Vec::with_capacity(a.elements.len());
     for (i, e) in a.elements.into_iter().enumerate() {
-        out.push(f(&a.element_type, i, e)?);
+        out.push(f(&element, i, e)?);
     }
     Ok((a.dims, out))
 }
@@ -594,7 +602,7 @@ fn decode_text<T, U>(
 where
     T: for<'b> FromSql<'b>,
 {
-    let element = element_of::<T>(ty, false)?;
+    let element = element_of::<T>(ty, false)?.base().clone();
     if !T::accepts(&element) {
         return Err(cannot_decode::<T>(&element));
     }
@@ -648,7 +656,7 @@ impl<'a, T: for<'b> FromSql<'b>> FromSql<'a> for Array<T> {
     }
 
     fn accepts(ty: &Type) -> bool {
-        ty.array_element().is_some_and(|e| T::accepts(&e))
+        ty.array_element().is_some_and(|e| T::accepts(e.base()))
     }
 }
 
@@ -678,6 +686,6 @@ impl<'a, T: for<'b> FromSql<'b>> FromSql<'a> for Vec<T> {
     }
 
     fn accepts(ty: &Type) -> bool {
-        ty.array_element().is_some_and(|e| T::accepts(&e))
+        ty.array_element().is_some_and(|e| T::accepts(e.base()))
     }
 }

@@ -18,6 +18,12 @@
 //! | `uuid` | [`Uuid`], `[u8; 16]` |
 //! | `json`, `jsonb` | [`Json`] |
 //! | `oid` | `u32` |
+//! | `inet`, `cidr` | [`Inet`] (`std::net::IpAddr` + prefix) |
+//! | `macaddr` | [`MacAddr`] |
+//! | `int4range`, `int8range`, `numrange`, `daterange`, `tsrange`, `tstzrange`, user ranges | [`Range<T>`] |
+//! | user enums | `String`, `&str`, or a `#[derive(ToSql, FromSql)]` Rust enum |
+//! | user domains | whatever reads and binds its base type |
+//! | user composites, `record` | [`Value::Composite`], a `#[derive(ToSql, FromSql)]` struct, [`composite::Composite`] |
 //! | arrays | `Vec<T>`, `&[T]` (1-D), [`Array<T>`] (N-D, lower bounds kept) |
 //! | NULL | `Option<T>` |
 //! | anything | [`Value`] |
@@ -79,12 +85,27 @@
 //! row, `json`/`jsonb` into any `T: Deserialize` (or `String` for their text), and text or enum
 //! labels into unit enums.
 //!
+//! # Types that are not built in
+//!
+//! The first statement that mentions a type whose OID is not one of the [`Type`] constants
+//! (an enum, a domain, a composite, an extension's type) makes the connection look it up in
+//! `pg_type` — its name, its [`Kind`], and what it is made of — in a request of its own after
+//! the statement's Describe is settled. The result goes into the [`TypeCache`], which a pool
+//! shares between its connections: one lookup per type per pool, none for built-in types.
+//! Type errors then name the type (`ut.mood`, schema-qualified outside `public`), not its OID.
+//!
+//! A domain column is reported by the server as its base type; a domain parameter keeps its
+//! name ([`Type::base`] is what values are sent as).
+//!
 //! Array elements are read into owned types (`Vec<String>`, not `Vec<&str>`): text-format
 //! elements may need unescaping, so they cannot borrow from the row.
 
 use std::fmt;
+use std::sync::Arc;
 
-use bytes::BytesMut;
+/// Re-exported for `ToSql` implementations (and the derives), so they need no `bytes`
+/// dependency of their own.
+pub use bytes::BytesMut;
 
 pub use crate::error::BoxError;
 
@@ -134,11 +155,16 @@ macro_rules! through {
 }
 
 mod array;
+mod cache;
 mod codec;
+pub mod composite;
 mod datetime;
+pub mod enums;
 mod misc;
+mod net;
 mod numeric;
 mod primitives;
+mod range;
 mod text;
 mod value;
 
@@ -159,9 +185,12 @@ mod uuid;
 mod tests;
 
 pub use array::Array;
+pub use cache::{MAX_CACHED_TYPES, TypeCache};
 pub use datetime::{Date, Interval, Time, Timestamp, TimestampTz};
 pub use misc::{Json, Uuid};
+pub use net::{Inet, MacAddr};
 pub use numeric::Numeric;
+pub use range::Range;
 pub use value::Value;
 
 #[cfg(feature = "serde_json")]
@@ -187,20 +216,33 @@ impl fmt::Display for ConvertError {
 impl std::error::Error for ConvertError {}
 
 /// A PostgreSQL type, identified by its OID.
-#[derive(Clone, Copy, PartialEq, Eq, Hash)]
-pub struct Type(u32);
+///
+/// Built-in types are constants (`Type::INT4`) and cost nothing to clone. Any other type
+/// (an enum, a domain, a composite, an extension's type) is looked up in `pg_type` the first
+/// time a statement mentions it and then carries its name and [`Kind`]; see [`TypeCache`].
+/// A type the lookup has not reached yet prints as `oid N` and reads as [`Value::Unknown`].
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct Type(Repr);
+
+#[derive(Clone, PartialEq, Eq, Hash)]
+enum Repr {
+    /// A built-in type, or one not looked up (yet).
+    Oid(u32),
+    /// A type looked up in `pg_type`.
+    Other(Arc<OtherType>),
+}
 
 macro_rules! builtin_types {
     ($($name:ident = $oid:literal, $pg:literal;)*) => {
         impl Type {
             $(
                 #[doc = concat!("`", $pg, "` (OID ", stringify!($oid), ").")]
-                pub const $name: Type = Type($oid);
+                pub const $name: Type = Type(Repr::Oid($oid));
             )*
 
-            /// The type's SQL name for built-in types, `None` for others.
-            pub fn name(&self) -> Option<&'static str> {
-                match self.0 {
+            /// The SQL name of a built-in type.
+            fn builtin_name(oid: u32) -> Option<&'static str> {
+                match oid {
                     $( $oid => Some($pg), )*
                     _ => None,
                 }
@@ -220,9 +262,12 @@ builtin_types! {
     TEXT = 25, "text";
     OID = 26, "oid";
     JSON = 114, "json";
+    CIDR = 650, "cidr";
     FLOAT4 = 700, "float4";
     FLOAT8 = 701, "float8";
     UNKNOWN = 705, "unknown";
+    MACADDR = 829, "macaddr";
+    INET = 869, "inet";
     BOOL_ARRAY = 1000, "bool[]";
     BYTEA_ARRAY = 1001, "bytea[]";
     CHAR_ARRAY = 1002, "\"char\"[]";
@@ -236,6 +281,9 @@ builtin_types! {
     INT8_ARRAY = 1016, "int8[]";
     FLOAT4_ARRAY = 1021, "float4[]";
     FLOAT8_ARRAY = 1022, "float8[]";
+    MACADDR_ARRAY = 1040, "macaddr[]";
+    INET_ARRAY = 1041, "inet[]";
+    CIDR_ARRAY = 651, "cidr[]";
     BPCHAR = 1042, "bpchar";
     VARCHAR = 1043, "varchar";
     DATE = 1082, "date";
@@ -250,12 +298,26 @@ builtin_types! {
     INTERVAL_ARRAY = 1187, "interval[]";
     NUMERIC_ARRAY = 1231, "numeric[]";
     NUMERIC = 1700, "numeric";
+    RECORD = 2249, "record";
+    RECORD_ARRAY = 2287, "record[]";
     VOID = 2278, "void";
     UUID = 2950, "uuid";
     UUID_ARRAY = 2951, "uuid[]";
     JSONB = 3802, "jsonb";
     JSONB_ARRAY = 3807, "jsonb[]";
     JSON_ARRAY = 199, "json[]";
+    INT4_RANGE = 3904, "int4range";
+    INT4_RANGE_ARRAY = 3905, "int4range[]";
+    NUM_RANGE = 3906, "numrange";
+    NUM_RANGE_ARRAY = 3907, "numrange[]";
+    TS_RANGE = 3908, "tsrange";
+    TS_RANGE_ARRAY = 3909, "tsrange[]";
+    TSTZ_RANGE = 3910, "tstzrange";
+    TSTZ_RANGE_ARRAY = 3911, "tstzrange[]";
+    DATE_RANGE = 3912, "daterange";
+    DATE_RANGE_ARRAY = 3913, "daterange[]";
+    INT8_RANGE = 3926, "int8range";
+    INT8_RANGE_ARRAY = 3927, "int8range[]";
 }
 
 /// Built-in array types and their element types, both ways.
@@ -282,27 +344,218 @@ const ARRAY_TYPES: &[(Type, Type)] = &[
     (Type::UUID_ARRAY, Type::UUID),
     (Type::JSON_ARRAY, Type::JSON),
     (Type::JSONB_ARRAY, Type::JSONB),
+    (Type::INET_ARRAY, Type::INET),
+    (Type::CIDR_ARRAY, Type::CIDR),
+    (Type::MACADDR_ARRAY, Type::MACADDR),
+    (Type::RECORD_ARRAY, Type::RECORD),
+    (Type::INT4_RANGE_ARRAY, Type::INT4_RANGE),
+    (Type::INT8_RANGE_ARRAY, Type::INT8_RANGE),
+    (Type::NUM_RANGE_ARRAY, Type::NUM_RANGE),
+    (Type::DATE_RANGE_ARRAY, Type::DATE_RANGE),
+    (Type::TS_RANGE_ARRAY, Type::TS_RANGE),
+    (Type::TSTZ_RANGE_ARRAY, Type::TSTZ_RANGE),
+];
+
+/// Built-in range types and their subtypes.
+const RANGE_TYPES: &[(Type, Type)] = &[
+    (Type::INT4_RANGE, Type::INT4),
+    (Type::INT8_RANGE, Type::INT8),
+    (Type::NUM_RANGE, Type::NUMERIC),
+    (Type::DATE_RANGE, Type::DATE),
+    (Type::TS_RANGE, Type::TIMESTAMP),
+    (Type::TSTZ_RANGE, Type::TIMESTAMPTZ),
 ];
 
 impl Type {
-    /// The element type of a built-in array type (`int4[]` -> `int4`), `None` for other types.
+    /// The element type of an array type (`int4[]` -> `int4`, `mood[]` -> `mood`), `None`
+    /// for other types.
     pub fn array_element(&self) -> Option<Type> {
-        ARRAY_TYPES.iter().find(|(a, _)| a == self).map(|&(_, e)| e)
+        match &self.0 {
+            Repr::Oid(_) => ARRAY_TYPES
+                .iter()
+                .find(|(a, _)| a == self)
+                .map(|(_, e)| e.clone()),
+            Repr::Other(o) => match &o.kind {
+                Kind::Array(e) => Some(e.clone()),
+                _ => None,
+            },
+        }
     }
 
     /// The array type whose elements are of this built-in type (`int4` -> `int4[]`).
     pub fn array_type(&self) -> Option<Type> {
-        ARRAY_TYPES.iter().find(|(_, e)| e == self).map(|&(a, _)| a)
+        ARRAY_TYPES
+            .iter()
+            .find(|(_, e)| e == self)
+            .map(|(a, _)| a.clone())
     }
 
-    /// The type with this OID.
+    /// The subtype of a range type (`int4range` -> `int4`), `None` for other types.
+    pub fn range_subtype(&self) -> Option<Type> {
+        match &self.0 {
+            Repr::Oid(_) => RANGE_TYPES
+                .iter()
+                .find(|(r, _)| r == self)
+                .map(|(_, s)| s.clone()),
+            Repr::Other(o) => match &o.kind {
+                Kind::Range(s) => Some(s.clone()),
+                _ => None,
+            },
+        }
+    }
+
+    /// The type with this OID: a built-in type, or an unresolved one (see [`Type`]).
     pub const fn from_oid(oid: u32) -> Type {
-        Type(oid)
+        Type(Repr::Oid(oid))
     }
 
     /// The type's OID.
-    pub const fn oid(&self) -> u32 {
-        self.0
+    pub fn oid(&self) -> u32 {
+        match &self.0 {
+            Repr::Oid(oid) => *oid,
+            Repr::Other(o) => o.oid,
+        }
+    }
+
+    /// The type's SQL name: the built-in name, or `pg_type.typname` (schema-qualified unless
+    /// the schema is `public` or `pg_catalog`) for a looked-up type; `None` for a type not
+    /// looked up.
+    pub fn name(&self) -> Option<&str> {
+        match &self.0 {
+            Repr::Oid(oid) => Type::builtin_name(*oid),
+            Repr::Other(o) => Some(&o.name),
+        }
+    }
+
+    /// What kind of type this is. Built-in types are [`Kind::Base`], except arrays and ranges;
+    /// an unresolved type is [`Kind::Base`] too.
+    pub fn kind(&self) -> Kind {
+        match &self.0 {
+            Repr::Other(o) => o.kind.clone(),
+            Repr::Oid(_) => {
+                if let Some(e) = self.array_element() {
+                    Kind::Array(e)
+                } else if let Some(s) = self.range_subtype() {
+                    Kind::Range(s)
+                } else {
+                    Kind::Base
+                }
+            }
+        }
+    }
+
+    /// The labels of an enum type, in order; `None` for other types.
+    pub fn enum_labels(&self) -> Option<&[String]> {
+        match &self.0 {
+            Repr::Other(o) => match &o.kind {
+                Kind::Enum(labels) => Some(labels),
+                _ => None,
+            },
+            Repr::Oid(_) => None,
+        }
+    }
+
+    /// The fields of a composite type, in order; `None` for other types.
+    pub fn fields(&self) -> Option<&[Field]> {
+        match &self.0 {
+            Repr::Other(o) => match &o.kind {
+                Kind::Composite(fields) => Some(fields),
+                _ => None,
+            },
+            Repr::Oid(_) => None,
+        }
+    }
+
+    /// The type values of this type are sent and read as: a domain's base type (through any
+    /// number of domains), the type itself otherwise. Domains have their base type's formats.
+    pub fn base(&self) -> &Type {
+        let mut t = self;
+        // Domain chains are finite: the lookup builds them bottom-up with a depth cap.
+        while let Repr::Other(o) = &t.0 {
+            match &o.kind {
+                Kind::Domain(b) => t = b,
+                _ => break,
+            }
+        }
+        t
+    }
+
+    /// Whether this is an enum type.
+    pub fn is_enum(&self) -> bool {
+        self.enum_labels().is_some()
+    }
+
+    /// A type known to this crate without a lookup: every built-in constant.
+    pub(crate) fn is_builtin(&self) -> bool {
+        match &self.0 {
+            Repr::Oid(oid) => Type::builtin_name(*oid).is_some(),
+            Repr::Other(_) => false,
+        }
+    }
+
+    /// Whether this type still needs a lookup: not built in, not looked up.
+    pub(crate) fn is_unresolved(&self) -> bool {
+        matches!(self.0, Repr::Oid(_)) && !self.is_builtin()
+    }
+
+    /// A looked-up type.
+    pub(crate) fn other(oid: u32, name: String, kind: Kind) -> Type {
+        Type(Repr::Other(Arc::new(OtherType {
+            oid,
+            name: name.into(),
+            kind,
+        })))
+    }
+}
+
+/// A type looked up in `pg_type`.
+#[derive(PartialEq, Eq, Hash)]
+struct OtherType {
+    oid: u32,
+    name: Box<str>,
+    kind: Kind,
+}
+
+/// What kind of type a [`Type`] is (`pg_type.typtype`, and what it is made of).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Kind {
+    /// A base type (built in or from an extension), a pseudo-type, or a type not looked up.
+    Base,
+    /// An enum type, with its labels in order.
+    Enum(Vec<String>),
+    /// A domain over the given type.
+    Domain(Type),
+    /// A composite type (a table's row type or `CREATE TYPE ... AS (...)`), with its fields.
+    Composite(Vec<Field>),
+    /// An array of the given type.
+    Array(Type),
+    /// A range over the given subtype.
+    Range(Type),
+    /// A multirange over the given range type.
+    Multirange(Type),
+}
+
+/// One field of a composite type.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Field {
+    name: String,
+    type_: Type,
+}
+
+impl Field {
+    pub(crate) fn new(name: String, type_: Type) -> Field {
+        Field { name, type_ }
+    }
+
+    /// The field's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The field's type.
+    pub fn type_(&self) -> &Type {
+        &self.type_
     }
 }
 
@@ -316,7 +569,7 @@ impl fmt::Display for Type {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.name() {
             Some(n) => f.write_str(n),
-            None => write!(f, "oid {}", self.0),
+            None => write!(f, "oid {}", self.oid()),
         }
     }
 }

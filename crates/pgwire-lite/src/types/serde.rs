@@ -104,6 +104,38 @@ impl Serialize for Value {
                 Err(_) => s.collect_str(&Hex(raw)),
             },
             Value::Unknown { raw, .. } => s.collect_str(&Hex(raw)),
+            Value::Enum(label) => s.serialize_str(label),
+            Value::Inet(v) | Value::Cidr(v) => s.collect_str(v),
+            Value::MacAddr(v) => s.collect_str(v),
+            // As `to_json` writes a composite: an object of its fields, in order.
+            Value::Composite(fields) => {
+                let mut map = s.serialize_map(Some(fields.len()))?;
+                for (name, value) in fields {
+                    map.serialize_entry(name, value)?;
+                }
+                map.end()
+            }
+            // `to_json` writes a range as its text (`"[1,5)"`); its bounds are values here, so
+            // a reader gets them as such: `"empty"`, or an object of the bounds and whether
+            // each is inclusive (an unbounded side is `null`).
+            Value::Range(r) => match r.as_ref() {
+                super::Range::Empty => s.serialize_str("empty"),
+                super::Range::Bounds(lower, upper) => {
+                    use std::ops::Bound;
+                    let side = |b: &Bound<Value>| match b {
+                        Bound::Included(v) => (Some(v.clone()), true),
+                        Bound::Excluded(v) => (Some(v.clone()), false),
+                        Bound::Unbounded => (None, false),
+                    };
+                    let ((lo, lo_inc), (hi, hi_inc)) = (side(lower), side(upper));
+                    let mut map = s.serialize_map(Some(4))?;
+                    map.serialize_entry("lower", &lo)?;
+                    map.serialize_entry("upper", &hi)?;
+                    map.serialize_entry("lower_inc", &lo_inc)?;
+                    map.serialize_entry("upper_inc", &hi_inc)?;
+                    map.end()
+                }
+            },
         }
     }
 }
@@ -699,7 +731,7 @@ fn column<'de, S: DeserializeSeed<'de>>(
             let (name, ty) = row
                 .columns()
                 .get(idx)
-                .map_or(("?", Type::UNKNOWN), |c| (c.name(), c.type_()));
+                .map_or(("?", Type::UNKNOWN), |c| (c.name(), c.type_().clone()));
             DeError(format!("column \"{name}\" ({ty}) {e}"))
         })
 }
@@ -732,14 +764,14 @@ impl<'de> ColumnDeserializer<'de> {
         let Some(raw) = raw else {
             return Ok(Col::Other(Value::Null));
         };
-        if is_text_like(&ty) {
+        if is_text_like(ty) {
             return std::str::from_utf8(raw)
                 .map(Col::Str)
                 .map_err(|e| DeError(format!("is not UTF-8: {e}")));
         }
-        if ty == Type::JSON || ty == Type::JSONB {
-            let text = match (ty, c.format()) {
-                (Type::JSONB, Format::Binary) => match raw.split_first() {
+        if *ty == Type::JSON || *ty == Type::JSONB {
+            let text = match (*ty == Type::JSONB, c.format()) {
+                (true, Format::Binary) => match raw.split_first() {
                     Some((1, rest)) => rest,
                     _ => return Err(DeError("has an unsupported jsonb version".to_owned())),
                 },
@@ -796,7 +828,7 @@ impl<'de> Deserializer<'de> for ColumnDeserializer<'de> {
             .row
             .columns()
             .get(self.idx)
-            .is_some_and(|c| c.type_() == Type::BYTEA && c.format() == Format::Binary);
+            .is_some_and(|c| *c.type_() == Type::BYTEA && c.format() == Format::Binary);
         if binary_bytea {
             if let Ok(Some(raw)) = self.row.raw(self.idx) {
                 return visitor.visit_borrowed_bytes(raw);
@@ -853,7 +885,7 @@ impl ValueDeserializer {
                 let mut rest = elements.into_iter();
                 (0..*len)
                     .map(|_| Value::Array {
-                        element_type,
+                        element_type: element_type.clone(),
                         array: Array {
                             dims: inner.to_vec(),
                             elements: rest.by_ref().take(chunk).collect(),
@@ -964,6 +996,22 @@ impl<'de> Deserializer<'de> for ValueDeserializer {
                 Err(e) => visitor.visit_byte_buf(e.into_bytes()),
             },
             Value::Unknown { raw, .. } => visitor.visit_byte_buf(raw),
+            Value::Enum(label) => visitor.visit_string(label),
+            Value::Inet(v) | Value::Cidr(v) => visitor.visit_string(v.to_string()),
+            Value::MacAddr(v) => visitor.visit_string(v.to_string()),
+            Value::Composite(fields) => {
+                let mut map = ::serde::de::value::MapDeserializer::new(
+                    fields
+                        .into_iter()
+                        .map(|(name, value)| (name, ValueDeserializer(value))),
+                );
+                let v = visitor.visit_map(&mut map)?;
+                map.end()?;
+                Ok(v)
+            }
+            Value::Range(_) => Err(DeError(
+                "is a range: read it as pgwire_lite::Range or Value, not through serde".into(),
+            )),
         }
     }
 

@@ -17,28 +17,32 @@ fn hex(s: &str) -> Vec<u8> {
         .collect()
 }
 
-fn enc<T: ToSql + ?Sized>(v: &T, ty: Type) -> Vec<u8> {
-    assert!(v.accepts(&ty), "{v:?} should accept {ty}");
+fn enc<T: ToSql + ?Sized>(v: &T, ty: impl std::borrow::Borrow<Type>) -> Vec<u8> {
+    let ty = ty.borrow();
+    assert!(v.accepts(ty), "{v:?} should accept {ty}");
     let mut buf = BytesMut::new();
-    assert_eq!(v.to_sql(&ty, &mut buf).unwrap(), IsNull::No);
+    assert_eq!(v.to_sql(ty, &mut buf).unwrap(), IsNull::No);
     buf.to_vec()
 }
 
-fn dec<T: FromSqlOwned>(ty: Type, raw: &[u8]) -> T {
-    assert!(T::accepts(&ty));
-    T::from_sql(&ty, raw).unwrap()
+fn dec<T: FromSqlOwned>(ty: impl std::borrow::Borrow<Type>, raw: &[u8]) -> T {
+    let ty = ty.borrow();
+    assert!(T::accepts(ty));
+    T::from_sql(ty, raw).unwrap()
 }
 
-fn dect<T: FromSqlOwned>(ty: Type, text: &str) -> T {
-    assert!(T::accepts(&ty));
-    T::from_sql_text(&ty, text.as_bytes()).unwrap_or_else(|e| panic!("{text:?} as {ty}: {e}"))
+fn dect<T: FromSqlOwned>(ty: impl std::borrow::Borrow<Type>, text: &str) -> T {
+    let ty = ty.borrow();
+    assert!(T::accepts(ty));
+    T::from_sql_text(ty, text.as_bytes()).unwrap_or_else(|e| panic!("{text:?} as {ty}: {e}"))
 }
 
 /// Encodes, decodes in binary, and checks Value agrees both ways.
-fn round_trip<T>(v: T, ty: Type)
+fn round_trip<T>(v: T, ty: impl std::borrow::Borrow<Type>)
 where
     T: ToSql + FromSqlOwned + PartialEq + Debug,
 {
+    let ty = ty.borrow();
     let raw = enc(&v, ty);
     assert_eq!(dec::<T>(ty, &raw), v, "binary round trip as {ty}");
     let value: Value = dec(ty, &raw);
@@ -46,8 +50,8 @@ where
     assert_eq!(enc(&value, ty), raw, "Value re-encodes {v:?} identically");
 }
 
-fn err_text<T: FromSqlOwned + Debug>(ty: Type, raw: &[u8]) -> String {
-    T::from_sql(&ty, raw).unwrap_err().to_string()
+fn err_text<T: FromSqlOwned + Debug>(ty: impl std::borrow::Borrow<Type>, raw: &[u8]) -> String {
+    T::from_sql(ty.borrow(), raw).unwrap_err().to_string()
 }
 
 // ---- scalars -----------------------------------------------------------------------------
@@ -138,8 +142,8 @@ fn floats() {
 #[test]
 fn text_types() {
     for ty in [Type::TEXT, Type::VARCHAR, Type::BPCHAR, Type::NAME] {
-        round_trip("héllo".to_string(), ty);
-        assert_eq!(enc("x", ty), b"x");
+        round_trip("héllo".to_string(), &ty);
+        assert_eq!(enc("x", &ty), b"x");
         assert_eq!(<&str>::from_sql(&ty, b"abc").unwrap(), "abc");
         assert_eq!(dect::<String>(ty, "a b"), "a b");
     }
@@ -739,15 +743,15 @@ fn value_reads_everything() {
     );
     let point = Type::from_oid(600);
     assert_eq!(
-        dect::<Value>(point, "(1,2)"),
+        dect::<Value>(&point, "(1,2)"),
         Value::Unknown {
-            ty: point,
+            ty: point.clone(),
             format: Format::Text,
             raw: b"(1,2)".to_vec()
         }
     );
     assert_eq!(
-        dec::<Value>(point, &[1, 2]),
+        dec::<Value>(&point, &[1, 2]),
         Value::Unknown {
             ty: point,
             format: Format::Binary,
@@ -827,7 +831,7 @@ fn value_as_parameter() {
         Value::Oid(1),
     ] {
         let ty = v.type_hint().unwrap();
-        assert_eq!(dec::<Value>(ty, &enc(&v, ty)), v);
+        assert_eq!(dec::<Value>(&ty, &enc(&v, &ty)), v);
     }
 }
 
@@ -1105,14 +1109,14 @@ proptest! {
 
     #[test]
     fn every_value_round_trips((v, ty) in arb_value()) {
-        let raw = enc(&v, ty);
-        prop_assert_eq!(dec::<Value>(ty, &raw), v.clone());
-        prop_assert_eq!(v.type_hint(), Some(ty));
+        let raw = enc(&v, &ty);
+        prop_assert_eq!(dec::<Value>(&ty, &raw), v.clone());
+        prop_assert_eq!(v.type_hint(), Some(ty.clone()));
         // The typed decoder agrees with Value.
         macro_rules! typed {
             ($($var:ident: $t:ty),*) => {
                 match &v {
-                    $(Value::$var(x) => prop_assert_eq!(&dec::<$t>(ty, &raw), x),)*
+                    $(Value::$var(x) => prop_assert_eq!(&dec::<$t>(&ty, &raw), x),)*
                     _ => {}
                 }
             };
@@ -1122,7 +1126,7 @@ proptest! {
                TimestampTz: TimestampTz, Interval: Interval, Uuid: Uuid, Json: Json, Jsonb: Json, Oid: u32);
         // Text as the server prints it reads back to the same value.
         if let Some(text) = to_text(&v) {
-            prop_assert_eq!(dect::<Value>(ty, &text), v.clone(), "text {:?}", text);
+            prop_assert_eq!(dect::<Value>(&ty, &text), v.clone(), "text {:?}", text);
         }
     }
 
@@ -1145,9 +1149,9 @@ proptest! {
         let array = Array::new(dims, elements).unwrap();
         let arr_ty = ty.array_type().unwrap();
         let v = Value::Array { element_type: ty, array: array.clone() };
-        let raw = enc(&v, arr_ty);
-        prop_assert_eq!(dec::<Value>(arr_ty, &raw), v.clone());
-        prop_assert_eq!(dec::<Array<Value>>(arr_ty, &raw), array.clone());
+        let raw = enc(&v, &arr_ty);
+        prop_assert_eq!(dec::<Value>(&arr_ty, &raw), v.clone());
+        prop_assert_eq!(dec::<Array<Value>>(&arr_ty, &raw), array.clone());
         // And through the text form, built the way array_out builds it.
         if array.elements.iter().flatten().all(|e| to_text(e).is_some()) {
             let mut text = String::new();
@@ -1168,7 +1172,7 @@ proptest! {
             } else {
                 text.push_str(&format!("{{{}}}", items.join(",")));
             }
-            prop_assert_eq!(dect::<Value>(arr_ty, &text), v, "text {:?}", text);
+            prop_assert_eq!(dect::<Value>(&arr_ty, &text), v, "text {:?}", text);
         }
     }
 }

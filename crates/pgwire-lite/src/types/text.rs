@@ -13,9 +13,15 @@ pub(crate) fn is_text_like(ty: &Type) -> bool {
     )
 }
 
+/// Text-like types and enums: an enum label is its UTF-8 text in both formats, so `&str` and
+/// `String` bind to enum parameters and read enum columns.
+pub(crate) fn is_text_or_enum(ty: &Type) -> bool {
+    is_text_like(ty) || ty.is_enum()
+}
+
 impl ToSql for str {
     fn to_sql(&self, ty: &Type, out: &mut BytesMut) -> Result<IsNull, BoxError> {
-        if !is_text_like(ty) {
+        if !is_text_or_enum(ty) {
             return Err(cannot_encode::<str>(ty));
         }
         len_i32("text value", self.len())?;
@@ -24,7 +30,7 @@ impl ToSql for str {
     }
 
     fn accepts(&self, ty: &Type) -> bool {
-        is_text_like(ty)
+        is_text_or_enum(ty)
     }
 
     fn type_hint(&self) -> Option<Type> {
@@ -38,7 +44,7 @@ impl ToSql for String {
     }
 
     fn accepts(&self, ty: &Type) -> bool {
-        is_text_like(ty)
+        is_text_or_enum(ty)
     }
 
     fn type_hint(&self) -> Option<Type> {
@@ -48,7 +54,7 @@ impl ToSql for String {
 
 impl<'a> FromSql<'a> for &'a str {
     fn from_sql(ty: &Type, raw: &'a [u8]) -> Result<Self, BoxError> {
-        if !is_text_like(ty) {
+        if !is_text_or_enum(ty) {
             return Err(cannot_decode::<&str>(ty));
         }
         utf8("text", raw)
@@ -60,13 +66,13 @@ impl<'a> FromSql<'a> for &'a str {
     }
 
     fn accepts(ty: &Type) -> bool {
-        is_text_like(ty)
+        is_text_or_enum(ty)
     }
 }
 
 impl<'a> FromSql<'a> for String {
     fn from_sql(ty: &Type, raw: &'a [u8]) -> Result<Self, BoxError> {
-        if !is_text_like(ty) {
+        if !is_text_or_enum(ty) {
             return Err(cannot_decode::<String>(ty));
         }
         utf8("text", raw).map(str::to_owned)
@@ -77,7 +83,7 @@ impl<'a> FromSql<'a> for String {
     }
 
     fn accepts(ty: &Type) -> bool {
-        is_text_like(ty)
+        is_text_or_enum(ty)
     }
 }
 

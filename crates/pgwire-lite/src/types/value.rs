@@ -4,10 +4,11 @@ use bytes::BytesMut;
 
 use super::array::{self, Array};
 use super::codec::{cannot_encode, err};
+use super::composite::{Composite, write_composite};
 use super::text::is_text_like;
 use super::{
-    BoxError, Date, Format, FromSql, Interval, IsNull, Json, Numeric, Time, Timestamp, TimestampTz,
-    ToSql, Type, Uuid,
+    BoxError, Date, Format, FromSql, Inet, Interval, IsNull, Json, MacAddr, Numeric, Range, Time,
+    Timestamp, TimestampTz, ToSql, Type, Uuid,
 };
 
 /// Any PostgreSQL value.
@@ -59,7 +60,21 @@ pub enum Value {
     Jsonb(Json),
     /// `oid`.
     Oid(u32),
-    /// An array of a built-in type.
+    /// A label of an enum type.
+    Enum(String),
+    /// A composite value (a row type, `CREATE TYPE ... AS`, or an anonymous `ROW(...)`): its
+    /// fields in order, named as the type names them (`f1`, `f2`, ... for anonymous records).
+    /// Sent back as a parameter, fields are matched to the parameter type's fields by name.
+    Composite(Vec<(String, Value)>),
+    /// A range (built-in or user-defined); the bounds are [`Value`]s of the subtype.
+    Range(Box<Range<Value>>),
+    /// `inet`.
+    Inet(Inet),
+    /// `cidr`.
+    Cidr(Inet),
+    /// `macaddr`.
+    MacAddr(MacAddr),
+    /// An array (of any element type this enum can hold).
     Array {
         /// The type of the elements (`int4` for an `int4[]`).
         element_type: Type,
@@ -107,12 +122,18 @@ impl Value {
             Value::Json(_) => Type::JSON,
             Value::Jsonb(_) => Type::JSONB,
             Value::Oid(_) => Type::OID,
+            Value::Inet(_) => Type::INET,
+            Value::Cidr(_) => Type::CIDR,
+            Value::MacAddr(_) => Type::MACADDR,
+            Value::Range(r) => return r.type_hint(),
+            // The server knows these types by name only: let it infer them.
+            Value::Enum(_) | Value::Composite(_) => return None,
             Value::Array { element_type, .. } => return element_type.array_type(),
             Value::Unknown {
                 ty,
                 format: Format::Binary,
                 ..
-            } => *ty,
+            } => ty.clone(),
             Value::Unknown { .. } => return None,
         })
     }
@@ -145,10 +166,12 @@ impl Value {
         }
     }
 
-    /// The text of a text-like, `json` or `jsonb` value.
+    /// The text of a text-like, enum, `json` or `jsonb` value.
     pub fn as_str(&self) -> Option<&str> {
         match self {
-            Value::Text(s) | Value::Json(Json(s)) | Value::Jsonb(Json(s)) => Some(s),
+            Value::Text(s) | Value::Enum(s) | Value::Json(Json(s)) | Value::Jsonb(Json(s)) => {
+                Some(s)
+            }
             _ => None,
         }
     }
@@ -176,7 +199,7 @@ impl Value {
 
     fn unknown(ty: &Type, raw: &[u8], format: Format) -> Value {
         Value::Unknown {
-            ty: *ty,
+            ty: ty.clone(),
             format,
             raw: raw.to_vec(),
         }
@@ -191,7 +214,12 @@ impl Value {
                 T::from_sql(ty, raw)
             }
         }
+        // Domains read as their base type.
+        let ty = ty.base();
         Some(match *ty {
+            Type::INET => d(ty, raw, text).map(Value::Inet),
+            Type::CIDR => d(ty, raw, text).map(Value::Cidr),
+            Type::MACADDR => d(ty, raw, text).map(Value::MacAddr),
             Type::BOOL => d(ty, raw, text).map(Value::Bool),
             Type::INT2 => d(ty, raw, text).map(Value::Int2),
             Type::INT4 => d(ty, raw, text).map(Value::Int4),
@@ -210,11 +238,19 @@ impl Value {
             Type::JSON => d(ty, raw, text).map(Value::Json),
             Type::JSONB => d(ty, raw, text).map(Value::Jsonb),
             Type::OID => d(ty, raw, text).map(Value::Oid),
-            t if is_text_like(&t) => d(ty, raw, text).map(Value::Text),
-            t => {
+            ref t if is_text_like(t) => d(ty, raw, text).map(Value::Text),
+            ref t if t.is_enum() => d(ty, raw, text).map(Value::Enum),
+            ref t if *t == Type::RECORD || t.fields().is_some() => {
+                let format = if text { Format::Text } else { Format::Binary };
+                Value::decode_composite(ty, raw, format)
+            }
+            ref t if t.range_subtype().is_some() => {
+                d(ty, raw, text).map(|r| Value::Range(Box::new(r)))
+            }
+            ref t => {
                 let element_type = t.array_element()?;
                 if text {
-                    Value::decode_text_array(element_type, raw)
+                    Value::decode_text_array(element_type.base().clone(), raw)
                 } else {
                     Value::decode_binary_array(ty, raw)
                 }
@@ -222,17 +258,43 @@ impl Value {
         })
     }
 
+    fn decode_composite(ty: &Type, raw: &[u8], format: Format) -> Result<Value, BoxError> {
+        let c = Composite::parse(ty, raw, format)?;
+        let mut fields = Vec::with_capacity(c.len());
+        for i in 0..c.len() {
+            let Some((fty, value)) = c.raw(i) else {
+                break;
+            };
+            let name = c.name(i);
+            let v = match value {
+                None => Value::Null,
+                Some(r) => Value::decode(fty, r, c.format())
+                    .map_err(|e| err(format!("field \"{name}\" of {ty}: {e}")))?,
+            };
+            fields.push((name.into_owned(), v));
+        }
+        Ok(Value::Composite(fields))
+    }
+
     fn decode_binary_array(ty: &Type, raw: &[u8]) -> Result<Value, BoxError> {
-        let a = array::parse_binary(raw)?;
-        if ty.array_element() != Some(a.element_type) {
-            return Err(err(format!(
-                "invalid {ty} value: elements are of type {}",
-                a.element_type
-            )));
+        let mut a = array::parse_binary(raw)?;
+        // The header names the element type by OID; the array type knows it by name and kind.
+        match ty.array_element() {
+            Some(e)
+                if e.oid() == a.element_type.oid() || e.base().oid() == a.element_type.oid() =>
+            {
+                a.element_type = e;
+            }
+            _ => {
+                return Err(err(format!(
+                    "invalid {ty} value: elements are of type {}",
+                    a.element_type
+                )));
+            }
         }
         // PostgreSQL has no arrays of arrays: a server claiming so gets raw elements rather
         // than recursion.
-        let nested = a.element_type.array_element().is_some();
+        let nested = a.element_type.base().array_element().is_some();
         let mut elements = Vec::with_capacity(a.elements.len());
         for (i, e) in a.elements.into_iter().enumerate() {
             elements.push(match e {
@@ -245,7 +307,7 @@ impl Value {
             });
         }
         Ok(Value::Array {
-            element_type: a.element_type,
+            element_type: a.element_type.clone(),
             array: Array {
                 dims: a.dims,
                 elements,
@@ -314,6 +376,17 @@ impl ToSql for Value {
             Value::Uuid(v) => v.to_sql(ty, out),
             Value::Json(v) | Value::Jsonb(v) => v.to_sql(ty, out),
             Value::Oid(v) => v.to_sql(ty, out),
+            Value::Enum(v) => v.to_sql(ty, out),
+            Value::Composite(fields) => {
+                let values: Vec<(&str, &dyn ToSql)> = fields
+                    .iter()
+                    .map(|(n, v)| (n.as_str(), v as &dyn ToSql))
+                    .collect();
+                write_composite(ty, &values, out)
+            }
+            Value::Range(r) => r.to_sql(ty, out),
+            Value::Inet(v) | Value::Cidr(v) => v.to_sql(ty, out),
+            Value::MacAddr(v) => v.to_sql(ty, out),
             Value::Array { array, .. } => array.to_sql(ty, out),
             Value::Unknown { raw, .. } => {
                 if !self.accepts(ty) {
@@ -350,6 +423,14 @@ impl ToSql for Value {
             Value::Uuid(v) => v.accepts(ty),
             Value::Json(v) | Value::Jsonb(v) => v.accepts(ty),
             Value::Oid(v) => v.accepts(ty),
+            Value::Enum(v) => v.accepts(ty),
+            Value::Composite(fields) => {
+                let names: Vec<&str> = fields.iter().map(|(n, _)| n.as_str()).collect();
+                super::composite::composite_accepts(ty, &names)
+            }
+            Value::Range(r) => r.accepts(ty),
+            Value::Inet(v) | Value::Cidr(v) => v.accepts(ty),
+            Value::MacAddr(v) => v.accepts(ty),
             Value::Array { array, .. } => array.accepts(ty),
             Value::Unknown {
                 ty: own,
@@ -382,6 +463,7 @@ value_from! {
     Numeric => Numeric, String => Text, &str => Text, Vec<u8> => Bytea, &[u8] => Bytea,
     i8 => Char, Date => Date, Time => Time, Timestamp => Timestamp,
     TimestampTz => TimestampTz, Interval => Interval, Uuid => Uuid, u32 => Oid,
+    MacAddr => MacAddr, Inet => Inet,
 }
 
 impl<T: Into<Value>> From<Option<T>> for Value {
