@@ -4,9 +4,10 @@ use std::fmt;
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
-use pgwire_lite::Config;
+use pgwire_lite::{Config, Connection};
 
 use crate::error::{Error, Result};
+use crate::hooks::{BoxFuture, ConnectionMetadata, HookResult, Hooks};
 use crate::limits::{
     self, DEFAULT_CREATE_TIMEOUT, DEFAULT_RECYCLE_TIMEOUT, DEFAULT_WAIT_TIMEOUT, MIN_POOL_SIZE,
 };
@@ -50,6 +51,7 @@ pub struct PsqlPoolBuilder {
     min_idle: usize,
     query_timeout: Option<Duration>,
     prepared_statements: bool,
+    hooks: Hooks<Connection>,
 }
 
 impl Default for PsqlPoolBuilder {
@@ -72,6 +74,7 @@ impl Default for PsqlPoolBuilder {
             min_idle: 0,
             query_timeout: None,
             prepared_statements: true,
+            hooks: Hooks::default(),
         }
     }
 }
@@ -98,6 +101,7 @@ impl fmt::Debug for PsqlPoolBuilder {
             min_idle,
             query_timeout,
             prepared_statements,
+            hooks,
         } = self;
         // The DSN may hold a password too. `Config`'s own Debug redacts its password.
         let secret = |set: bool| if set { Some("<redacted>") } else { None };
@@ -119,6 +123,7 @@ impl fmt::Debug for PsqlPoolBuilder {
             .field("min_idle", min_idle)
             .field("query_timeout", query_timeout)
             .field("prepared_statements", prepared_statements)
+            .field("hooks", hooks)
             .finish()
     }
 }
@@ -252,6 +257,71 @@ impl PsqlPoolBuilder {
         self
     }
 
+    /// Runs `hook` once on every new connection before anyone uses it (sqlx's
+    /// `after_connect`, deadpool's `post_create`): `SET` session parameters, `PREPARE`,
+    /// `LISTEN`. It runs inside the create timeout. If it fails (or panics), the connection
+    /// is closed and the checkout that opened it fails with [`Error::Hook`]; the slot is freed.
+    ///
+    /// ```
+    /// # use pool_core::PsqlPool;
+    /// let builder = PsqlPool::builder().after_connect(|conn| {
+    ///     Box::pin(async move {
+    ///         conn.batch_execute("SET application_name = 'billing'").await?;
+    ///         Ok(())
+    ///     })
+    /// });
+    /// ```
+    pub fn after_connect<F>(mut self, hook: F) -> Self
+    where
+        F: for<'c> Fn(&'c mut Connection) -> BoxFuture<'c, HookResult<()>> + Send + Sync + 'static,
+    {
+        self.hooks.after_connect = Some(std::sync::Arc::new(hook));
+        self
+    }
+
+    /// Runs `hook` on an idle connection before it is handed out (sqlx's `before_acquire`,
+    /// deadpool's `pre_recycle`), after the recycling method, under the recycle timeout.
+    /// `Ok(false)` vetoes it: the connection is closed and the checkout goes on with another
+    /// idle one or a new one (which this hook does not see: it is fresh). An error or a panic
+    /// counts as a veto (and in [`PoolStats::hook_failures`](crate::PoolStats::hook_failures)).
+    /// With this hook set, every checkout of an idle connection runs it, even under
+    /// [`RecyclingMethod::Fast`].
+    ///
+    /// ```
+    /// # use pool_core::PsqlPool;
+    /// # use std::time::Duration;
+    /// // Refuse connections idle for more than a minute instead of checking them.
+    /// let builder = PsqlPool::builder()
+    ///     .before_acquire(|_conn, meta| Box::pin(async move { Ok(meta.idle_for < Duration::from_secs(60)) }));
+    /// ```
+    pub fn before_acquire<F>(mut self, hook: F) -> Self
+    where
+        F: for<'c> Fn(&'c mut Connection, ConnectionMetadata) -> BoxFuture<'c, HookResult<bool>>
+            + Send
+            + Sync
+            + 'static,
+    {
+        self.hooks.before_acquire = Some(std::sync::Arc::new(hook));
+        self
+    }
+
+    /// Runs `hook` on a connection a borrower gave back, before it goes back to the idle
+    /// stack (sqlx's `after_release`, deadpool's `post_recycle`). `Drop` cannot await, so it
+    /// runs in a task spawned on the current tokio runtime, holding the connection's slot,
+    /// under the recycle timeout. `Ok(false)`, an error, a panic or the timeout close the
+    /// connection. A connection given back outside any tokio runtime cannot be checked and is
+    /// closed. It runs after the pool rolled back an open transaction, never before.
+    pub fn after_release<F>(mut self, hook: F) -> Self
+    where
+        F: for<'c> Fn(&'c mut Connection, ConnectionMetadata) -> BoxFuture<'c, HookResult<bool>>
+            + Send
+            + Sync
+            + 'static,
+    {
+        self.hooks.after_release = Some(std::sync::Arc::new(hook));
+        self
+    }
+
     /// Validates everything and builds the pool. Opens no connection: call
     /// [`PsqlPool::startup`] next.
     ///
@@ -279,7 +349,7 @@ impl PsqlPoolBuilder {
             detected: AtomicBool::new(false),
             target,
         };
-        Ok(PsqlPool::from_parts(manager, slots))
+        Ok(PsqlPool::from_parts(manager, slots, self.hooks))
     }
 
     fn validate(&self) -> Result<(Config, SlotConfig)> {
@@ -525,6 +595,7 @@ mod tests {
             min_idle,
             query_timeout,
             prepared_statements,
+            hooks,
         );
         for name in fields {
             assert!(d.contains(&format!("{name}: ")), "{name} missing from {d}");

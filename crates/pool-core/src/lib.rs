@@ -81,6 +81,7 @@ mod builder;
 mod client;
 mod error;
 mod guard;
+mod hooks;
 mod ident;
 mod limits;
 mod listener;
@@ -95,14 +96,15 @@ pub use builder::PsqlPoolBuilder;
 pub use client::GenericClient;
 pub use error::{Error, PoolError, Result, TimeoutKind};
 pub use guard::PooledConnection;
+pub use hooks::{BoxFuture, ConnectionMetadata, HookError, HookResult};
 pub use limits::{
     DEFAULT_CREATE_TIMEOUT, DEFAULT_RECYCLE_TIMEOUT, DEFAULT_WAIT_TIMEOUT, MIN_POOL_SIZE,
 };
 pub use listener::{ListenerEvent, ListenerStream, PgListener};
 pub use pool::PsqlPool;
 pub use recycle::{CLEAN_SQL, RecyclingMethod, VERIFIED_SQL};
-pub use retry::{BoxFuture, RetryPolicy};
-pub use slots::{Metrics, Status};
+pub use retry::RetryPolicy;
+pub use slots::{Metrics, PoolStats, Status};
 pub use transaction::{IsolationLevel, Transaction, TransactionBuilder, TransactionOptions};
 
 pub use pgwire_lite;

@@ -9,9 +9,10 @@ use pgwire_lite::{QueryResult, Row, ToSql};
 
 use crate::error::{Error, Result};
 use crate::guard::PooledConnection;
+use crate::hooks::Hooks;
 use crate::limits;
 use crate::recycle::PgManager;
-use crate::slots::{SlotConfig, Slots, Status};
+use crate::slots::{PoolStats, SlotConfig, Slots, Status};
 
 /// A PostgreSQL connection pool: FIFO-fair, bounded, with recycling strategies.
 ///
@@ -71,10 +72,14 @@ impl fmt::Debug for PsqlPool {
 }
 
 impl PsqlPool {
-    pub(crate) fn from_parts(manager: PgManager, config: SlotConfig) -> PsqlPool {
+    pub(crate) fn from_parts(
+        manager: PgManager,
+        config: SlotConfig,
+        hooks: Hooks<pgwire_lite::Connection>,
+    ) -> PsqlPool {
         PsqlPool {
             inner: Arc::new(Inner {
-                slots: Slots::new(manager, config),
+                slots: Slots::with_hooks(manager, config, hooks),
                 started: AtomicBool::new(false),
                 starting: tokio::sync::Mutex::new(()),
             }),
@@ -262,6 +267,13 @@ impl PsqlPool {
     /// `in_use`), read together so they always add up.
     pub fn status(&self) -> Status {
         self.inner.slots.status()
+    }
+
+    /// Cumulative counters since the pool was built: checkouts, waits, timeouts, connections
+    /// opened and closed by reason (see [`PoolStats`]). Lock-free relaxed reads, so it can
+    /// be scraped often; [`status`](Self::status) is the consistent snapshot of sizes.
+    pub fn stats(&self) -> PoolStats {
+        self.inner.slots.stats()
     }
 
     /// Changes the maximum size. Growing takes effect at once (waiters are served); shrinking

@@ -27,14 +27,19 @@ use tokio::sync::{Semaphore, TryAcquireError};
 use tokio::time::{Instant, timeout};
 
 use crate::error::{Error, TimeoutKind};
+use crate::hooks::{self, Hooks};
 use crate::manager::{Health, Manager};
 
 mod entry;
 mod object;
+mod stats;
 
 pub(crate) use entry::Entry;
 pub use entry::Metrics;
 pub(crate) use object::Object;
+use stats::Pending;
+pub use stats::PoolStats;
+pub(crate) use stats::{CloseReason, Counters};
 
 /// The slot-level knobs (validated by the builder).
 #[derive(Debug, Clone)]
@@ -108,6 +113,9 @@ pub(crate) struct Slots<M: Manager> {
     /// The `min_idle` filler's backoff after failed creates (see [`FillBackoff`]).
     fill_backoff: Mutex<FillBackoff>,
     pub(crate) config: SlotConfig,
+    pub(crate) hooks: Hooks<M::Conn>,
+    /// Cumulative counters; never locked.
+    pub(crate) counters: Counters,
 }
 
 /// Counts a borrower as waiting while it is queued for a permit, whichever way the wait ends.
@@ -127,7 +135,12 @@ impl Drop for WaitingGuard<'_> {
 }
 
 impl<M: Manager> Slots<M> {
+    #[cfg(any(test, feature = "bench-internals"))]
     pub(crate) fn new(manager: M, config: SlotConfig) -> Arc<Self> {
+        Self::with_hooks(manager, config, Hooks::default())
+    }
+
+    pub(crate) fn with_hooks(manager: M, config: SlotConfig, hooks: Hooks<M::Conn>) -> Arc<Self> {
         Arc::new(Slots {
             manager,
             semaphore: Semaphore::new(config.max_size),
@@ -141,6 +154,8 @@ impl<M: Manager> Slots<M> {
             waiting: AtomicUsize::new(0),
             fill_backoff: Mutex::new(FillBackoff::default()),
             config,
+            hooks,
+            counters: Counters::default(),
         })
     }
 
@@ -171,6 +186,11 @@ impl<M: Manager> Slots<M> {
         }
     }
 
+    /// The cumulative counters, read without the lock.
+    pub(crate) fn stats(&self) -> PoolStats {
+        self.counters.snapshot()
+    }
+
     pub(crate) fn is_closed(&self) -> bool {
         self.lock().closed
     }
@@ -183,6 +203,20 @@ impl<M: Manager> Slots<M> {
     /// Borrows a connection: waits (FIFO, at most `wait`) for a slot, then takes the most
     /// recently used idle connection that passes its checks, or opens a new one.
     pub(crate) async fn get_timeout(self: &Arc<Self>, wait: Duration) -> Result<Object<M>, Error> {
+        // Counts the checkout as cancelled if this future is dropped before it ends.
+        let pending = Pending::new(&self.counters);
+        let mut queued_for = None;
+        let got = self.checkout(wait, &mut queued_for).await;
+        pending.finish(got.is_ok(), queued_for);
+        got
+    }
+
+    /// `queued_for` is set to how long the checkout queued for a slot, if it had to.
+    async fn checkout(
+        self: &Arc<Self>,
+        wait: Duration,
+        queued_for: &mut Option<Duration>,
+    ) -> Result<Object<M>, Error> {
         // A free permit is taken without a timer. This cannot jump the queue: tokio's semaphore
         // hands released permits to queued waiters first, so one is free only when nobody waits.
         match self.semaphore.try_acquire() {
@@ -191,10 +225,18 @@ impl<M: Manager> Slots<M> {
             Err(TryAcquireError::Closed) => return Err(Error::Closed),
             Err(TryAcquireError::NoPermits) => {
                 let _waiting = WaitingGuard::new(&self.waiting);
+                // The clock is read only on this slow path.
+                let queued = Instant::now();
                 match timeout(wait, self.semaphore.acquire()).await {
-                    Err(_) => return Err(Error::Timeout(TimeoutKind::Wait)),
+                    Err(_) => {
+                        self.counters.wait_timeout();
+                        return Err(Error::Timeout(TimeoutKind::Wait));
+                    }
                     Ok(Err(_closed)) => return Err(Error::Closed),
-                    Ok(Ok(permit)) => permit.forget(),
+                    Ok(Ok(permit)) => {
+                        permit.forget();
+                        *queued_for = Some(queued.elapsed());
+                    }
                 }
             }
         }
@@ -211,46 +253,119 @@ impl<M: Manager> Slots<M> {
         let mut obj = Object::reserved(Arc::clone(self));
         loop {
             let Some(mut entry) = candidate.take() else {
-                let conn = match timeout(self.config.create_timeout, self.manager.create()).await {
-                    Ok(Ok(conn)) => conn,
-                    Ok(Err(e)) => return Err(e),
-                    Err(_) => return Err(Error::Timeout(TimeoutKind::Create)),
-                };
-                obj.set_entry(Entry::new(conn, &self.config));
+                self.open_timed(&mut obj).await?;
+                if let Some(e) = obj.entry_mut() {
+                    e.handed_out();
+                }
                 return Ok(obj);
             };
-            let health = if entry.expired() {
+            let expired = entry.expired();
+            let health = if expired {
                 Health::Dead
             } else {
                 self.manager.health(&mut entry.conn, true)
             };
-            if health == Health::Ok && !self.manager.recycles() {
+            if health == Health::Ok
+                && !self.manager.recycles()
+                && self.hooks.before_acquire.is_none()
+            {
                 entry.checked_out();
                 obj.set_entry(entry);
                 return Ok(obj);
             }
-            if health != Health::Dead {
-                let prepare = async {
-                    if health == Health::Dirty {
-                        self.manager.reset(&mut entry.conn).await?;
-                    }
-                    self.manager.recycle(&mut entry.conn).await
-                };
-                match timeout(self.config.recycle_timeout, prepare).await {
-                    Ok(Ok(())) => {
+            entry.checking = true;
+            let entry = obj.set_entry(entry);
+            if health == Health::Dead {
+                obj.retire(if expired {
+                    CloseReason::Lifetime
+                } else {
+                    CloseReason::Broken
+                });
+            } else {
+                match timeout(self.config.recycle_timeout, self.prepare(entry, health)).await {
+                    Ok(None) => {
                         entry.checked_out();
-                        obj.set_entry(entry);
                         return Ok(obj);
                     }
                     // A failed check: close this one, try the next idle one or open one.
-                    Ok(Err(_)) => {}
-                    Err(_) => return Err(Error::Timeout(TimeoutKind::Recycle)),
+                    Ok(Some(why)) => obj.retire(why),
+                    Err(_) => {
+                        self.counters.recycle_timeout();
+                        obj.retire(CloseReason::RecycleFailed);
+                        return Err(Error::Timeout(TimeoutKind::Recycle));
+                    }
                 }
             }
-            drop(entry);
             // The slot stays ours; only the connection went away.
             candidate = self.lock().idle.pop();
         }
+    }
+
+    /// Readies an idle connection for a borrower: reset if dirty, the recycling method, then
+    /// `before_acquire`. `None` when it passed, else why it must be closed.
+    async fn prepare(&self, entry: &mut Entry<M::Conn>, health: Health) -> Option<CloseReason> {
+        let recycled = async {
+            if health == Health::Dirty {
+                self.manager.reset(&mut entry.conn).await?;
+            }
+            self.manager.recycle(&mut entry.conn).await
+        };
+        if recycled.await.is_err() {
+            return Some(CloseReason::RecycleFailed);
+        }
+        let hook = self.hooks.before_acquire.as_ref()?;
+        let meta = entry.metadata(true);
+        match hooks::run(|| hook(&mut entry.conn, meta)).await {
+            Ok(true) => None,
+            Ok(false) => Some(CloseReason::Hook),
+            Err(_) => {
+                self.counters.hook_failed();
+                Some(CloseReason::Hook)
+            }
+        }
+    }
+
+    /// Opens a connection into `obj` under the create timeout, counting the outcome.
+    async fn open_timed(&self, obj: &mut Object<M>) -> Result<(), Error> {
+        match timeout(self.config.create_timeout, self.open(obj)).await {
+            Ok(r) => r,
+            Err(_) => {
+                self.counters.create_timeout();
+                // Timed out in `after_connect`: the connection exists and is closed as
+                // aborted when the slot goes back; before that, the open itself failed.
+                if obj.conn().is_none() {
+                    self.counters.create_failed();
+                }
+                Err(Error::Timeout(TimeoutKind::Create))
+            }
+        }
+    }
+
+    /// Opens a connection and runs `after_connect` on it, inside `obj` from the moment it
+    /// exists, so a cancelled or timed-out open is still counted when the slot goes back.
+    async fn open(&self, obj: &mut Object<M>) -> Result<(), Error> {
+        let started = Instant::now();
+        let conn = match self.manager.create().await {
+            Ok(conn) => conn,
+            Err(e) => {
+                self.counters.create_failed();
+                return Err(e);
+            }
+        };
+        self.counters.created(started.elapsed());
+        let entry = obj.set_entry(Entry::new(conn, &self.config));
+        if let Some(hook) = &self.hooks.after_connect {
+            if let Err(source) = hooks::run(|| hook(&mut entry.conn)).await {
+                self.counters.hook_failed();
+                obj.retire(CloseReason::Hook);
+                return Err(Error::Hook {
+                    hook: "after_connect",
+                    source,
+                });
+            }
+        }
+        entry.vetted();
+        Ok(())
     }
 
     /// Gives a slot back (from `Object`'s Drop): the connection, if any and still good, goes
@@ -264,26 +379,51 @@ impl<M: Manager> Slots<M> {
     pub(crate) fn give_back(self: &Arc<Self>, entry: Option<Entry<M::Conn>>) {
         let mut keep = None;
         if let Some(mut e) = entry {
-            let health = if e.expired() {
-                Health::Dead
+            let health = if e.checking {
+                // A checkout cancelled or timed out midway: nobody knows its state.
+                self.counters.closed(CloseReason::Aborted);
+                None
+            } else if e.expired() {
+                self.counters.closed(CloseReason::Lifetime);
+                None
             } else {
-                self.manager.health(&mut e.conn, false)
+                Some(self.manager.health(&mut e.conn, false))
             };
             match health {
-                Health::Ok => keep = Some(e),
-                Health::Dirty if !e.reset_tried => match tokio::runtime::Handle::try_current() {
-                    Ok(handle) if !self.is_closed() => {
-                        e.reset_tried = true;
-                        let mut obj = Object::reserved(Arc::clone(self));
-                        obj.set_entry(e);
-                        // The task owns the slot; if it is dropped unrun, `reset_tried`
-                        // makes that drop close the connection instead of spawning again.
-                        handle.spawn(reset_in_background(obj));
-                        return;
+                Some(Health::Ok) if e.borrowed && self.hooks.after_release.is_some() => {
+                    match tokio::runtime::Handle::try_current() {
+                        Ok(handle) if !self.is_closed() => {
+                            e.borrowed = false;
+                            let mut obj = Object::reserved(Arc::clone(self));
+                            obj.set_entry(e);
+                            // As for a reset: the task owns the slot until the hook decided.
+                            handle.spawn(release_in_background(obj));
+                            return;
+                        }
+                        // The hook cannot run without a runtime, and it may be what keeps a
+                        // connection from going back in a state the application does not want.
+                        Ok(_) => keep = Some(e),
+                        Err(_) => self.counters.closed(CloseReason::Hook),
                     }
-                    _ => keep = Some(e),
-                },
-                Health::Dirty | Health::Dead => {}
+                }
+                Some(Health::Ok) => keep = Some(e),
+                Some(Health::Dirty) if !e.reset_tried => {
+                    match tokio::runtime::Handle::try_current() {
+                        Ok(handle) if !self.is_closed() => {
+                            e.reset_tried = true;
+                            let mut obj = Object::reserved(Arc::clone(self));
+                            obj.set_entry(e);
+                            // The task owns the slot; if it is dropped unrun, `reset_tried`
+                            // makes that drop close the connection instead of spawning again.
+                            handle.spawn(reset_in_background(obj));
+                            return;
+                        }
+                        _ => keep = Some(e),
+                    }
+                }
+                Some(Health::Dirty) => self.counters.closed(CloseReason::RecycleFailed),
+                Some(Health::Dead) => self.counters.closed(CloseReason::Broken),
+                None => {}
             }
         }
         let discard = {
@@ -292,6 +432,7 @@ impl<M: Manager> Slots<M> {
             let discard = match keep {
                 Some(mut e) if !st.closed && st.idle.len() + st.in_use < st.max_size => {
                     e.metrics.last_used = Instant::now();
+                    e.borrowed = false;
                     st.idle.push(e);
                     None
                 }
@@ -301,6 +442,9 @@ impl<M: Manager> Slots<M> {
             discard
         };
         // Closing a socket is done outside the lock.
+        if discard.is_some() {
+            self.counters.closed(CloseReason::Pool);
+        }
         drop(discard);
     }
 
@@ -314,6 +458,7 @@ impl<M: Manager> Slots<M> {
         };
         self.semaphore.close();
         for e in idle {
+            self.counters.closed(CloseReason::Pool);
             let _ = timeout(CLOSE_TIMEOUT, self.manager.close(e.conn)).await;
         }
     }
@@ -340,6 +485,9 @@ impl<M: Manager> Slots<M> {
             // Least recently used first.
             st.idle.drain(..n).collect::<Vec<_>>()
         };
+        for _ in &surplus {
+            self.counters.closed(CloseReason::Pool);
+        }
         drop(surplus);
     }
 
@@ -363,15 +511,18 @@ impl<M: Manager> Slots<M> {
             while i < st.idle.len() {
                 let e = &st.idle[i];
                 let surplus = st.idle.len() > min_idle;
-                if e.expired_at(now) || (surplus && e.idle_too_long(now)) {
-                    removed.push(st.idle.remove(i));
+                if e.expired_at(now) {
+                    removed.push((st.idle.remove(i), CloseReason::Lifetime));
+                } else if surplus && e.idle_too_long(now) {
+                    removed.push((st.idle.remove(i), CloseReason::Idle));
                 } else {
                     i += 1;
                 }
             }
             removed
         };
-        for e in expired {
+        for (e, why) in expired {
+            self.counters.closed(why);
             let _ = timeout(CLOSE_TIMEOUT, self.manager.close(e.conn)).await;
         }
         self.top_up().await;
@@ -405,24 +556,23 @@ impl<M: Manager> Slots<M> {
                 st.in_use += 1;
             }
             let mut obj = Object::reserved(Arc::clone(self));
-            let created = timeout(self.config.create_timeout, self.manager.create()).await;
+            let created = self.open_timed(&mut obj).await;
             {
                 let mut b = self
                     .fill_backoff
                     .lock()
                     .unwrap_or_else(PoisonError::into_inner);
-                if matches!(created, Ok(Ok(_))) {
+                if created.is_ok() {
                     *b = FillBackoff::default();
                 } else {
                     b.delay = (b.delay * 2).clamp(FILL_BACKOFF_MIN, FILL_BACKOFF_MAX);
                     b.not_before = Some(Instant::now() + b.delay);
                 }
             }
-            match created {
-                Ok(Ok(conn)) => obj.set_entry(Entry::new(conn, &self.config)),
-                // A later round tries again, after the backoff; a borrower that needs a
-                // connection meanwhile creates its own and sees the error itself.
-                _ => return,
+            // A later round tries again, after the backoff; a borrower that needs a
+            // connection meanwhile creates its own and sees the error itself.
+            if created.is_err() {
+                return;
             }
             // Dropping the object puts the new connection on the idle stack.
             drop(obj);
@@ -482,9 +632,39 @@ async fn reset_in_background<M: Manager>(mut obj: Object<M>) {
         None => false,
     };
     if !ok {
-        obj.discard();
+        obj.retire(CloseReason::RecycleFailed);
     }
     // Dropping gives the slot back: clean -> idle stack, still dirty or failed -> closed.
+}
+
+/// Runs `after_release` on a connection a borrower gave back, holding its slot; a veto, an
+/// error, a panic or the recycle timeout closes the connection. Dropping the object then gives
+/// the slot back (and the connection, if kept, to the idle stack).
+async fn release_in_background<M: Manager>(mut obj: Object<M>) {
+    let slots = Arc::clone(obj.slots());
+    let keep = match (obj.entry_mut(), &slots.hooks.after_release) {
+        (Some(e), Some(hook)) => {
+            let meta = e.metadata(false);
+            let ran = timeout(
+                slots.config.recycle_timeout,
+                hooks::run(|| hook(&mut e.conn, meta)),
+            )
+            .await;
+            match ran {
+                Ok(Ok(keep)) => keep,
+                Ok(Err(_)) => {
+                    slots.counters.hook_failed();
+                    false
+                }
+                Err(_) => false,
+            }
+        }
+        (Some(_), None) => true,
+        (None, _) => false,
+    };
+    if !keep {
+        obj.retire(CloseReason::Hook);
+    }
 }
 
 #[cfg(test)]
@@ -495,3 +675,6 @@ mod tests;
 
 #[cfg(test)]
 mod stress;
+
+#[cfg(test)]
+mod hook_tests;
