@@ -12,7 +12,7 @@ use crate::limits::{
     self, DEFAULT_CREATE_TIMEOUT, DEFAULT_RECYCLE_TIMEOUT, DEFAULT_WAIT_TIMEOUT, MIN_POOL_SIZE,
 };
 use crate::pool::PsqlPool;
-use crate::recycle::{PgManager, RecyclingMethod};
+use crate::recycle::{PgManager, RecyclingMethod, TraceTarget};
 use crate::slots::SlotConfig;
 
 impl PsqlPool {
@@ -51,6 +51,7 @@ pub struct PsqlPoolBuilder {
     min_idle: usize,
     query_timeout: Option<Duration>,
     prepared_statements: bool,
+    slow_statement_threshold: Option<Duration>,
     hooks: Hooks<Connection>,
 }
 
@@ -74,6 +75,7 @@ impl Default for PsqlPoolBuilder {
             min_idle: 0,
             query_timeout: None,
             prepared_statements: true,
+            slow_statement_threshold: None,
             hooks: Hooks::default(),
         }
     }
@@ -101,6 +103,7 @@ impl fmt::Debug for PsqlPoolBuilder {
             min_idle,
             query_timeout,
             prepared_statements,
+            slow_statement_threshold,
             hooks,
         } = self;
         // The DSN may hold a password too. `Config`'s own Debug redacts its password.
@@ -123,6 +126,7 @@ impl fmt::Debug for PsqlPoolBuilder {
             .field("min_idle", min_idle)
             .field("query_timeout", query_timeout)
             .field("prepared_statements", prepared_statements)
+            .field("slow_statement_threshold", slow_statement_threshold)
             .field("hooks", hooks)
             .finish()
     }
@@ -257,6 +261,15 @@ impl PsqlPoolBuilder {
         self
     }
 
+    /// Statements through the pool's connections that take at least `threshold` are reported
+    /// with a `tracing` WARN event ("slow statement", target `pgwire_lite::slow`) carrying the
+    /// elapsed time and the SQL text, never parameter values. Default: none (no clock is read).
+    /// See [`Connection::set_slow_statement_threshold`].
+    pub fn slow_statement_threshold(mut self, threshold: Duration) -> Self {
+        self.slow_statement_threshold = Some(threshold);
+        self
+    }
+
     /// Runs `hook` once on every new connection before anyone uses it (sqlx's
     /// `after_connect`, deadpool's `post_create`): `SET` session parameters, `PREPARE`,
     /// `LISTEN`. It runs inside the create timeout. If it fails (or panics), the connection
@@ -339,6 +352,10 @@ impl PsqlPoolBuilder {
                 c.get_target_session_attrs()
             });
         let unnamed = !self.prepared_statements || capacity == Some(0);
+        // Host, port and database as the environment completes them, for the spans.
+        let trace = config
+            .resolve()
+            .map_or_else(|_| TraceTarget::of(&config), |c| TraceTarget::of(&c));
         let manager = PgManager {
             config: std::sync::RwLock::new(std::sync::Arc::new(config)),
             method: self.conn_recycling_method,
@@ -348,6 +365,8 @@ impl PsqlPoolBuilder {
             unnamed: AtomicBool::new(unnamed),
             detected: AtomicBool::new(false),
             target,
+            slow_statement_threshold: self.slow_statement_threshold,
+            trace,
         };
         Ok(PsqlPool::from_parts(manager, slots, self.hooks))
     }
@@ -595,6 +614,7 @@ mod tests {
             min_idle,
             query_timeout,
             prepared_statements,
+            slow_statement_threshold,
             hooks,
         );
         for name in fields {

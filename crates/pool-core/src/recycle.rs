@@ -120,6 +120,37 @@ pub(crate) struct PgManager {
     /// What the connections must be (`target_session_attrs`), checked again at every return
     /// and checkout against what the server reports.
     pub(crate) target: TargetSessionAttrs,
+    /// Statements at least this slow are reported (a `tracing` WARN event).
+    pub(crate) slow_statement_threshold: Option<std::time::Duration>,
+    /// What the checkout spans say about the server.
+    pub(crate) trace: TraceTarget,
+}
+
+/// The server fields of the checkout span (OpenTelemetry's names): the first host and port
+/// configured, and the database, as known when the pool was built.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct TraceTarget {
+    pub(crate) namespace: String,
+    pub(crate) address: String,
+    pub(crate) port: u16,
+}
+
+impl TraceTarget {
+    pub(crate) fn of(config: &pgwire_lite::Config) -> TraceTarget {
+        TraceTarget {
+            namespace: config
+                .get_dbname()
+                .or(config.get_user())
+                .unwrap_or_default()
+                .to_owned(),
+            address: match config.get_hosts().first() {
+                Some(pgwire_lite::Host::Tcp(name)) => name.clone(),
+                Some(pgwire_lite::Host::Unix(dir)) => dir.display().to_string(),
+                None => String::new(),
+            },
+            port: config.get_ports().first().copied().unwrap_or(5432),
+        }
+    }
 }
 
 /// SQLSTATE 26000 from `FetchPreparedStatement`: a named statement our cache prepared is not
@@ -147,6 +178,7 @@ impl PgManager {
     fn client_settings(&self) -> ClientSettings {
         ClientSettings {
             query_timeout: self.query_timeout,
+            slow_statement_threshold: self.slow_statement_threshold,
             statement_cache_capacity: self.statement_cache_capacity(),
             ..ClientSettings::default()
         }
@@ -190,7 +222,15 @@ impl PgManager {
             return false;
         }
         self.unnamed.store(true, Ordering::Relaxed);
-        self.detected.store(true, Ordering::Relaxed);
+        // Said once: the first borrower to see the symptom flips the flag and warns.
+        if !self.detected.swap(true, Ordering::Relaxed) {
+            tracing::warn!(
+                target: "pool_core::pooler",
+                sqlstate = e.as_backend().and_then(pgwire_lite::Error::code).unwrap_or(""),
+                "detected a transaction pooler (e.g. PgBouncer in pool_mode=transaction): \
+                 named prepared statements are now off for the whole pool"
+            );
+        }
         conn.set_statement_cache_capacity(0);
         !conn.in_transaction()
     }

@@ -229,7 +229,7 @@ impl<M: Manager> Slots<M> {
                 let queued = Instant::now();
                 match timeout(wait, self.semaphore.acquire()).await {
                     Err(_) => {
-                        self.counters.wait_timeout();
+                        self.counters.wait_timeout(wait);
                         return Err(Error::Timeout(TimeoutKind::Wait));
                     }
                     Ok(Err(_closed)) => return Err(Error::Closed),
@@ -310,7 +310,12 @@ impl<M: Manager> Slots<M> {
             }
             self.manager.recycle(&mut entry.conn).await
         };
-        if recycled.await.is_err() {
+        if let Err(e) = recycled.await {
+            tracing::warn!(
+                target: "pool_core::connection",
+                error = %e,
+                "readying an idle connection failed"
+            );
             return Some(CloseReason::RecycleFailed);
         }
         let hook = self.hooks.before_acquire.as_ref()?;
@@ -318,8 +323,8 @@ impl<M: Manager> Slots<M> {
         match hooks::run(|| hook(&mut entry.conn, meta)).await {
             Ok(true) => None,
             Ok(false) => Some(CloseReason::Hook),
-            Err(_) => {
-                self.counters.hook_failed();
+            Err(e) => {
+                self.counters.hook_failed("before_acquire", &e);
                 Some(CloseReason::Hook)
             }
         }
@@ -334,7 +339,7 @@ impl<M: Manager> Slots<M> {
                 // Timed out in `after_connect`: the connection exists and is closed as
                 // aborted when the slot goes back; before that, the open itself failed.
                 if obj.conn().is_none() {
-                    self.counters.create_failed();
+                    self.counters.create_failed(None);
                 }
                 Err(Error::Timeout(TimeoutKind::Create))
             }
@@ -348,7 +353,7 @@ impl<M: Manager> Slots<M> {
         let conn = match self.manager.create().await {
             Ok(conn) => conn,
             Err(e) => {
-                self.counters.create_failed();
+                self.counters.create_failed(Some(&e));
                 return Err(e);
             }
         };
@@ -356,7 +361,7 @@ impl<M: Manager> Slots<M> {
         let entry = obj.set_entry(Entry::new(conn, &self.config));
         if let Some(hook) = &self.hooks.after_connect {
             if let Err(source) = hooks::run(|| hook(&mut entry.conn)).await {
-                self.counters.hook_failed();
+                self.counters.hook_failed("after_connect", &source);
                 obj.retire(CloseReason::Hook);
                 return Err(Error::Hook {
                     hook: "after_connect",
@@ -652,8 +657,8 @@ async fn release_in_background<M: Manager>(mut obj: Object<M>) {
             .await;
             match ran {
                 Ok(Ok(keep)) => keep,
-                Ok(Err(_)) => {
-                    slots.counters.hook_failed();
+                Ok(Err(e)) => {
+                    slots.counters.hook_failed("after_release", &e);
                     false
                 }
                 Err(_) => false,

@@ -28,6 +28,24 @@ pub(crate) enum CloseReason {
 
 const REASONS: usize = 7;
 
+impl CloseReason {
+    /// The `reason` field of the "connection closed" event.
+    fn as_str(self) -> &'static str {
+        match self {
+            CloseReason::Lifetime => "max_lifetime",
+            CloseReason::Idle => "idle_timeout",
+            CloseReason::Broken => "broken",
+            CloseReason::RecycleFailed => "recycle_failed",
+            CloseReason::Hook => "hook",
+            CloseReason::Aborted => "aborted",
+            CloseReason::Pool => "pool",
+        }
+    }
+}
+
+/// The target of the pool's connection events.
+const TARGET: &str = "pool_core::connection";
+
 /// The live counters, one per figure of [`PoolStats`].
 #[derive(Debug, Default)]
 pub(crate) struct Counters {
@@ -70,16 +88,23 @@ impl Counters {
         bump(&self.acquires_cancelled);
     }
 
-    pub(crate) fn wait_timeout(&self) {
+    pub(crate) fn wait_timeout(&self, wait: Duration) {
         bump(&self.wait_timeouts);
+        tracing::warn!(
+            target: "pool_core::acquire",
+            wait_ms = wait.as_millis() as u64,
+            "no connection slot came free within the wait timeout"
+        );
     }
 
     pub(crate) fn create_timeout(&self) {
         bump(&self.create_timeouts);
+        tracing::warn!(target: TARGET, "opening a connection hit the create timeout");
     }
 
     pub(crate) fn recycle_timeout(&self) {
         bump(&self.recycle_timeouts);
+        tracing::warn!(target: TARGET, "readying an idle connection hit the recycle timeout");
     }
 
     pub(crate) fn query_timeout(&self) {
@@ -89,18 +114,43 @@ impl Counters {
     pub(crate) fn created(&self, d: Duration) {
         bump(&self.created);
         self.create_nanos.fetch_add(nanos(d), Ordering::Relaxed);
+        tracing::debug!(
+            target: TARGET,
+            elapsed_ms = d.as_secs_f64() * 1e3,
+            "connection opened"
+        );
     }
 
-    pub(crate) fn create_failed(&self) {
+    /// `error` is the open's own error (never a secret: errors carry none), `None` for the
+    /// create timeout, which has its own event.
+    pub(crate) fn create_failed(&self, error: Option<&dyn std::fmt::Display>) {
         bump(&self.create_failures);
+        if let Some(error) = error {
+            tracing::warn!(target: TARGET, error = %error, "opening a connection failed");
+        }
     }
 
-    pub(crate) fn hook_failed(&self) {
+    pub(crate) fn hook_failed(&self, hook: &'static str, error: &dyn std::fmt::Display) {
         bump(&self.hook_failures);
+        tracing::warn!(target: TARGET, hook, error = %error, "a connection hook failed");
     }
 
+    /// Counts a close and says why: routine ends at DEBUG, failures at WARN.
     pub(crate) fn closed(&self, why: CloseReason) {
         bump(&self.closed[why as usize]);
+        let reason = why.as_str();
+        match why {
+            CloseReason::Broken | CloseReason::RecycleFailed => {
+                tracing::warn!(target: TARGET, reason, "connection closed")
+            }
+            CloseReason::Hook => tracing::info!(target: TARGET, reason, "connection closed"),
+            CloseReason::Lifetime
+            | CloseReason::Idle
+            | CloseReason::Aborted
+            | CloseReason::Pool => {
+                tracing::debug!(target: TARGET, reason, "connection closed")
+            }
+        }
     }
 
     pub(crate) fn snapshot(&self) -> PoolStats {
