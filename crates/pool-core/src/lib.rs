@@ -68,6 +68,19 @@
 //!   reconnects by itself and says so with [`ListenerEvent::Gap`];
 //!   [`PooledConnection::notifications`] drains what a pooled connection received.
 //!
+//! - Hooks: [`after_connect`](PsqlPoolBuilder::after_connect) sets up every new session,
+//!   [`before_acquire`](PsqlPoolBuilder::before_acquire) and
+//!   [`after_release`](PsqlPoolBuilder::after_release) can veto a connection (closed and
+//!   replaced); a hook that fails or panics costs its connection, never a slot.
+//! - Counters: [`PsqlPool::stats`] → [`PoolStats`] (checkouts, waits, timeouts, connections
+//!   opened and closed by reason), cumulative and lock-free, beside the [`Status`] snapshot.
+//! - `tracing`: a span per checkout (`acquire`) and per statement (`query`, with
+//!   OpenTelemetry's `db.*` and `server.*` field names and the SQLSTATE of a failure; never a
+//!   parameter value), events for connections opened and closed with the reason, timeouts,
+//!   listener reconnects and the transaction-pooler switch, and
+//!   [`slow_statement_threshold`](PsqlPoolBuilder::slow_statement_threshold). No subscriber
+//!   is installed: the application chooses one; without one the cost is a check per callsite.
+//!
 //! Unlike psqlpy's pool, every wait has a timeout (30 s by default), a connection given back
 //! inside a transaction is rolled back, and waiters are served first come, first served.
 //! [`PsqlPool`] explains the borrow cycle, [`RecyclingMethod`] what survives between borrowers.
