@@ -13,7 +13,7 @@ use crate::manager::Manager;
 pub(crate) struct Object<M: Manager> {
     slots: Arc<Slots<M>>,
     /// `None` while the slot has no connection yet (being opened or recycled), or after
-    /// [`discard`](Self::discard).
+    /// [`retire`](Self::retire).
     entry: Option<Entry<M::Conn>>,
 }
 
