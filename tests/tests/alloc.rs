@@ -1,5 +1,6 @@
 //! Steady-state `execute` of a cached statement with fixed-size parameters allocates nothing
-//! (issue 5), also when it binds and reads a `chrono::DateTime<Utc>` and a `uuid::Uuid` (issue
+//! (issue 5), on a connection and through the pool, with tracing compiled in and no subscriber
+//! (issue 15), also when it binds and reads a `chrono::DateTime<Utc>` and a `uuid::Uuid` (issue
 //! 14): counted by a global allocator wrapper. Its own test binary, so nothing else runs
 //! in the process while counting.
 
@@ -96,5 +97,32 @@ fn cached_execute_allocates_nothing() {
             "{allocs} heap allocations over {} cached executes",
             3 * n
         );
+
+        // The same through the pool: checkout (with its disabled `acquire` span), the
+        // statement (with its disabled `query` span), the counters, the return.
+        let pool = pool_core::PsqlPool::builder()
+            .dsn(url.as_str())
+            .build()
+            .unwrap();
+        pool.startup().await.unwrap();
+        for i in 0..100i64 {
+            pool.execute(sql, &[&i, &7i32]).await.unwrap();
+        }
+        let mut sum = 0i64;
+        ALLOCS.store(0, Ordering::Relaxed);
+        COUNTING.store(true, Ordering::Relaxed);
+        for i in 0..n {
+            let r = pool.execute(sql, &[&i, &7i32]).await.unwrap();
+            sum += r.rows()[0].get::<_, i64>(0);
+        }
+        COUNTING.store(false, Ordering::Relaxed);
+        let allocs = ALLOCS.load(Ordering::Relaxed);
+        assert_eq!(sum, (1..=n).sum::<i64>());
+        assert_eq!(
+            allocs, 0,
+            "{allocs} heap allocations over {n} pool executes"
+        );
+        assert_eq!(pool.stats().acquires, 1 + 100 + n as u64);
+        pool.close().await;
     });
 }

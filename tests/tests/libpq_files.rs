@@ -306,8 +306,37 @@ async fn psql_reads_the_same_files_the_same_way() {
     }
 }
 
+/// Prints every event's message to stderr, as libpq prints its warnings: what a user's
+/// `tracing` subscriber shows of the password file warning.
+struct StderrEvents;
+
+impl tracing::Subscriber for StderrEvents {
+    fn enabled(&self, _: &tracing::Metadata<'_>) -> bool {
+        true
+    }
+    fn new_span(&self, _: &tracing::span::Attributes<'_>) -> tracing::span::Id {
+        tracing::span::Id::from_u64(1)
+    }
+    fn record(&self, _: &tracing::span::Id, _: &tracing::span::Record<'_>) {}
+    fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
+    fn event(&self, event: &tracing::Event<'_>) {
+        struct Message;
+        impl tracing::field::Visit for Message {
+            fn record_debug(&mut self, field: &tracing::field::Field, v: &dyn std::fmt::Debug) {
+                if field.name() == "message" {
+                    eprintln!("{v:?}");
+                }
+            }
+        }
+        event.record(&mut Message);
+    }
+    fn enter(&self, _: &tracing::span::Id) {}
+    fn exit(&self, _: &tracing::span::Id) {}
+}
+
 /// Child side: connects with the process environment as given, prints the outcome.
 fn child_connect(dsn: &str) {
+    let _events = tracing::subscriber::set_default(StderrEvents);
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -382,7 +411,8 @@ fn environment_names_the_files_as_libpq_reads_them() {
     assert_eq!(outcome, format!("connected as {}", Role::Scram.user()));
     assert!(!stderr.contains("WARNING"), "{stderr}");
 
-    // The same file with world access: ignored, with libpq's warning on stderr.
+    // The same file with world access: ignored, with libpq's warning (a tracing event, which
+    // the child prints to stderr).
     #[cfg(unix)]
     {
         chmod(&pgpass, 0o604);

@@ -4,14 +4,15 @@ use std::fmt;
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
-use pgwire_lite::Config;
+use pgwire_lite::{Config, Connection};
 
 use crate::error::{Error, Result};
+use crate::hooks::{BoxFuture, ConnectionMetadata, HookResult, Hooks};
 use crate::limits::{
     self, DEFAULT_CREATE_TIMEOUT, DEFAULT_RECYCLE_TIMEOUT, DEFAULT_WAIT_TIMEOUT, MIN_POOL_SIZE,
 };
 use crate::pool::PsqlPool;
-use crate::recycle::{PgManager, RecyclingMethod};
+use crate::recycle::{PgManager, RecyclingMethod, TraceTarget};
 use crate::slots::SlotConfig;
 
 impl PsqlPool {
@@ -51,6 +52,8 @@ pub struct PsqlPoolBuilder {
     query_timeout: Option<Duration>,
     prepared_statements: bool,
     param_types: pgwire_lite::ParamTypes,
+    slow_statement_threshold: Option<Duration>,
+    hooks: Hooks<Connection>,
 }
 
 impl Default for PsqlPoolBuilder {
@@ -74,6 +77,8 @@ impl Default for PsqlPoolBuilder {
             query_timeout: None,
             prepared_statements: true,
             param_types: pgwire_lite::ParamTypes::Inferred,
+            slow_statement_threshold: None,
+            hooks: Hooks::default(),
         }
     }
 }
@@ -101,6 +106,8 @@ impl fmt::Debug for PsqlPoolBuilder {
             query_timeout,
             prepared_statements,
             param_types,
+            slow_statement_threshold,
+            hooks,
         } = self;
         // The DSN may hold a password too. `Config`'s own Debug redacts its password.
         let secret = |set: bool| if set { Some("<redacted>") } else { None };
@@ -123,6 +130,8 @@ impl fmt::Debug for PsqlPoolBuilder {
             .field("query_timeout", query_timeout)
             .field("prepared_statements", prepared_statements)
             .field("param_types", param_types)
+            .field("slow_statement_threshold", slow_statement_threshold)
+            .field("hooks", hooks)
             .finish()
     }
 }
@@ -267,6 +276,80 @@ impl PsqlPoolBuilder {
         self
     }
 
+    /// Statements through the pool's connections that take at least `threshold` are reported
+    /// with a `tracing` WARN event ("slow statement", target `pgwire_lite::slow`) carrying the
+    /// elapsed time and the SQL text, never parameter values. Default: none (no clock is read).
+    /// See [`Connection::set_slow_statement_threshold`].
+    pub fn slow_statement_threshold(mut self, threshold: Duration) -> Self {
+        self.slow_statement_threshold = Some(threshold);
+        self
+    }
+
+    /// Runs `hook` once on every new connection before anyone uses it (sqlx's
+    /// `after_connect`, deadpool's `post_create`): `SET` session parameters, `PREPARE`,
+    /// `LISTEN`. It runs inside the create timeout. If it fails (or panics), the connection
+    /// is closed and the checkout that opened it fails with [`Error::Hook`]; the slot is freed.
+    ///
+    /// ```
+    /// # use pool_core::PsqlPool;
+    /// let builder = PsqlPool::builder().after_connect(|conn| {
+    ///     Box::pin(async move {
+    ///         conn.batch_execute("SET application_name = 'billing'").await?;
+    ///         Ok(())
+    ///     })
+    /// });
+    /// ```
+    pub fn after_connect<F>(mut self, hook: F) -> Self
+    where
+        F: for<'c> Fn(&'c mut Connection) -> BoxFuture<'c, HookResult<()>> + Send + Sync + 'static,
+    {
+        self.hooks.after_connect = Some(std::sync::Arc::new(hook));
+        self
+    }
+
+    /// Runs `hook` on an idle connection before it is handed out (sqlx's `before_acquire`,
+    /// deadpool's `pre_recycle`), after the recycling method, under the recycle timeout.
+    /// `Ok(false)` vetoes it: the connection is closed and the checkout goes on with another
+    /// idle one or a new one (which this hook does not see: it is fresh). An error or a panic
+    /// counts as a veto (and in [`PoolStats::hook_failures`](crate::PoolStats::hook_failures)).
+    /// With this hook set, every checkout of an idle connection runs it, even under
+    /// [`RecyclingMethod::Fast`].
+    ///
+    /// ```
+    /// # use pool_core::PsqlPool;
+    /// # use std::time::Duration;
+    /// // Refuse connections idle for more than a minute instead of checking them.
+    /// let builder = PsqlPool::builder()
+    ///     .before_acquire(|_conn, meta| Box::pin(async move { Ok(meta.idle_for < Duration::from_secs(60)) }));
+    /// ```
+    pub fn before_acquire<F>(mut self, hook: F) -> Self
+    where
+        F: for<'c> Fn(&'c mut Connection, ConnectionMetadata) -> BoxFuture<'c, HookResult<bool>>
+            + Send
+            + Sync
+            + 'static,
+    {
+        self.hooks.before_acquire = Some(std::sync::Arc::new(hook));
+        self
+    }
+
+    /// Runs `hook` on a connection a borrower gave back, before it goes back to the idle
+    /// stack (sqlx's `after_release`, deadpool's `post_recycle`). `Drop` cannot await, so it
+    /// runs in a task spawned on the current tokio runtime, holding the connection's slot,
+    /// under the recycle timeout. `Ok(false)`, an error, a panic or the timeout close the
+    /// connection. A connection given back outside any tokio runtime cannot be checked and is
+    /// closed. It runs after the pool rolled back an open transaction, never before.
+    pub fn after_release<F>(mut self, hook: F) -> Self
+    where
+        F: for<'c> Fn(&'c mut Connection, ConnectionMetadata) -> BoxFuture<'c, HookResult<bool>>
+            + Send
+            + Sync
+            + 'static,
+    {
+        self.hooks.after_release = Some(std::sync::Arc::new(hook));
+        self
+    }
+
     /// Validates everything and builds the pool. Opens no connection: call
     /// [`PsqlPool::startup`] next.
     ///
@@ -284,6 +367,10 @@ impl PsqlPoolBuilder {
                 c.get_target_session_attrs()
             });
         let unnamed = !self.prepared_statements || capacity == Some(0);
+        // Host, port and database as the environment completes them, for the spans.
+        let trace = config
+            .resolve()
+            .map_or_else(|_| TraceTarget::of(&config), |c| TraceTarget::of(&c));
         let manager = PgManager {
             config: std::sync::RwLock::new(std::sync::Arc::new(config)),
             method: self.conn_recycling_method,
@@ -295,8 +382,10 @@ impl PsqlPoolBuilder {
             detected: AtomicBool::new(false),
             target,
             types: std::sync::Arc::default(),
+            slow_statement_threshold: self.slow_statement_threshold,
+            trace,
         };
-        Ok(PsqlPool::from_parts(manager, slots))
+        Ok(PsqlPool::from_parts(manager, slots, self.hooks))
     }
 
     fn validate(&self) -> Result<(Config, SlotConfig)> {
@@ -544,6 +633,8 @@ mod tests {
             query_timeout,
             prepared_statements,
             param_types,
+            slow_statement_threshold,
+            hooks,
         );
         for name in fields {
             assert!(d.contains(&format!("{name}: ")), "{name} missing from {d}");

@@ -64,6 +64,17 @@ pub enum Error {
         /// Why it was refused.
         why: &'static str,
     },
+    /// A connection hook failed (returned an error or panicked). Only `after_connect` fails a
+    /// checkout: its connection is closed and the checkout (or `startup`) returns this. A
+    /// failing `before_acquire` or `after_release` just closes that connection.
+    #[error("the {hook} hook failed: {source}")]
+    Hook {
+        /// Which hook: `"after_connect"`.
+        hook: &'static str,
+        /// The hook's error, or the panic's message.
+        #[source]
+        source: crate::hooks::HookError,
+    },
     /// A builder value or the DSN is invalid. The message names the bad part and never
     /// contains the password.
     #[error("invalid pool configuration: {0}")]

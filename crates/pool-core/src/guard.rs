@@ -62,6 +62,16 @@ impl PooledConnection {
         }
     }
 
+    /// Counts a query timeout in the pool's stats; passes the result through.
+    pub(crate) fn track<T>(&self, r: pgwire_lite::Result<T>) -> Result<T> {
+        if let Err(e) = &r {
+            if e.timeout_outcome().is_some() {
+                self.obj.slots().counters.query_timeout();
+            }
+        }
+        Ok(r?)
+    }
+
     pub(crate) fn raw(&mut self) -> &mut Connection {
         self.obj.conn_mut().expect(HOLDS_CONNECTION)
     }
@@ -98,11 +108,8 @@ impl PooledConnection {
         querystring: &str,
         parameters: &[&(dyn ToSql + Sync)],
     ) -> Result<QueryResult> {
-        Ok(self
-            .settle()
-            .await?
-            .execute(querystring, parameters)
-            .await?)
+        let r = self.settle().await?.execute(querystring, parameters).await;
+        self.track(r)
     }
 
     /// Runs a statement with parameters through the unnamed statement, nothing cached
@@ -113,7 +120,8 @@ impl PooledConnection {
         parameters: &[&(dyn ToSql + Sync)],
     ) -> Result<QueryResult> {
         let conn = self.settle().await?;
-        Ok(conn.execute_unprepared(querystring, parameters).await?)
+        let r = conn.execute_unprepared(querystring, parameters).await;
+        self.track(r)
     }
 
     /// Runs a statement once per parameter row in one round trip, all or nothing; see
@@ -126,16 +134,18 @@ impl PooledConnection {
     where
         R: AsRef<[&'a (dyn ToSql + Sync)]>,
     {
-        Ok(self
+        let r = self
             .settle()
             .await?
             .execute_many(querystring, parameters)
-            .await?)
+            .await;
+        self.track(r)
     }
 
     /// Runs a query and returns its rows.
     pub async fn query(&mut self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<Vec<Row>> {
-        Ok(self.settle().await?.query(sql, params).await?)
+        let r = self.settle().await?.query(sql, params).await;
+        self.track(r)
     }
 
     /// Runs a query and streams its rows as they arrive; see [`Connection::query_stream`].
@@ -149,7 +159,8 @@ impl PooledConnection {
 
     /// Runs a query that must return exactly one row.
     pub async fn query_one(&mut self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<Row> {
-        Ok(self.settle().await?.query_one(sql, params).await?)
+        let r = self.settle().await?.query_one(sql, params).await;
+        self.track(r)
     }
 
     /// Runs a query that returns at most one row ([`Error::is_row_count`] for more).
@@ -158,7 +169,8 @@ impl PooledConnection {
         sql: &str,
         params: &[&(dyn ToSql + Sync)],
     ) -> Result<Option<Row>> {
-        Ok(self.settle().await?.query_opt(sql, params).await?)
+        let r = self.settle().await?.query_opt(sql, params).await;
+        self.track(r)
     }
 
     /// Starts a pipeline (several statements, one write); see [`Connection::pipeline`].
@@ -177,12 +189,14 @@ impl PooledConnection {
     /// Runs one or more statements with the simple query protocol (no parameters), one
     /// result per statement.
     pub async fn simple_query(&mut self, sql: &str) -> Result<Vec<QueryResult>> {
-        Ok(self.settle().await?.simple_query(sql).await?)
+        let r = self.settle().await?.simple_query(sql).await;
+        self.track(r)
     }
 
     /// Runs statements with the simple query protocol and discards their rows.
     pub async fn batch_execute(&mut self, sql: &str) -> Result<()> {
-        Ok(self.settle().await?.batch_execute(sql).await?)
+        let r = self.settle().await?.batch_execute(sql).await;
+        self.track(r)
     }
 
     /// `BEGIN`, psqlpy style: the transaction stays open until [`commit`](Self::commit) or

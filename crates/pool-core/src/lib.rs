@@ -76,6 +76,19 @@
 //!   flatten, default)]`, see the `psqlpool-derive` crate). User types are looked up in
 //!   `pg_type` once per pool ([`PsqlPool::type_cache`]).
 //!
+//! - Hooks: [`after_connect`](PsqlPoolBuilder::after_connect) sets up every new session,
+//!   [`before_acquire`](PsqlPoolBuilder::before_acquire) and
+//!   [`after_release`](PsqlPoolBuilder::after_release) can veto a connection (closed and
+//!   replaced); a hook that fails or panics costs its connection, never a slot.
+//! - Counters: [`PsqlPool::stats`] → [`PoolStats`] (checkouts, waits, timeouts, connections
+//!   opened and closed by reason), cumulative and lock-free, beside the [`Status`] snapshot.
+//! - `tracing`: a span per checkout (`acquire`) and per statement (`query`, with
+//!   OpenTelemetry's `db.*` and `server.*` field names and the SQLSTATE of a failure; never a
+//!   parameter value), events for connections opened and closed with the reason, timeouts,
+//!   listener reconnects and the transaction-pooler switch, and
+//!   [`slow_statement_threshold`](PsqlPoolBuilder::slow_statement_threshold). No subscriber
+//!   is installed: the application chooses one; without one the cost is a check per callsite.
+//!
 //! Unlike psqlpy's pool, every wait has a timeout (30 s by default), a connection given back
 //! inside a transaction is rolled back, and waiters are served first come, first served.
 //! [`PsqlPool`] explains the borrow cycle, [`RecyclingMethod`] what survives between borrowers.
@@ -94,6 +107,7 @@ mod builder;
 mod client;
 mod error;
 mod guard;
+mod hooks;
 mod ident;
 mod limits;
 mod listener;
@@ -108,14 +122,15 @@ pub use builder::PsqlPoolBuilder;
 pub use client::GenericClient;
 pub use error::{Error, PoolError, Result, TimeoutKind};
 pub use guard::PooledConnection;
+pub use hooks::{BoxFuture, ConnectionMetadata, HookError, HookResult};
 pub use limits::{
     DEFAULT_CREATE_TIMEOUT, DEFAULT_RECYCLE_TIMEOUT, DEFAULT_WAIT_TIMEOUT, MIN_POOL_SIZE,
 };
 pub use listener::{ListenerEvent, ListenerStream, PgListener};
 pub use pool::PsqlPool;
 pub use recycle::{CLEAN_SQL, RecyclingMethod, VERIFIED_SQL};
-pub use retry::{BoxFuture, RetryPolicy};
-pub use slots::{Metrics, Status};
+pub use retry::RetryPolicy;
+pub use slots::{Metrics, PoolStats, Status};
 pub use transaction::{IsolationLevel, Transaction, TransactionBuilder, TransactionOptions};
 
 pub use pgwire_lite;

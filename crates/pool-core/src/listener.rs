@@ -220,6 +220,7 @@ impl PgListener {
     }
 
     fn lost(&mut self, e: &pgwire_lite::Error) {
+        tracing::warn!(target: "pool_core::listener", error = %e, "listener connection lost; reconnecting");
         self.conn = None;
         self.gap.get_or_insert_with(|| e.to_string());
     }
@@ -236,10 +237,19 @@ impl PgListener {
             loop {
                 match self.open().await {
                     Ok(conn) => {
+                        if self.gap.is_some() {
+                            tracing::info!(
+                                target: "pool_core::listener",
+                                attempts = run,
+                                channels = self.channels.len(),
+                                "listener reconnected"
+                            );
+                        }
                         self.conn = Some(conn);
                         break;
                     }
                     Err(e) if transient(&e) && run < self.reconnect.attempts_allowed() => {
+                        tracing::debug!(target: "pool_core::listener", attempt = run, error = %e, "listener reconnect failed; retrying");
                         tokio::time::sleep(self.reconnect.delay(run)).await;
                         run = run.saturating_add(1);
                     }

@@ -6,12 +6,14 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use pgwire_lite::{QueryResult, Row, ToSql};
+use tracing::Instrument;
 
 use crate::error::{Error, Result};
 use crate::guard::PooledConnection;
+use crate::hooks::Hooks;
 use crate::limits;
 use crate::recycle::PgManager;
-use crate::slots::{SlotConfig, Slots, Status};
+use crate::slots::{Object, PoolStats, SlotConfig, Slots, Status};
 
 /// A PostgreSQL connection pool: FIFO-fair, bounded, with recycling strategies.
 ///
@@ -71,10 +73,14 @@ impl fmt::Debug for PsqlPool {
 }
 
 impl PsqlPool {
-    pub(crate) fn from_parts(manager: PgManager, config: SlotConfig) -> PsqlPool {
+    pub(crate) fn from_parts(
+        manager: PgManager,
+        config: SlotConfig,
+        hooks: Hooks<pgwire_lite::Connection>,
+    ) -> PsqlPool {
         PsqlPool {
             inner: Arc::new(Inner {
-                slots: Slots::new(manager, config),
+                slots: Slots::with_hooks(manager, config, hooks),
                 started: AtomicBool::new(false),
                 starting: tokio::sync::Mutex::new(()),
             }),
@@ -122,8 +128,27 @@ impl PsqlPool {
     /// [`Error::Backend`] when a new connection could not be opened.
     pub async fn connection(&self) -> Result<PooledConnection> {
         self.check_started()?;
-        let obj = self.inner.slots.get().await?;
+        let obj = self.acquire(self.inner.slots.config.wait_timeout).await?;
         Ok(PooledConnection::new(obj))
+    }
+
+    /// One checkout inside its `tracing` span (`acquire`, with OpenTelemetry's server and
+    /// database fields). With the span disabled, the plain checkout: no wrapper, no fields.
+    async fn acquire(&self, wait: Duration) -> Result<Object<PgManager>> {
+        let t = &self.inner.slots.manager.trace;
+        let span = tracing::debug_span!(
+            target: "pool_core::acquire",
+            "acquire",
+            db.system.name = "postgresql",
+            db.namespace = t.namespace.as_str(),
+            server.address = t.address.as_str(),
+            server.port = t.port,
+        );
+        if span.is_disabled() {
+            self.inner.slots.get_timeout(wait).await
+        } else {
+            self.inner.slots.get_timeout(wait).instrument(span).await
+        }
     }
 
     /// Changes the password used for connections opened from now on (credential rotation).
@@ -139,7 +164,7 @@ impl PsqlPool {
     /// `Duration::ZERO` borrows only if a slot is free right now.
     pub async fn connection_timeout(&self, wait: Duration) -> Result<PooledConnection> {
         self.check_started()?;
-        let obj = self.inner.slots.get_timeout(wait).await?;
+        let obj = self.acquire(wait).await?;
         Ok(PooledConnection::new(obj))
     }
 
@@ -269,6 +294,13 @@ impl PsqlPool {
     /// `in_use`), read together so they always add up.
     pub fn status(&self) -> Status {
         self.inner.slots.status()
+    }
+
+    /// Cumulative counters since the pool was built: checkouts, waits, timeouts, connections
+    /// opened and closed by reason (see [`PoolStats`]). Lock-free relaxed reads, so it can
+    /// be scraped often; [`status`](Self::status) is the consistent snapshot of sizes.
+    pub fn stats(&self) -> PoolStats {
+        self.inner.slots.stats()
     }
 
     /// Changes the maximum size. Growing takes effect at once (waiters are served); shrinking

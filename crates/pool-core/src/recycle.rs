@@ -125,6 +125,37 @@ pub(crate) struct PgManager {
     /// Types looked up in `pg_type`, shared by every connection of the pool: each user type is
     /// looked up once per pool, not once per connection.
     pub(crate) types: std::sync::Arc<pgwire_lite::TypeCache>,
+    /// Statements at least this slow are reported (a `tracing` WARN event).
+    pub(crate) slow_statement_threshold: Option<std::time::Duration>,
+    /// What the checkout spans say about the server.
+    pub(crate) trace: TraceTarget,
+}
+
+/// The server fields of the checkout span (OpenTelemetry's names): the first host and port
+/// configured, and the database, as known when the pool was built.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct TraceTarget {
+    pub(crate) namespace: String,
+    pub(crate) address: String,
+    pub(crate) port: u16,
+}
+
+impl TraceTarget {
+    pub(crate) fn of(config: &pgwire_lite::Config) -> TraceTarget {
+        TraceTarget {
+            namespace: config
+                .get_dbname()
+                .or(config.get_user())
+                .unwrap_or_default()
+                .to_owned(),
+            address: match config.get_hosts().first() {
+                Some(pgwire_lite::Host::Tcp(name)) => name.clone(),
+                Some(pgwire_lite::Host::Unix(dir)) => dir.display().to_string(),
+                None => String::new(),
+            },
+            port: config.get_ports().first().copied().unwrap_or(5432),
+        }
+    }
 }
 
 /// SQLSTATE 26000 from `FetchPreparedStatement`: a named statement our cache prepared is not
@@ -153,6 +184,7 @@ impl PgManager {
         ClientSettings {
             query_timeout: self.query_timeout,
             param_types: self.param_types,
+            slow_statement_threshold: self.slow_statement_threshold,
             statement_cache_capacity: self.statement_cache_capacity(),
             ..ClientSettings::default()
         }
@@ -196,7 +228,15 @@ impl PgManager {
             return false;
         }
         self.unnamed.store(true, Ordering::Relaxed);
-        self.detected.store(true, Ordering::Relaxed);
+        // Said once: the first borrower to see the symptom flips the flag and warns.
+        if !self.detected.swap(true, Ordering::Relaxed) {
+            tracing::warn!(
+                target: "pool_core::pooler",
+                sqlstate = e.as_backend().and_then(pgwire_lite::Error::code).unwrap_or(""),
+                "detected a transaction pooler (e.g. PgBouncer in pool_mode=transaction): \
+                 named prepared statements are now off for the whole pool"
+            );
+        }
         conn.set_statement_cache_capacity(0);
         !conn.in_transaction()
     }

@@ -1,18 +1,13 @@
 //! [`PsqlPool::transaction`]: run a closure in a transaction, retrying it when PostgreSQL
 //! asks for a retry (serialization failure 40001, deadlock 40P01).
 
-use std::future::Future;
 use std::hash::{BuildHasher, RandomState};
-use std::pin::Pin;
 use std::time::Duration;
 
 use crate::error::{Error, Result};
+use crate::hooks::BoxFuture;
 use crate::pool::PsqlPool;
 use crate::transaction::{Transaction, TransactionOptions};
-
-/// A boxed, `Send` future borrowing for `'a`: what a [`PsqlPool::transaction`] closure
-/// returns (`Box::pin(async move { ... })`).
-pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 /// How [`PsqlPool::transaction_with`] retries: at most `attempts` runs in all, sleeping
 /// between them a random time in `[d/2, d]` where `d = base_delay * 2^(run - 1)`, capped at

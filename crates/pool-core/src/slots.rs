@@ -17,7 +17,9 @@
 //! Slots are generic over [`Manager`] so that the accounting is tested with a fake factory
 //! and paused time (no I/O); the real manager wraps `pgwire_lite::Connection`. A slot held by
 //! a borrower is an [`Object`] (`object.rs`); a connection's bookkeeping is an [`Entry`]
-//! (`entry.rs`).
+//! (`entry.rs`); opening, readying and the background reset / release check of one connection
+//! are in `steps.rs`; the cumulative counters ([`PoolStats`]) in `stats.rs`, bumped wherever a
+//! slot or a connection changes hands.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
@@ -27,14 +29,22 @@ use tokio::sync::{Semaphore, TryAcquireError};
 use tokio::time::{Instant, timeout};
 
 use crate::error::{Error, TimeoutKind};
+use crate::hooks::Hooks;
 use crate::manager::{Health, Manager};
 
 mod entry;
 mod object;
+mod stats;
+mod steps;
+
+use steps::{release_in_background, reset_in_background};
 
 pub(crate) use entry::Entry;
 pub use entry::Metrics;
 pub(crate) use object::Object;
+use stats::Pending;
+pub use stats::PoolStats;
+pub(crate) use stats::{CloseReason, Counters};
 
 /// The slot-level knobs (validated by the builder).
 #[derive(Debug, Clone)]
@@ -108,6 +118,9 @@ pub(crate) struct Slots<M: Manager> {
     /// The `min_idle` filler's backoff after failed creates (see [`FillBackoff`]).
     fill_backoff: Mutex<FillBackoff>,
     pub(crate) config: SlotConfig,
+    pub(crate) hooks: Hooks<M::Conn>,
+    /// Cumulative counters; never locked.
+    pub(crate) counters: Counters,
 }
 
 /// Counts a borrower as waiting while it is queued for a permit, whichever way the wait ends.
@@ -127,7 +140,12 @@ impl Drop for WaitingGuard<'_> {
 }
 
 impl<M: Manager> Slots<M> {
+    #[cfg(any(test, feature = "bench-internals"))]
     pub(crate) fn new(manager: M, config: SlotConfig) -> Arc<Self> {
+        Self::with_hooks(manager, config, Hooks::default())
+    }
+
+    pub(crate) fn with_hooks(manager: M, config: SlotConfig, hooks: Hooks<M::Conn>) -> Arc<Self> {
         Arc::new(Slots {
             manager,
             semaphore: Semaphore::new(config.max_size),
@@ -141,6 +159,8 @@ impl<M: Manager> Slots<M> {
             waiting: AtomicUsize::new(0),
             fill_backoff: Mutex::new(FillBackoff::default()),
             config,
+            hooks,
+            counters: Counters::default(),
         })
     }
 
@@ -171,6 +191,11 @@ impl<M: Manager> Slots<M> {
         }
     }
 
+    /// The cumulative counters, read without the lock.
+    pub(crate) fn stats(&self) -> PoolStats {
+        self.counters.snapshot()
+    }
+
     pub(crate) fn is_closed(&self) -> bool {
         self.lock().closed
     }
@@ -183,6 +208,20 @@ impl<M: Manager> Slots<M> {
     /// Borrows a connection: waits (FIFO, at most `wait`) for a slot, then takes the most
     /// recently used idle connection that passes its checks, or opens a new one.
     pub(crate) async fn get_timeout(self: &Arc<Self>, wait: Duration) -> Result<Object<M>, Error> {
+        // Counts the checkout as cancelled if this future is dropped before it ends.
+        let pending = Pending::new(&self.counters);
+        let mut queued_for = None;
+        let got = self.checkout(wait, &mut queued_for).await;
+        pending.finish(got.is_ok(), queued_for);
+        got
+    }
+
+    /// `queued_for` is set to how long the checkout queued for a slot, if it had to.
+    async fn checkout(
+        self: &Arc<Self>,
+        wait: Duration,
+        queued_for: &mut Option<Duration>,
+    ) -> Result<Object<M>, Error> {
         // A free permit is taken without a timer. This cannot jump the queue: tokio's semaphore
         // hands released permits to queued waiters first, so one is free only when nobody waits.
         match self.semaphore.try_acquire() {
@@ -191,10 +230,18 @@ impl<M: Manager> Slots<M> {
             Err(TryAcquireError::Closed) => return Err(Error::Closed),
             Err(TryAcquireError::NoPermits) => {
                 let _waiting = WaitingGuard::new(&self.waiting);
+                // The clock is read only on this slow path.
+                let queued = Instant::now();
                 match timeout(wait, self.semaphore.acquire()).await {
-                    Err(_) => return Err(Error::Timeout(TimeoutKind::Wait)),
+                    Err(_) => {
+                        self.counters.wait_timeout(wait);
+                        return Err(Error::Timeout(TimeoutKind::Wait));
+                    }
                     Ok(Err(_closed)) => return Err(Error::Closed),
-                    Ok(Ok(permit)) => permit.forget(),
+                    Ok(Ok(permit)) => {
+                        permit.forget();
+                        *queued_for = Some(queued.elapsed());
+                    }
                 }
             }
         }
@@ -211,43 +258,49 @@ impl<M: Manager> Slots<M> {
         let mut obj = Object::reserved(Arc::clone(self));
         loop {
             let Some(mut entry) = candidate.take() else {
-                let conn = match timeout(self.config.create_timeout, self.manager.create()).await {
-                    Ok(Ok(conn)) => conn,
-                    Ok(Err(e)) => return Err(e),
-                    Err(_) => return Err(Error::Timeout(TimeoutKind::Create)),
-                };
-                obj.set_entry(Entry::new(conn, &self.config));
+                self.open_timed(&mut obj).await?;
+                if let Some(e) = obj.entry_mut() {
+                    e.handed_out();
+                }
                 return Ok(obj);
             };
-            let health = if entry.expired() {
+            let expired = entry.expired();
+            let health = if expired {
                 Health::Dead
             } else {
                 self.manager.health(&mut entry.conn, true)
             };
-            if health == Health::Ok && !self.manager.recycles() {
+            if health == Health::Ok
+                && !self.manager.recycles()
+                && self.hooks.before_acquire.is_none()
+            {
                 entry.checked_out();
                 obj.set_entry(entry);
                 return Ok(obj);
             }
-            if health != Health::Dead {
-                let prepare = async {
-                    if health == Health::Dirty {
-                        self.manager.reset(&mut entry.conn).await?;
-                    }
-                    self.manager.recycle(&mut entry.conn).await
-                };
-                match timeout(self.config.recycle_timeout, prepare).await {
-                    Ok(Ok(())) => {
+            entry.checking = true;
+            let entry = obj.set_entry(entry);
+            if health == Health::Dead {
+                obj.retire(if expired {
+                    CloseReason::Lifetime
+                } else {
+                    CloseReason::Broken
+                });
+            } else {
+                match timeout(self.config.recycle_timeout, self.prepare(entry, health)).await {
+                    Ok(None) => {
                         entry.checked_out();
-                        obj.set_entry(entry);
                         return Ok(obj);
                     }
                     // A failed check: close this one, try the next idle one or open one.
-                    Ok(Err(_)) => {}
-                    Err(_) => return Err(Error::Timeout(TimeoutKind::Recycle)),
+                    Ok(Some(why)) => obj.retire(why),
+                    Err(_) => {
+                        self.counters.recycle_timeout();
+                        obj.retire(CloseReason::RecycleFailed);
+                        return Err(Error::Timeout(TimeoutKind::Recycle));
+                    }
                 }
             }
-            drop(entry);
             // The slot stays ours; only the connection went away.
             candidate = self.lock().idle.pop();
         }
@@ -264,26 +317,51 @@ impl<M: Manager> Slots<M> {
     pub(crate) fn give_back(self: &Arc<Self>, entry: Option<Entry<M::Conn>>) {
         let mut keep = None;
         if let Some(mut e) = entry {
-            let health = if e.expired() {
-                Health::Dead
+            let health = if e.checking {
+                // A checkout cancelled or timed out midway: nobody knows its state.
+                self.counters.closed(CloseReason::Aborted);
+                None
+            } else if e.expired() {
+                self.counters.closed(CloseReason::Lifetime);
+                None
             } else {
-                self.manager.health(&mut e.conn, false)
+                Some(self.manager.health(&mut e.conn, false))
             };
             match health {
-                Health::Ok => keep = Some(e),
-                Health::Dirty if !e.reset_tried => match tokio::runtime::Handle::try_current() {
-                    Ok(handle) if !self.is_closed() => {
-                        e.reset_tried = true;
-                        let mut obj = Object::reserved(Arc::clone(self));
-                        obj.set_entry(e);
-                        // The task owns the slot; if it is dropped unrun, `reset_tried`
-                        // makes that drop close the connection instead of spawning again.
-                        handle.spawn(reset_in_background(obj));
-                        return;
+                Some(Health::Ok) if e.borrowed && self.hooks.after_release.is_some() => {
+                    match tokio::runtime::Handle::try_current() {
+                        Ok(handle) if !self.is_closed() => {
+                            e.borrowed = false;
+                            let mut obj = Object::reserved(Arc::clone(self));
+                            obj.set_entry(e);
+                            // As for a reset: the task owns the slot until the hook decided.
+                            handle.spawn(release_in_background(obj));
+                            return;
+                        }
+                        // The hook cannot run without a runtime, and it may be what keeps a
+                        // connection from going back in a state the application does not want.
+                        Ok(_) => keep = Some(e),
+                        Err(_) => self.counters.closed(CloseReason::Hook),
                     }
-                    _ => keep = Some(e),
-                },
-                Health::Dirty | Health::Dead => {}
+                }
+                Some(Health::Ok) => keep = Some(e),
+                Some(Health::Dirty) if !e.reset_tried => {
+                    match tokio::runtime::Handle::try_current() {
+                        Ok(handle) if !self.is_closed() => {
+                            e.reset_tried = true;
+                            let mut obj = Object::reserved(Arc::clone(self));
+                            obj.set_entry(e);
+                            // The task owns the slot; if it is dropped unrun, `reset_tried`
+                            // makes that drop close the connection instead of spawning again.
+                            handle.spawn(reset_in_background(obj));
+                            return;
+                        }
+                        _ => keep = Some(e),
+                    }
+                }
+                Some(Health::Dirty) => self.counters.closed(CloseReason::RecycleFailed),
+                Some(Health::Dead) => self.counters.closed(CloseReason::Broken),
+                None => {}
             }
         }
         let discard = {
@@ -292,6 +370,7 @@ impl<M: Manager> Slots<M> {
             let discard = match keep {
                 Some(mut e) if !st.closed && st.idle.len() + st.in_use < st.max_size => {
                     e.metrics.last_used = Instant::now();
+                    e.borrowed = false;
                     st.idle.push(e);
                     None
                 }
@@ -301,6 +380,9 @@ impl<M: Manager> Slots<M> {
             discard
         };
         // Closing a socket is done outside the lock.
+        if discard.is_some() {
+            self.counters.closed(CloseReason::Pool);
+        }
         drop(discard);
     }
 
@@ -314,6 +396,7 @@ impl<M: Manager> Slots<M> {
         };
         self.semaphore.close();
         for e in idle {
+            self.counters.closed(CloseReason::Pool);
             let _ = timeout(CLOSE_TIMEOUT, self.manager.close(e.conn)).await;
         }
     }
@@ -340,6 +423,9 @@ impl<M: Manager> Slots<M> {
             // Least recently used first.
             st.idle.drain(..n).collect::<Vec<_>>()
         };
+        for _ in &surplus {
+            self.counters.closed(CloseReason::Pool);
+        }
         drop(surplus);
     }
 
@@ -363,15 +449,18 @@ impl<M: Manager> Slots<M> {
             while i < st.idle.len() {
                 let e = &st.idle[i];
                 let surplus = st.idle.len() > min_idle;
-                if e.expired_at(now) || (surplus && e.idle_too_long(now)) {
-                    removed.push(st.idle.remove(i));
+                if e.expired_at(now) {
+                    removed.push((st.idle.remove(i), CloseReason::Lifetime));
+                } else if surplus && e.idle_too_long(now) {
+                    removed.push((st.idle.remove(i), CloseReason::Idle));
                 } else {
                     i += 1;
                 }
             }
             removed
         };
-        for e in expired {
+        for (e, why) in expired {
+            self.counters.closed(why);
             let _ = timeout(CLOSE_TIMEOUT, self.manager.close(e.conn)).await;
         }
         self.top_up().await;
@@ -405,24 +494,23 @@ impl<M: Manager> Slots<M> {
                 st.in_use += 1;
             }
             let mut obj = Object::reserved(Arc::clone(self));
-            let created = timeout(self.config.create_timeout, self.manager.create()).await;
+            let created = self.open_timed(&mut obj).await;
             {
                 let mut b = self
                     .fill_backoff
                     .lock()
                     .unwrap_or_else(PoisonError::into_inner);
-                if matches!(created, Ok(Ok(_))) {
+                if created.is_ok() {
                     *b = FillBackoff::default();
                 } else {
                     b.delay = (b.delay * 2).clamp(FILL_BACKOFF_MIN, FILL_BACKOFF_MAX);
                     b.not_before = Some(Instant::now() + b.delay);
                 }
             }
-            match created {
-                Ok(Ok(conn)) => obj.set_entry(Entry::new(conn, &self.config)),
-                // A later round tries again, after the backoff; a borrower that needs a
-                // connection meanwhile creates its own and sees the error itself.
-                _ => return,
+            // A later round tries again, after the backoff; a borrower that needs a
+            // connection meanwhile creates its own and sees the error itself.
+            if created.is_err() {
+                return;
             }
             // Dropping the object puts the new connection on the idle stack.
             drop(obj);
@@ -468,25 +556,6 @@ impl<M: Manager> Slots<M> {
     }
 }
 
-async fn reset_in_background<M: Manager>(mut obj: Object<M>) {
-    let slots = Arc::clone(obj.slots());
-    let ok = match obj.entry_mut() {
-        Some(e) => matches!(
-            timeout(
-                slots.config.recycle_timeout,
-                slots.manager.reset(&mut e.conn)
-            )
-            .await,
-            Ok(Ok(()))
-        ),
-        None => false,
-    };
-    if !ok {
-        obj.discard();
-    }
-    // Dropping gives the slot back: clean -> idle stack, still dirty or failed -> closed.
-}
-
 #[cfg(test)]
 mod fake;
 
@@ -495,3 +564,6 @@ mod tests;
 
 #[cfg(test)]
 mod stress;
+
+#[cfg(test)]
+mod hook_tests;

@@ -83,6 +83,7 @@ pub async fn assert_recovered(pool: &PsqlPool, app: &str, budget: Duration) {
     assert_eq!(s.waiting, 0, "a waiter is still waiting: {s:?}");
     assert!(s.size <= s.max_size, "{s:?}");
     assert_eq!(s.idle + s.in_use, s.size, "status does not add up: {s:?}");
+    assert_counters_add_up(pool);
     let start = Instant::now();
     let mut last = None;
     while start.elapsed() < budget {
@@ -107,6 +108,29 @@ pub async fn assert_recovered(pool: &PsqlPool, app: &str, budget: Duration) {
         "the server holds {n} backends for {app}, more than the pool's maximum {}",
         s.max_size
     );
+}
+
+/// A6' (counters): with no checkout mid-way, every connection the pool opened is held or was
+/// counted closed: `connections_created - connections_closed() == size`. The two reads are
+/// not atomic together, so they are repeated until no counter moved in between (the
+/// `min_idle` filler may be opening one).
+pub fn assert_counters_add_up(pool: &PsqlPool) {
+    let mut last = None;
+    for _ in 0..100 {
+        let before = pool.stats();
+        let s = pool.status();
+        if before != pool.stats() || s.in_use != 0 {
+            std::thread::sleep(Duration::from_millis(10));
+            continue;
+        }
+        let open = before.connections_created - before.connections_closed();
+        if open == s.size as u64 {
+            return;
+        }
+        last = Some((before, s));
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    panic!("the counters do not add up (created - closed != size): {last:?}");
 }
 
 /// A3 (tests/FAULTS.md): a call must finish within its timeout plus slack.

@@ -220,8 +220,8 @@ impl Config {
     }
 
     /// The password file to match hosts against: read when no password is given and a file
-    /// is named. A file that must not be used is reported on stderr with libpq's warning and
-    /// skipped, as libpq does.
+    /// is named. A file that must not be used is skipped with libpq's warning, as a `tracing`
+    /// WARN event (where libpq prints it to stderr).
     pub(crate) fn load_passfile(&self) -> Option<PassFile> {
         if self.password.is_some() {
             return None;
@@ -229,8 +229,7 @@ impl Config {
         match PassFile::load(self.passfile.as_deref()?) {
             Ok(file) => file,
             Err(warning) => {
-                // libpq prints this to stderr itself; there is no logging facade here yet.
-                eprintln!("{warning}");
+                tracing::warn!(target: "pgwire_lite::passfile", "{warning}");
                 None
             }
         }

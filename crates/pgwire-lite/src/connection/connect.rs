@@ -166,10 +166,38 @@ impl Connection {
         if let Some(n) = config.get_statement_cache_capacity() {
             conn.set_statement_cache_capacity(n);
         }
-        (
-            Self::started(conn.startup(config).await, conn, target, port),
-            used_tls,
-        )
+        conn.trace = super::trace::TraceTarget {
+            // As the server does, the database defaults to the user name.
+            namespace: config
+                .get_dbname()
+                .or(config.get_user())
+                .unwrap_or_default()
+                .into(),
+            address: match target {
+                Target::Tcp(name, _) => name.as_str().into(),
+                Target::Unix(dir) => dir.display().to_string().into(),
+            },
+            port,
+        };
+        let started = Self::started(conn.startup(config).await, conn, target, port);
+        match &started {
+            Ok(conn) => tracing::debug!(
+                target: "pgwire_lite::connection",
+                backend_pid = conn.process_id,
+                tls = used_tls,
+                server.address = &*conn.trace.address,
+                server.port = port,
+                db.namespace = &*conn.trace.namespace,
+                "connection opened"
+            ),
+            Err(e) => tracing::debug!(
+                target: "pgwire_lite::connection",
+                error = %e,
+                server.address = %target.describe(port),
+                "connection attempt failed"
+            ),
+        }
+        (started, used_tls)
     }
 
     /// The connection once `startup` ended with `result`, or its error naming the server.

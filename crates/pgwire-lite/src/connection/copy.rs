@@ -220,14 +220,14 @@ impl Connection {
     /// # Ok(()) }
     /// ```
     pub async fn copy_in(&mut self, sql: &str) -> Result<CopyInSink<'_>> {
-        self.request(async |c| c.start_copy(sql, CopyKind::In).await)
+        self.traced(sql, async |c| c.start_copy(sql, CopyKind::In).await)
             .await?;
         Ok(CopyInSink { conn: self })
     }
 
     /// Starts `COPY ... TO STDOUT` (any format) and returns the stream of its data.
     pub async fn copy_out(&mut self, sql: &str) -> Result<CopyOutStream<'_>> {
-        self.request(async |c| c.start_copy(sql, CopyKind::Out).await)
+        self.traced(sql, async |c| c.start_copy(sql, CopyKind::Out).await)
             .await?;
         Ok(CopyOutStream {
             pump: Pump::new(self),

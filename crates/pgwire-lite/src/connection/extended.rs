@@ -25,7 +25,7 @@ impl Connection {
         sql: &str,
         params: &[&(dyn ToSql + Sync)],
     ) -> Result<QueryResult> {
-        self.request(async |c| c.execute_request(sql, params).await)
+        self.traced(sql, async |c| c.execute_request(sql, params).await)
             .await
     }
 
@@ -39,8 +39,10 @@ impl Connection {
         sql: &str,
         params: &[&(dyn ToSql + Sync)],
     ) -> Result<QueryResult> {
-        self.request(async |c| c.execute_unprepared_request(sql, params).await)
-            .await
+        self.traced(sql, async |c| {
+            c.execute_unprepared_request(sql, params).await
+        })
+        .await
     }
 
     /// Runs a query and returns its rows.

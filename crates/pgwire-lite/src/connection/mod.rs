@@ -16,6 +16,7 @@
 //! | `stream.rs`, `copy.rs`, `binary_copy.rs` | streamed rows, COPY FROM STDIN / TO STDOUT, typed binary COPY |
 //! | `timeout.rs`, `cancel.rs` | query timeouts and CancelRequest |
 //! | `notify.rs` | waiting for a LISTEN/NOTIFY notification on an idle connection |
+//! | `trace.rs` | the per-statement tracing span and the slow-statement warning |
 //!
 //! # Cancellation safety
 //! Dropping a query future at any await point never leaves the connection in an unknown state.
@@ -51,6 +52,7 @@ mod startup;
 mod stream;
 mod timeout;
 mod tls;
+mod trace;
 mod transport;
 mod type_lookup;
 
@@ -122,6 +124,8 @@ pub struct ClientSettings {
     pub param_types: ParamTypes,
     /// [`Connection::set_statement_cache_capacity`].
     pub statement_cache_capacity: usize,
+    /// [`Connection::set_slow_statement_threshold`].
+    pub slow_statement_threshold: Option<Duration>,
 }
 
 impl Default for ClientSettings {
@@ -131,6 +135,7 @@ impl Default for ClientSettings {
             query_timeout: None,
             param_types: ParamTypes::Inferred,
             statement_cache_capacity: DEFAULT_STATEMENT_CACHE_CAPACITY,
+            slow_statement_threshold: None,
         }
     }
 }
@@ -154,6 +159,9 @@ pub struct Connection {
     max_message_len: usize,
     query_timeout: Option<Duration>,
     param_types: ParamTypes,
+    slow_statement_threshold: Option<Duration>,
+    /// What the tracing spans say about the server.
+    trace: trace::TraceTarget,
     created_at: Instant,
     /// The tokio runtime whose reactor the socket is registered with: once that runtime is
     /// gone, the socket can never be read again.
@@ -194,6 +202,8 @@ impl Connection {
             max_message_len: settings.max_message_len,
             query_timeout: settings.query_timeout,
             param_types: settings.param_types,
+            slow_statement_threshold: settings.slow_statement_threshold,
+            trace: trace::TraceTarget::default(),
             created_at: Instant::now(),
             runtime: tokio::runtime::Handle::try_current().ok().map(|h| h.id()),
         }
@@ -305,6 +315,14 @@ impl Connection {
         self.query_timeout = timeout;
     }
 
+    /// Statements that take at least this long (from the first byte sent to the last byte of
+    /// the response; for streams and COPY, until the first row or data) are reported with a
+    /// `tracing` WARN event ("slow statement", target `pgwire_lite::slow`) carrying the elapsed
+    /// time and the SQL text, never the parameter values. `None` (the default) reads no clock.
+    pub fn set_slow_statement_threshold(&mut self, threshold: Option<Duration>) {
+        self.slow_statement_threshold = threshold;
+    }
+
     /// The query time limit, if one is set.
     pub fn query_timeout(&self) -> Option<Duration> {
         self.query_timeout
@@ -323,6 +341,7 @@ impl Connection {
             query_timeout: self.query_timeout,
             param_types: self.param_types,
             statement_cache_capacity: self.cache.capacity(),
+            slow_statement_threshold: self.slow_statement_threshold,
         }
     }
 
@@ -332,6 +351,7 @@ impl Connection {
         self.max_message_len = settings.max_message_len;
         self.query_timeout = settings.query_timeout;
         self.param_types = settings.param_types;
+        self.slow_statement_threshold = settings.slow_statement_threshold;
         if self.cache.capacity() != settings.statement_cache_capacity {
             self.cache.set_capacity(settings.statement_cache_capacity);
         }
@@ -361,6 +381,14 @@ impl Connection {
 
     /// Closes the connection politely (Terminate, then shutdown).
     pub async fn close(mut self) -> Result<()> {
+        tracing::debug!(
+            target: "pgwire_lite::connection",
+            backend_pid = self.process_id,
+            broken = self.is_broken(),
+            server.address = &*self.trace.address,
+            server.port = self.trace.port,
+            "connection closed"
+        );
         if self.is_broken() {
             return Ok(());
         }

@@ -35,7 +35,7 @@ impl Connection {
         R: AsRef<[&'a (dyn ToSql + Sync)]>,
     {
         let rows: Vec<&[&(dyn ToSql + Sync)]> = rows.iter().map(|r| r.as_ref()).collect();
-        self.request(async |c| c.execute_many_request(sql, &rows).await)
+        self.traced(sql, async |c| c.execute_many_request(sql, &rows).await)
             .await
     }
 

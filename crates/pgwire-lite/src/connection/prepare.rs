@@ -15,7 +15,7 @@ use crate::types::{Format, Type};
 impl Connection {
     /// Prepares `sql` as a named statement in the cache (or returns the cached one).
     pub async fn prepare(&mut self, sql: &str) -> Result<Arc<Statement>> {
-        self.request(async |c| {
+        self.traced(sql, async |c| {
             c.ensure_ready().await?;
             match c.cache.get(sql) {
                 Some(s) => Ok(s),

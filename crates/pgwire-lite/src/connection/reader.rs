@@ -142,6 +142,9 @@ impl RequestState {
 
     /// Marks the connection unusable. The first cause is kept: later failures are its echoes.
     pub(super) fn set_broken(&mut self, why: &'static str) {
+        if self.broken.is_none() {
+            tracing::debug!(target: "pgwire_lite::connection", why, "connection broken");
+        }
         self.broken.get_or_insert(why);
     }
 

@@ -23,7 +23,7 @@ impl Connection {
     ///
     /// The whole result is buffered in memory before this returns.
     pub async fn simple_query(&mut self, sql: &str) -> Result<Vec<QueryResult>> {
-        self.request(async |c| c.simple_query_request(sql).await)
+        self.traced(sql, async |c| c.simple_query_request(sql).await)
             .await
     }
 

@@ -312,7 +312,7 @@ impl Connection {
         fetch_size: Option<i32>,
     ) -> Result<RowStream<'_>> {
         let columns = self
-            .request(async |c| c.start_stream(sql, params, fetch_size).await)
+            .traced(sql, async |c| c.start_stream(sql, params, fetch_size).await)
             .await?;
         Ok(RowStream {
             pump: Pump::new(self),

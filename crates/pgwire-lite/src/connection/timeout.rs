@@ -47,6 +47,12 @@ impl Connection {
                 // Boxed: the rare path would otherwise add its cancel and drain futures to the
                 // size of every request future.
                 let outcome = Box::pin(self.after_timeout(requests_before)).await;
+                tracing::warn!(
+                    target: "pgwire_lite::query",
+                    timeout_ms = limit.as_millis() as u64,
+                    outcome = ?outcome,
+                    "query timeout"
+                );
                 Err(Error::QueryTimeout(outcome))
             }
         }

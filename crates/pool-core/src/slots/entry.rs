@@ -67,6 +67,12 @@ pub(crate) struct Entry<C> {
     /// A background reset was already tried once; a connection still dirty after it is closed
     /// (and this also stops a reset task dropped unrun at runtime shutdown from re-spawning).
     pub(super) reset_tried: bool,
+    /// Being opened (`after_connect` not yet passed) or checked for a borrower: if its slot is
+    /// given back in this state (the checkout was cancelled or timed out), it is closed.
+    pub(super) checking: bool,
+    /// Handed to a borrower and not yet seen by `after_release`: the release hook runs once
+    /// per borrow, not again when a background reset gives the slot back a second time.
+    pub(super) borrowed: bool,
 }
 
 impl<C> Entry<C> {
@@ -78,7 +84,28 @@ impl<C> Entry<C> {
             expires_at: config.max_lifetime.and_then(|l| now.checked_add(jitter(l))),
             idle_limit: config.idle_timeout.map(jitter),
             reset_tried: false,
+            checking: true,
+            borrowed: false,
         }
+    }
+
+    /// Passed its checks: ready for a borrower (or, from `min_idle`'s filler, the idle stack).
+    pub(super) fn vetted(&mut self) {
+        self.checking = false;
+    }
+
+    /// What the hooks are told; `idle` is false for `after_release`.
+    pub(super) fn metadata(&self, idle: bool) -> crate::hooks::ConnectionMetadata {
+        let idle_for = if idle {
+            self.metrics.last_used.elapsed()
+        } else {
+            Duration::ZERO
+        };
+        crate::hooks::ConnectionMetadata::new(
+            self.metrics.created.elapsed(),
+            idle_for,
+            self.metrics.recycle_count,
+        )
     }
 
     /// Past `max_lifetime`. The clock is read only when a lifetime is set.
@@ -90,11 +117,18 @@ impl<C> Entry<C> {
         self.expires_at.is_some_and(|at| now >= at)
     }
 
-    /// Records a successful checkout.
+    /// Records the handover of a new connection to its first borrower.
+    pub(super) fn handed_out(&mut self) {
+        self.checking = false;
+        self.borrowed = true;
+        self.reset_tried = false;
+    }
+
+    /// Records a successful checkout of an idle connection.
     pub(super) fn checked_out(&mut self) {
         self.metrics.recycled = Some(Instant::now());
         self.metrics.recycle_count += 1;
-        self.reset_tried = false;
+        self.handed_out();
     }
 
     pub(super) fn idle_too_long(&self, now: Instant) -> bool {

@@ -198,4 +198,16 @@ pub(crate) fn assert_quiescent(slots: &Slots<Arc<Fake>>, fake: &Fake) {
     assert_eq!(s.in_use, 0, "{s:?}");
     assert_eq!(s.waiting, 0, "{s:?}");
     assert_eq!(fake.live(), s.idle, "{s:?}");
+    // Every connection opened is idle now or was counted closed, under some reason.
+    let st = slots.stats();
+    assert_eq!(
+        st.connections_created,
+        Fake::count(&fake.created) as u64,
+        "{st:?}"
+    );
+    assert_eq!(
+        st.connections_created - st.connections_closed(),
+        s.size as u64,
+        "{st:?} {s:?}"
+    );
 }

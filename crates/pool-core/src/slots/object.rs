@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use super::{Entry, Metrics, Slots};
+use super::{CloseReason, Entry, Metrics, Slots};
 use crate::manager::Manager;
 
 /// One held slot of the pool. While it lives, it owns one semaphore permit and counts as
@@ -13,7 +13,7 @@ use crate::manager::Manager;
 pub(crate) struct Object<M: Manager> {
     slots: Arc<Slots<M>>,
     /// `None` while the slot has no connection yet (being opened or recycled), or after
-    /// [`discard`](Self::discard).
+    /// [`retire`](Self::retire).
     entry: Option<Entry<M::Conn>>,
 }
 
@@ -23,8 +23,8 @@ impl<M: Manager> Object<M> {
         Object { slots, entry: None }
     }
 
-    pub(crate) fn set_entry(&mut self, entry: Entry<M::Conn>) {
-        self.entry = Some(entry);
+    pub(crate) fn set_entry(&mut self, entry: Entry<M::Conn>) -> &mut Entry<M::Conn> {
+        self.entry.insert(entry)
     }
 
     pub(crate) fn entry_mut(&mut self) -> Option<&mut Entry<M::Conn>> {
@@ -51,9 +51,12 @@ impl<M: Manager> Object<M> {
         self.entry.as_ref().map(|e| &e.metrics)
     }
 
-    /// Drops the connection now (closing it); the slot is freed when the guard drops.
-    pub(crate) fn discard(&mut self) {
-        self.entry = None;
+    /// Drops the connection now (closing it), counted under `why`; the slot is freed when
+    /// the guard drops.
+    pub(crate) fn retire(&mut self, why: CloseReason) {
+        if self.entry.take().is_some() {
+            self.slots.counters.closed(why);
+        }
     }
 }
 

@@ -187,6 +187,20 @@ async fn run(seed: u64, borrowers: usize, max_size: usize, resize_chaos: bool) -
     // Background resets finish within the recycle timeout.
     sleep(Duration::from_secs(1)).await;
     assert_quiescent(&slots, &fake);
+    // The counters saw at least what the borrowers saw (plan 0 hides its own outcomes).
+    let st = slots.stats();
+    assert!(st.acquires >= out.panicked as u64, "{st:?} {out:?}");
+    assert!(st.acquires_waited <= st.acquires, "{st:?} {out:?}");
+    assert!(
+        st.wait_timeouts >= out.wait_timeouts as u64,
+        "{st:?} {out:?}"
+    );
+    let other = st.create_timeouts + st.recycle_timeouts;
+    assert!(other >= out.other_timeouts as u64, "{st:?} {out:?}");
+    assert!(
+        st.acquires_cancelled > 0,
+        "plan 0 gives up while waiting: {st:?}"
+    );
     // No permit lost: all max_size slots can be held at once, immediately.
     *fake.create.lock().unwrap() = Gate::Ok;
     *fake.recycle.lock().unwrap() = Gate::Ok;
