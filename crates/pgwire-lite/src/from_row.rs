@@ -54,6 +54,22 @@ pub fn field<'a, T: FromSql<'a>>(
     row.try_get(column).map_err(|e| in_field(e, field, ty))
 }
 
+/// [`field`] with a hint: the derived code passes the field's position among the struct's
+/// fields, and when the column there has the field's name (the usual `SELECT` in struct
+/// order) it is read by index, without looking the name up among the columns.
+pub fn field_at<'a, T: FromSql<'a>>(
+    row: &'a Row,
+    position: usize,
+    column: &str,
+    field: &str,
+    ty: &str,
+) -> Result<T, Error> {
+    match row.columns().get(position) {
+        Some(c) if c.name() == column => row.try_get(position).map_err(|e| in_field(e, field, ty)),
+        _ => self::field(row, column, field, ty),
+    }
+}
+
 /// Like [`field`], for a field marked `default`: a missing column gives `T::default()` (a
 /// column that is there must still read as `T`).
 pub fn field_or_default<'a, T: FromSql<'a> + Default>(

@@ -467,7 +467,7 @@ fn from_row(input: &DeriveInput, c: &Container) -> syn::Result<TokenStream2> {
     let (impl_g, ty_g, where_g) = input.generics.split_for_impl();
     let struct_name = LitStr::new(&ident.to_string(), Span::call_site());
     let mut inits = Vec::new();
-    for (f, column, m) in &fields {
+    for (position, (f, column, m)) in fields.iter().enumerate() {
         let fi = &f.ident;
         let fname = fi.as_ref().map(ToString::to_string).unwrap_or_default();
         let fname = fname.strip_prefix("r#").unwrap_or(&fname).to_string();
@@ -482,7 +482,8 @@ fn from_row(input: &DeriveInput, c: &Container) -> syn::Result<TokenStream2> {
         } else if m.default {
             quote!(#fi: #k::from_row::field_or_default(row, #column, #fname, #struct_name)?)
         } else {
-            quote!(#fi: #k::from_row::field(row, #column, #fname, #struct_name)?)
+            // The field's position is a hint: a SELECT in struct order reads by index.
+            quote!(#fi: #k::from_row::field_at(row, #position, #column, #fname, #struct_name)?)
         });
     }
     Ok(quote! {
