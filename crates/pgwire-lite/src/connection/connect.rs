@@ -28,6 +28,14 @@ impl Connection {
     /// target_session_attrs=read-write". `prefer-standby` tries every host for a standby first,
     /// then any server.
     pub async fn connect(config: &Config) -> Result<Connection> {
+        // Boxed: the connect state machine (TLS handshake, SCRAM, host list, the type cache
+        // and tracing) is several kilobytes, and every future that may open a connection (a
+        // pool checkout, so `pool.execute`) would otherwise carry it inline and move it through
+        // the stack. One allocation per new connection.
+        Box::pin(Self::connect_unboxed(config)).await
+    }
+
+    async fn connect_unboxed(config: &Config) -> Result<Connection> {
         // Resolved configurations are validated already.
         let config = config.resolve()?;
         // Read once per connect: the certificate files, as libpq reads them per connection.
