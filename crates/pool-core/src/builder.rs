@@ -51,6 +51,7 @@ pub struct PsqlPoolBuilder {
     query_timeout: Option<Duration>,
     prepared_statements: bool,
     param_types: pgwire_lite::ParamTypes,
+    multiplexing: Option<bool>,
 }
 
 impl Default for PsqlPoolBuilder {
@@ -74,6 +75,7 @@ impl Default for PsqlPoolBuilder {
             query_timeout: None,
             prepared_statements: true,
             param_types: pgwire_lite::ParamTypes::Inferred,
+            multiplexing: None,
         }
     }
 }
@@ -101,6 +103,7 @@ impl fmt::Debug for PsqlPoolBuilder {
             query_timeout,
             prepared_statements,
             param_types,
+            multiplexing,
         } = self;
         // The DSN may hold a password too. `Config`'s own Debug redacts its password.
         let secret = |set: bool| if set { Some("<redacted>") } else { None };
@@ -123,6 +126,7 @@ impl fmt::Debug for PsqlPoolBuilder {
             .field("query_timeout", query_timeout)
             .field("prepared_statements", prepared_statements)
             .field("param_types", param_types)
+            .field("multiplexing", multiplexing)
             .finish()
     }
 }
@@ -260,6 +264,25 @@ impl PsqlPoolBuilder {
         self
     }
 
+    /// Lets concurrent [`execute`](PsqlPool::execute) / [`execute_unprepared`](PsqlPool::execute_unprepared)
+    /// calls share connections (default off; the DSN key `multiplexing=on` does the same, and
+    /// this setter wins over it). Their requests are written together and their responses read
+    /// in order, by the callers themselves (no background task): many statements per write and
+    /// per read instead of one round trip each, so more statements per second than
+    /// connections would allow one at a time.
+    ///
+    /// Every caller gets exactly its own statement's outcome, and each statement is its own
+    /// implicit transaction. A statement text is multiplexed only after it ran once on a whole
+    /// connection and showed that it leaves no session state behind (command tag SELECT,
+    /// INSERT, UPDATE, DELETE or MERGE, and no open transaction); everything else, and
+    /// everything while a [`query_timeout`](Self::query_timeout) is set, takes the normal
+    /// path. [`PsqlPool::connection`] always hands out a whole connection: shared connections
+    /// go back to the pool when borrowers wait for one. See the README for the model.
+    pub fn multiplexing(mut self, on: bool) -> Self {
+        self.multiplexing = Some(on);
+        self
+    }
+
     /// How many idle connections the background maintenance keeps open (default 0). It
     /// only uses slots nobody is waiting for.
     pub fn min_idle(mut self, min_idle: usize) -> Self {
@@ -284,6 +307,10 @@ impl PsqlPoolBuilder {
                 c.get_target_session_attrs()
             });
         let unnamed = !self.prepared_statements || capacity == Some(0);
+        let multiplexing = self
+            .multiplexing
+            .or(config.get_multiplexing())
+            .unwrap_or(false);
         let manager = PgManager {
             config: std::sync::RwLock::new(std::sync::Arc::new(config)),
             method: self.conn_recycling_method,
@@ -295,7 +322,7 @@ impl PsqlPoolBuilder {
             detected: AtomicBool::new(false),
             target,
         };
-        Ok(PsqlPool::from_parts(manager, slots))
+        Ok(PsqlPool::from_parts(manager, slots, multiplexing))
     }
 
     fn validate(&self) -> Result<(Config, SlotConfig)> {
@@ -514,7 +541,8 @@ mod tests {
             .min_idle(1)
             .query_timeout(Duration::from_secs(16))
             .prepared_statements(false)
-            .param_types(pgwire_lite::ParamTypes::FromValues);
+            .param_types(pgwire_lite::ParamTypes::FromValues)
+            .multiplexing(true);
         let d = format!("{b:?}");
         // The names come from an exhaustive pattern: once a field is added this does not
         // compile until the field is listed here, and so checked against the output.
@@ -543,6 +571,7 @@ mod tests {
             query_timeout,
             prepared_statements,
             param_types,
+            multiplexing,
         );
         for name in fields {
             assert!(d.contains(&format!("{name}: ")), "{name} missing from {d}");
@@ -555,12 +584,51 @@ mod tests {
             "query_timeout: Some(16s)",
             "prepared_statements: false",
             "param_types: FromValues",
+            "multiplexing: Some(true)",
         ] {
             assert!(d.contains(value), "{value} missing from {d}");
         }
         for secret in ["hunter2", "hunter3", "hunter4"] {
             assert!(!d.contains(secret), "{secret} leaked into {d}");
         }
+    }
+
+    #[test]
+    fn multiplexing_is_off_unless_turned_on_by_setter_or_dsn() {
+        assert!(!PsqlPool::builder().build().unwrap().multiplexing());
+        assert!(
+            PsqlPool::builder()
+                .multiplexing(true)
+                .build()
+                .unwrap()
+                .multiplexing()
+        );
+        let on = PsqlPool::builder()
+            .dsn("postgres://u@h/db?multiplexing=on")
+            .build()
+            .unwrap();
+        assert!(on.multiplexing());
+        let kv = PsqlPool::builder()
+            .dsn("host=h user=u multiplexing=on")
+            .build()
+            .unwrap();
+        assert!(kv.multiplexing());
+        // The setter wins over the DSN.
+        let off = PsqlPool::builder()
+            .dsn("host=h multiplexing=on")
+            .multiplexing(false)
+            .build()
+            .unwrap();
+        assert!(!off.multiplexing());
+        let err = PsqlPool::builder()
+            .dsn("host=h multiplexing=sometimes")
+            .build()
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("multiplexing") && err.contains("sometimes"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -85,6 +85,7 @@ mod ident;
 mod limits;
 mod listener;
 mod manager;
+mod multiplex;
 mod pool;
 mod recycle;
 mod retry;

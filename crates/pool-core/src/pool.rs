@@ -10,6 +10,7 @@ use pgwire_lite::{QueryResult, Row, ToSql};
 use crate::error::{Error, Result};
 use crate::guard::PooledConnection;
 use crate::limits;
+use crate::multiplex::Multiplexer;
 use crate::recycle::PgManager;
 use crate::slots::{SlotConfig, Slots, Status};
 
@@ -55,6 +56,8 @@ struct Inner {
     started: AtomicBool,
     /// Serializes concurrent `startup()` calls so only one opens the first connection.
     starting: tokio::sync::Mutex<()>,
+    /// Present with `multiplexing(true)`.
+    mux: Option<Multiplexer>,
 }
 
 impl fmt::Debug for PsqlPool {
@@ -71,14 +74,63 @@ impl fmt::Debug for PsqlPool {
 }
 
 impl PsqlPool {
-    pub(crate) fn from_parts(manager: PgManager, config: SlotConfig) -> PsqlPool {
+    pub(crate) fn from_parts(
+        manager: PgManager,
+        config: SlotConfig,
+        multiplexing: bool,
+    ) -> PsqlPool {
+        let mux = multiplexing.then(|| Multiplexer::new(config.max_size));
         PsqlPool {
             inner: Arc::new(Inner {
                 slots: Slots::new(manager, config),
                 started: AtomicBool::new(false),
                 starting: tokio::sync::Mutex::new(()),
+                mux,
             }),
         }
+    }
+
+    /// The pool's wait timeout, which also bounds a multiplexed caller's wait for a place.
+    pub(crate) fn wait_timeout(&self) -> Duration {
+        self.inner.slots.config.wait_timeout
+    }
+
+    /// Borrowers queued for a whole connection.
+    pub(crate) fn borrowers_waiting(&self) -> usize {
+        self.inner.slots.waiting()
+    }
+
+    /// Whether `execute` may multiplex `sql` now; `None` without multiplexing. A pool query
+    /// timeout keeps everything on the normal path: its CancelRequest would hit whatever
+    /// statement the shared backend runs, possibly another caller's.
+    fn multiplexer(&self, sql: &str) -> Option<&Multiplexer> {
+        let mux = self.inner.mux.as_ref()?;
+        (self.inner.slots.manager.query_timeout.is_none() && mux.is_safe(sql)).then_some(mux)
+    }
+
+    /// Runs `sql` on a whole connection (the normal path), and with multiplexing on, learns
+    /// from the outcome whether it may be multiplexed from now on.
+    async fn execute_solo(
+        &self,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+        unnamed: bool,
+    ) -> Result<QueryResult> {
+        let mut conn = self.connection().await?;
+        let r = if unnamed {
+            conn.execute_unprepared(sql, params).await
+        } else {
+            match conn.execute(sql, params).await {
+                Err(e) if self.pooler_detected(&e, &mut conn).await => {
+                    conn.execute_unprepared(sql, params).await
+                }
+                r => r,
+            }
+        };
+        if let (Some(mux), Ok(result)) = (&self.inner.mux, &r) {
+            mux.learn(sql, result, conn.transaction_status());
+        }
+        r
     }
 
     /// Starts the pool: opens one connection and checks it, so a wrong password or a server
@@ -166,13 +218,14 @@ impl PsqlPool {
         querystring: &str,
         parameters: &[&(dyn ToSql + Sync)],
     ) -> Result<QueryResult> {
-        let mut conn = self.connection().await?;
-        match conn.execute(querystring, parameters).await {
-            Err(e) if self.pooler_detected(&e, &mut conn).await => {
-                conn.execute_unprepared(querystring, parameters).await
+        self.check_started()?;
+        if let Some(mux) = self.multiplexer(querystring) {
+            let unnamed = !self.prepared_statements();
+            if let Some(r) = mux.execute(self, querystring, parameters, unnamed).await {
+                return r;
             }
-            r => r,
         }
+        self.execute_solo(querystring, parameters, false).await
     }
 
     /// See [`PgManager::pooler_detected`]: true when the statement may be re-run unnamed.
@@ -211,8 +264,13 @@ impl PsqlPool {
         querystring: &str,
         parameters: &[&(dyn ToSql + Sync)],
     ) -> Result<QueryResult> {
-        let mut conn = self.connection().await?;
-        conn.execute_unprepared(querystring, parameters).await
+        self.check_started()?;
+        if let Some(mux) = self.multiplexer(querystring) {
+            if let Some(r) = mux.execute(self, querystring, parameters, true).await {
+                return r;
+            }
+        }
+        self.execute_solo(querystring, parameters, true).await
     }
 
     /// Runs `querystring` once per parameter row in one round trip (psqlpy's `execute_many`):
@@ -261,7 +319,23 @@ impl PsqlPool {
     /// The counters (psqlpy's `max_size`, `size`, `available`, `waiting`, plus `idle` and
     /// `in_use`), read together so they always add up.
     pub fn status(&self) -> Status {
-        self.inner.slots.status()
+        let mut status = self.inner.slots.status();
+        if let Some(mux) = &self.inner.mux {
+            status.queued = mux.queued();
+        }
+        status
+    }
+
+    /// True when the pool was built with [`multiplexing(true)`](crate::PsqlPoolBuilder::multiplexing)
+    /// (or the DSN key `multiplexing=on`).
+    pub fn multiplexing(&self) -> bool {
+        self.inner.mux.is_some()
+    }
+
+    /// Connections currently shared by multiplexed `execute` calls (each counts in
+    /// [`Status::in_use`]); 0 without multiplexing.
+    pub fn multiplexed_connections(&self) -> usize {
+        self.inner.mux.as_ref().map_or(0, Multiplexer::connections)
     }
 
     /// Changes the maximum size. Growing takes effect at once (waiters are served); shrinking
@@ -285,6 +359,10 @@ impl PsqlPool {
     /// that error, and closes idle connections (politely, with Terminate). Borrowed
     /// connections are closed when they come back. Cannot be undone.
     pub async fn close(&self) {
+        if let Some(mux) = &self.inner.mux {
+            // Shared connections that are idle go back now; busy ones with their last caller.
+            mux.rebalance(false, true);
+        }
         self.inner.slots.close().await;
     }
 

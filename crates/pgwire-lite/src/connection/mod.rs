@@ -16,6 +16,7 @@
 //! | `stream.rs`, `copy.rs`, `binary_copy.rs` | streamed rows, COPY FROM STDIN / TO STDOUT, typed binary COPY |
 //! | `timeout.rs`, `cancel.rs` | query timeouts and CancelRequest |
 //! | `notify.rs` | waiting for a LISTEN/NOTIFY notification on an idle connection |
+//! | `multiplex.rs` | one request of a shared connection: encode, write by hand, read one response |
 //!
 //! # Cancellation safety
 //! Dropping a query future at any await point never leaves the connection in an unknown state.
@@ -42,6 +43,7 @@ mod cancel;
 mod connect;
 mod copy;
 mod extended;
+mod multiplex;
 mod notify;
 mod pipeline;
 mod prepare;
@@ -56,10 +58,12 @@ mod transport;
 pub use binary_copy::{BinaryCopyInWriter, BinaryCopyOutRow, BinaryCopyOutStream};
 pub use cancel::CancelToken;
 pub use copy::{CopyInSink, CopyOutStream};
+pub use multiplex::{MuxDecoder, MuxRequest};
 pub use pipeline::Pipeline;
 pub use stream::RowStream;
 pub use transport::Peer;
 
+pub(crate) use extended::is_stale_statement;
 use reader::{Owes, RequestState};
 use transport::{READ_CHUNK, Stream};
 

@@ -1,0 +1,653 @@
+//! Multiplexed `pool.execute` (opt-in, [`PsqlPoolBuilder::multiplexing`]): concurrent callers
+//! share connections, flat combining per connection.
+//!
+//! # The model
+//!
+//! The multiplexer borrows up to `max_db_pool_size` connections from the pool, one at a time
+//! as load asks for them, and shares each among callers:
+//!
+//! 1. A caller picks the connection with the fewest requests queued and, under that
+//!    connection's short mutex, appends its encoded request (Bind/Execute/Sync, or the first
+//!    time a connection sees the statement, a Parse/Describe/Sync first) to the connection's
+//!    unsent buffer, and takes the next place in its line of responses.
+//! 2. **Writing**: whoever finds the write side free writes *everything* queued, its own
+//!    request and everyone else's, in one write (flat combining). There is no aggregator
+//!    task: the writer is a caller, and the work moves to whichever caller comes next.
+//! 3. **Reading**: whoever finds the read side free reads responses in order and hands each
+//!    to its caller (waking it), until its own arrives; then it passes the role on by waking
+//!    the next waiting caller.
+//!
+//! Every request ends with its own Sync: each statement is its own implicit transaction, so a
+//! failing statement affects nobody else. (One Sync per batch, as pgbench's `\startpipeline`
+//! does, saves the server a flush per statement but rolls back the whole batch when one
+//! statement fails; it is not built, see the crate's README.)
+//!
+//! # Cancellation
+//!
+//! Roles and progress live in the connection's shared state, not in any caller's future: a
+//! writer dropped mid-write leaves the unwritten bytes in the buffer, a reader dropped
+//! mid-response leaves its decoder and buffered frames. A dropped caller's place in line stays;
+//! its response is read and discarded by whoever reads. A dropped role holder wakes the next
+//! waiting caller to take its role over.
+//!
+//! # Safety
+//!
+//! Only statements proven safe are multiplexed: a statement text runs on the normal path (a
+//! whole connection) until one run there completed with a command tag that leaves no session
+//! state (SELECT, INSERT, UPDATE, DELETE, MERGE) and ReadyForQuery said idle. Anything else
+//! (BEGIN, SET, LISTEN, COPY, DDL, ...) keeps taking the normal path. A ReadyForQuery that
+//! reports a transaction, or any protocol or I/O failure, quarantines the connection: it is
+//! closed and replaced, and every caller still waiting on it gets an error of its own — never
+//! another caller's result.
+//!
+//! A statement whose text says SELECT but whose functions change session state
+//! (`set_config(.., false)`, session advisory locks, `SELECT .. INTO TEMP`) is not detected by
+//! its tag; such statements belong on [`PsqlPool::connection`].
+
+use std::collections::{HashSet, VecDeque};
+use std::future::poll_fn;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
+use std::task::{Context, Poll, Waker};
+use std::time::Duration;
+
+use bytes::BytesMut;
+use pgwire_lite::{MuxDecoder, MuxRequest, QueryResult, ToSql, TransactionStatus};
+use tokio::sync::Semaphore;
+
+use crate::error::{Error, Result, TimeoutKind};
+use crate::guard::PooledConnection;
+use crate::pool::PsqlPool;
+
+/// Callers queued or in flight per multiplexed connection (times `max_db_pool_size` for the
+/// pool): pgbench's `\startpipeline` gets its best numbers at 8–16 statements in flight per
+/// connection; 64 leaves room for bursts while bounding what one connection's line holds.
+pub(crate) const QUEUE_PER_CONNECTION: usize = 64;
+
+/// Statement texts remembered as safe to multiplex; beyond this, new texts take the normal
+/// path (the set must not grow with every distinct SQL string a program makes up).
+const MAX_SAFE_STATEMENTS: usize = 4096;
+
+/// A request larger than this takes the normal path: everything queued on a connection goes
+/// out in one write while nobody may be reading, and requests this small fit the kernel's
+/// socket buffers, so that write cannot wait on a server that waits on us.
+const MAX_MULTIPLEXED_REQUEST: usize = 16 * 1024;
+
+/// Command tags of statements that leave no session or transaction state behind.
+const SAFE_TAGS: &[&str] = &["SELECT", "INSERT", "UPDATE", "DELETE", "MERGE"];
+
+/// The multiplexer of one pool.
+pub(crate) struct Multiplexer {
+    conns: Mutex<Vec<Arc<MuxConn>>>,
+    safe: RwLock<HashSet<Box<str>>>,
+    /// The bounded queue: a caller takes a permit before it queues (first come, first served,
+    /// at most the pool's wait timeout).
+    permits: Semaphore,
+    /// One caller at a time borrows a new connection for multiplexing.
+    growing: AtomicBool,
+    /// Shared connections that take no new requests and go back to the pool once empty.
+    draining: AtomicUsize,
+    max_conns: usize,
+}
+
+impl Multiplexer {
+    pub(crate) fn new(max_conns: usize) -> Multiplexer {
+        Multiplexer {
+            conns: Mutex::new(Vec::new()),
+            safe: RwLock::new(HashSet::new()),
+            permits: Semaphore::new(max_conns * QUEUE_PER_CONNECTION),
+            growing: AtomicBool::new(false),
+            draining: AtomicUsize::new(0),
+            max_conns,
+        }
+    }
+
+    /// Whether `sql` has shown that it may be multiplexed.
+    pub(crate) fn is_safe(&self, sql: &str) -> bool {
+        self.safe
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .contains(sql)
+    }
+
+    /// Remembers `sql` as safe when its solo run proved it: a safe command tag and an idle
+    /// session afterwards.
+    pub(crate) fn learn(&self, sql: &str, result: &QueryResult, status: TransactionStatus) {
+        let tag_ok = result
+            .command_tag()
+            .and_then(|t| t.split(' ').next())
+            .is_some_and(|verb| SAFE_TAGS.contains(&verb));
+        if !tag_ok || status != TransactionStatus::Idle {
+            return;
+        }
+        let mut safe = self.safe.write().unwrap_or_else(PoisonError::into_inner);
+        if safe.len() < MAX_SAFE_STATEMENTS {
+            safe.insert(sql.into());
+        }
+    }
+
+    /// Requests queued or in flight on multiplexed connections.
+    pub(crate) fn queued(&self) -> usize {
+        self.lock_conns()
+            .iter()
+            .map(|c| c.queued.load(Ordering::Relaxed))
+            .sum()
+    }
+
+    /// Connections held for multiplexing.
+    pub(crate) fn connections(&self) -> usize {
+        self.lock_conns().len()
+    }
+
+    fn lock_conns(&self) -> MutexGuard<'_, Vec<Arc<MuxConn>>> {
+        self.conns.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Hands shared connections back to the pool: when whole-connection borrowers wait, one
+    /// connection stops taking new requests (draining) and goes back once its line is empty;
+    /// with `all` (the pool is closing), every one does.
+    pub(crate) fn rebalance(&self, want: bool, all: bool) {
+        let mut released = Vec::new();
+        {
+            let mut conns = self.lock_conns();
+            if all {
+                for c in conns.iter() {
+                    c.lock().closing = true;
+                }
+            } else if want && !conns.iter().any(|c| c.lock().closing) {
+                if let Some(c) = conns
+                    .iter()
+                    .min_by_key(|c| c.queued.load(Ordering::Relaxed))
+                {
+                    c.lock().closing = true;
+                }
+            }
+            conns.retain(|c| {
+                let mut st = c.lock();
+                if st.closing && st.is_quiescent() {
+                    released.extend(st.conn.take());
+                    false
+                } else {
+                    true
+                }
+            });
+            let draining = conns.iter().filter(|c| c.lock().closing).count();
+            self.draining.store(draining, Ordering::Relaxed);
+        }
+        // Given back outside the lock: a waiting borrower takes it at once.
+        drop(released);
+    }
+
+    /// Runs `sql` multiplexed. `None`: it could not be (no connection to share, a request too
+    /// large, values the unnamed statement cannot take): the caller takes the normal path.
+    pub(crate) async fn execute(
+        &self,
+        pool: &PsqlPool,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+        unnamed: bool,
+    ) -> Option<Result<QueryResult>> {
+        let permit = match tokio::time::timeout(pool.wait_timeout(), self.permits.acquire()).await {
+            Ok(Ok(p)) => p,
+            Ok(Err(_)) => return Some(Err(Error::Closed)),
+            Err(_) => return Some(Err(Error::Timeout(TimeoutKind::Wait))),
+        };
+        let conn = self.pick(pool).await?;
+        // Two rounds at most: the first may only prepare the statement on this connection.
+        for _ in 0..2 {
+            let (seq, prepare) = match conn.enqueue(sql, params, unnamed) {
+                Enqueued::Queued { seq, prepare } => (seq, prepare),
+                Enqueued::Failed(e) => return Some(Err(e)),
+                Enqueued::NotHere => break,
+            };
+            let r = Call {
+                conn: &conn,
+                seq,
+                done: false,
+            }
+            .wait()
+            .await;
+            match r {
+                Ok(_) if prepare => continue,
+                Err(Error::Backend(e)) if e.is_stale_statement() => {
+                    // The table changed under the cached statement; nothing ran.
+                    conn.invalidate(sql);
+                    break;
+                }
+                r => {
+                    drop(permit);
+                    self.after_call(pool, &conn);
+                    return Some(r);
+                }
+            }
+        }
+        drop(permit);
+        self.after_call(pool, &conn);
+        None
+    }
+
+    /// The least-queued shared connection, borrowing a new one from the pool while the pool
+    /// has a free slot and every shared one is busy.
+    async fn pick(&self, pool: &PsqlPool) -> Option<Arc<MuxConn>> {
+        let (best, n) = {
+            let mut conns = self.lock_conns();
+            conns.retain(|c| !c.lock().is_dead());
+            let best = conns
+                .iter()
+                .filter(|c| !c.lock().closing)
+                .min_by_key(|c| c.queued.load(Ordering::Relaxed))
+                .cloned();
+            (best, conns.len())
+        };
+        let busy = best
+            .as_ref()
+            .is_none_or(|c| c.queued.load(Ordering::Relaxed) > 0);
+        if busy && n < self.max_conns && !self.growing.swap(true, Ordering::AcqRel) {
+            let grown = pool.connection_timeout(Duration::ZERO).await;
+            self.growing.store(false, Ordering::Release);
+            if let Ok(mut c) = grown {
+                if c.connection_mut().await.is_ok_and(|c| c.mux_ready()) {
+                    let mc = Arc::new(MuxConn::new(c));
+                    self.lock_conns().push(mc.clone());
+                    return Some(mc);
+                }
+            }
+        }
+        best
+    }
+
+    /// After a call: a connection that failed leaves the set; when whole-connection borrowers
+    /// wait, a quiescent shared connection goes back to the pool.
+    fn after_call(&self, pool: &PsqlPool, conn: &Arc<MuxConn>) {
+        let dead = conn.lock().is_dead();
+        if dead {
+            self.lock_conns().retain(|c| !Arc::ptr_eq(c, conn));
+            // Closed (it is broken) and its slot freed, outside the lock.
+            let taken = conn.lock().conn.take();
+            drop(taken);
+        }
+        let want = pool.borrowers_waiting() > 0;
+        let all = pool.is_closed();
+        if want || all || self.draining.load(Ordering::Relaxed) > 0 {
+            self.rebalance(want, all);
+        }
+    }
+}
+
+/// One shared connection.
+struct MuxConn {
+    state: Mutex<ConnState>,
+    /// Requests queued or in flight: read without the lock to pick the least-queued one.
+    queued: AtomicUsize,
+}
+
+struct ConnState {
+    /// `None` once given back or quarantined.
+    conn: Option<PooledConnection>,
+    /// Why the connection was quarantined.
+    failed: Option<&'static str>,
+    /// The pool is closing: take no new requests.
+    closing: bool,
+    /// Encoded requests not yet handed to a writer.
+    unsent: BytesMut,
+    /// What the current (or a dropped) writer still has to write.
+    writing: BytesMut,
+    /// The caller (by place in line) holding the write side, and the read side.
+    writer: Option<u64>,
+    reader: Option<u64>,
+    /// The place in line of `entries[0]`.
+    base: u64,
+    /// The next place in line to hand out.
+    next_seq: u64,
+    /// Places below this were handed to a writer: their responses may be read.
+    handed: u64,
+    /// The place whose response is read next.
+    next_read: u64,
+    entries: VecDeque<Entry>,
+    decoder: MuxDecoder,
+}
+
+struct Entry {
+    req: MuxRequest,
+    outcome: Outcome,
+    waker: Option<Waker>,
+}
+
+enum Outcome {
+    Waiting,
+    /// The caller left; its response is read and discarded.
+    Cancelled,
+    Ready(Result<QueryResult>),
+    /// Taken by its caller, or discarded: the entry only waits to leave the front.
+    Gone,
+}
+
+enum Enqueued {
+    Queued { seq: u64, prepare: bool },
+    Failed(Error),
+    NotHere,
+}
+
+impl MuxConn {
+    fn new(conn: PooledConnection) -> MuxConn {
+        MuxConn {
+            state: Mutex::new(ConnState {
+                conn: Some(conn),
+                failed: None,
+                closing: false,
+                unsent: BytesMut::with_capacity(8 * 1024),
+                writing: BytesMut::with_capacity(8 * 1024),
+                writer: None,
+                reader: None,
+                base: 0,
+                next_seq: 0,
+                handed: 0,
+                next_read: 0,
+                entries: VecDeque::with_capacity(QUEUE_PER_CONNECTION),
+                decoder: MuxDecoder::default(),
+            }),
+            queued: AtomicUsize::new(0),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, ConnState> {
+        // Nothing panics while the lock is held (encoders and decoders return errors); if
+        // something did, the state is still whole: each section updates it together.
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn invalidate(&self, sql: &str) {
+        if let Some(c) = self.lock().conn.as_mut() {
+            c.raw().mux_invalidate(sql);
+        }
+    }
+
+    /// Encodes the request (or the Parse it needs first) and takes a place in line.
+    fn enqueue(&self, sql: &str, params: &[&(dyn ToSql + Sync)], unnamed: bool) -> Enqueued {
+        let mut guard = self.lock();
+        let st = &mut *guard;
+        if st.failed.is_some() || st.closing {
+            return Enqueued::NotHere;
+        }
+        let Some(conn) = st.conn.as_mut() else {
+            return Enqueued::NotHere;
+        };
+        let conn = conn.raw();
+        let at = st.unsent.len();
+        let encoded = if unnamed {
+            conn.mux_encode_unnamed(sql, params, &mut st.unsent)
+        } else {
+            match conn.mux_encode(sql, params, &mut st.unsent) {
+                Ok(None) => conn
+                    .mux_encode_prepare(sql, params, &mut st.unsent)
+                    .map(Some),
+                r => r,
+            }
+        };
+        let req = match encoded {
+            Ok(Some(req)) => req,
+            Ok(None) => return Enqueued::NotHere,
+            Err(e) => return Enqueued::Failed(e.into()),
+        };
+        if st.unsent.len() - at > MAX_MULTIPLEXED_REQUEST {
+            st.unsent.truncate(at);
+            return Enqueued::NotHere;
+        }
+        let prepare = req.is_prepare();
+        let seq = st.next_seq;
+        st.next_seq += 1;
+        st.entries.push_back(Entry {
+            req,
+            outcome: Outcome::Waiting,
+            waker: None,
+        });
+        self.queued.fetch_add(1, Ordering::Relaxed);
+        Enqueued::Queued { seq, prepare }
+    }
+}
+
+impl ConnState {
+    fn is_dead(&self) -> bool {
+        self.failed.is_some() || self.conn.is_none()
+    }
+
+    /// Nothing queued, in flight or half-written: the connection can be handed back whole.
+    fn is_quiescent(&self) -> bool {
+        self.entries.is_empty()
+            && self.unsent.is_empty()
+            && self.writing.is_empty()
+            && self.conn.as_ref().is_some_and(|c| c.mux_ready())
+    }
+
+    fn entry(&mut self, seq: u64) -> Option<&mut Entry> {
+        let i = usize::try_from(seq.checked_sub(self.base)?).ok()?;
+        self.entries.get_mut(i)
+    }
+
+    /// Drops answered entries from the front of the line.
+    fn pop_gone(&mut self) {
+        while let Some(Entry {
+            outcome: Outcome::Gone,
+            ..
+        }) = self.entries.front()
+        {
+            self.entries.pop_front();
+            self.base += 1;
+        }
+    }
+
+    /// Wakes the first caller still waiting, to take over a role someone gave up.
+    fn wake_successor(&mut self) {
+        if let Some(w) = self
+            .entries
+            .iter_mut()
+            .filter(|e| matches!(e.outcome, Outcome::Waiting))
+            .find_map(|e| e.waker.take())
+        {
+            w.wake();
+        }
+    }
+
+    /// Quarantines the connection: every caller still waiting gets an error of its own.
+    /// `first` goes to the caller whose response was being read.
+    fn fail(&mut self, first: pgwire_lite::Error, queued: &AtomicUsize) {
+        // pgwire-lite marked the connection broken with the failure: dropped, it is closed.
+        self.failed
+            .get_or_insert("the multiplexed connection failed");
+        let mut first = Some(first);
+        let (read_from, handed) = (self.next_read, self.handed);
+        for (i, e) in self.entries.iter_mut().enumerate() {
+            let seq = self.base + i as u64;
+            if seq < read_from {
+                continue;
+            }
+            queued.fetch_sub(1, Ordering::Relaxed);
+            let err = match first.take() {
+                Some(f) => f,
+                None if seq < handed => pgwire_lite::Error::Closed(
+                    "the multiplexed connection failed before this statement's response \
+                     arrived: it may or may not have run",
+                ),
+                None => pgwire_lite::Error::Closed(
+                    "the multiplexed connection failed before this statement was sent: it \
+                     did not run",
+                ),
+            };
+            match e.outcome {
+                Outcome::Waiting => {
+                    e.outcome = Outcome::Ready(Err(err.into()));
+                    if let Some(w) = e.waker.take() {
+                        w.wake();
+                    }
+                }
+                _ => e.outcome = Outcome::Gone,
+            }
+        }
+        self.next_read = self.next_seq;
+        self.handed = self.next_seq;
+        self.unsent.clear();
+        self.writing.clear();
+        self.writer = None;
+        self.reader = None;
+        self.decoder.reset();
+        self.pop_gone();
+    }
+}
+
+/// One caller's wait for its response, doing the writing and reading its turn brings.
+struct Call<'a> {
+    conn: &'a MuxConn,
+    seq: u64,
+    done: bool,
+}
+
+impl Call<'_> {
+    async fn wait(mut self) -> Result<QueryResult> {
+        poll_fn(|cx| self.poll(cx)).await
+    }
+
+    fn poll(&mut self, cx: &mut Context<'_>) -> Poll<Result<QueryResult>> {
+        let mut guard = self.conn.lock();
+        let st = &mut *guard;
+        loop {
+            // 1. My response, read by me or by whoever read before.
+            if let Some(e) = st.entry(self.seq) {
+                if matches!(e.outcome, Outcome::Ready(_)) {
+                    let Outcome::Ready(r) = std::mem::replace(&mut e.outcome, Outcome::Gone) else {
+                        unreachable!("matched just above")
+                    };
+                    self.done = true;
+                    self.give_up_roles(st);
+                    st.pop_gone();
+                    return Poll::Ready(r);
+                }
+            } else {
+                // Answered and gone (never happens while `done` is false) or quarantined.
+                self.done = true;
+                return Poll::Ready(Err(Error::Backend(pgwire_lite::Error::Closed(
+                    "the multiplexed connection failed",
+                ))));
+            }
+            let Some(pooled) = st.conn.as_mut() else {
+                self.done = true;
+                return Poll::Ready(Err(Error::Backend(pgwire_lite::Error::Closed(
+                    "the multiplexed connection was closed",
+                ))));
+            };
+            let conn = pooled.raw();
+            // 2. The write side: whoever finds it free writes everything queued.
+            let mut write_pending = false;
+            if st.writer.is_none_or(|w| w == self.seq)
+                && (!st.writing.is_empty() || !st.unsent.is_empty())
+            {
+                st.writer = Some(self.seq);
+                if st.writing.is_empty() {
+                    std::mem::swap(&mut st.writing, &mut st.unsent);
+                } else if !st.unsent.is_empty() {
+                    st.writing.extend_from_slice(&st.unsent);
+                    st.unsent.clear();
+                }
+                st.handed = st.next_seq;
+                match conn.mux_poll_write(cx, &mut st.writing) {
+                    Poll::Ready(Ok(())) => {
+                        st.writer = None;
+                        if !st.unsent.is_empty() {
+                            continue;
+                        }
+                    }
+                    Poll::Ready(Err(e)) => {
+                        st.fail(e, &self.conn.queued);
+                        continue;
+                    }
+                    Poll::Pending => write_pending = true,
+                }
+            }
+            // 3. The read side: whoever finds it free reads responses in order.
+            let conn = match st.conn.as_mut() {
+                Some(c) => c.raw(),
+                None => continue,
+            };
+            if st.reader.is_none_or(|r| r == self.seq) && st.next_read < st.handed {
+                st.reader = Some(self.seq);
+                let Some(i) = usize::try_from(st.next_read - st.base).ok() else {
+                    continue;
+                };
+                let Some(entry) = st.entries.get(i) else {
+                    continue;
+                };
+                match conn.mux_poll_response(cx, &entry.req, &mut st.decoder) {
+                    Poll::Ready(Ok(outcome)) => {
+                        st.decoder.reset();
+                        st.next_read += 1;
+                        self.conn.queued.fetch_sub(1, Ordering::Relaxed);
+                        if let Some(e) = st.entries.get_mut(i) {
+                            match e.outcome {
+                                Outcome::Waiting => {
+                                    e.outcome = Outcome::Ready(outcome.map_err(Error::from));
+                                    if let Some(w) = e.waker.take() {
+                                        w.wake();
+                                    }
+                                }
+                                _ => e.outcome = Outcome::Gone,
+                            }
+                        }
+                        st.pop_gone();
+                        continue;
+                    }
+                    Poll::Ready(Err(e)) => {
+                        st.fail(e, &self.conn.queued);
+                        continue;
+                    }
+                    Poll::Pending => {}
+                }
+            } else if st.reader == Some(self.seq) {
+                st.reader = None;
+            }
+            let _ = write_pending;
+            // 4. Wait: for my response, for the socket (as a role holder), or for a role.
+            if let Some(e) = st.entry(self.seq) {
+                match &e.waker {
+                    Some(w) if w.will_wake(cx.waker()) => {}
+                    _ => e.waker = Some(cx.waker().clone()),
+                }
+            }
+            return Poll::Pending;
+        }
+    }
+
+    /// Releases the roles this caller holds, waking someone to take them over if work is left.
+    fn give_up_roles(&self, st: &mut ConnState) {
+        let mut wake = false;
+        if st.writer == Some(self.seq) {
+            st.writer = None;
+            wake |= !st.writing.is_empty() || !st.unsent.is_empty();
+        }
+        if st.reader == Some(self.seq) {
+            st.reader = None;
+            wake |= st.next_read < st.handed;
+        }
+        if wake {
+            st.wake_successor();
+        }
+    }
+}
+
+impl Drop for Call<'_> {
+    fn drop(&mut self) {
+        if self.done {
+            return;
+        }
+        let mut guard = self.conn.lock();
+        let st = &mut *guard;
+        if let Some(e) = st.entry(self.seq) {
+            e.waker = None;
+            e.outcome = match e.outcome {
+                // Answered but not taken: drop the answer.
+                Outcome::Ready(_) | Outcome::Gone => Outcome::Gone,
+                Outcome::Waiting | Outcome::Cancelled => Outcome::Cancelled,
+            };
+        }
+        self.give_up_roles(st);
+        st.pop_gone();
+    }
+}
