@@ -49,7 +49,6 @@ use std::future::poll_fn;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
 use std::task::{Context, Poll, Waker};
-use std::time::Duration;
 
 use bytes::BytesMut;
 use pgwire_lite::{MuxDecoder, MuxRequest, QueryResult, ToSql, TransactionStatus};
@@ -87,6 +86,9 @@ pub(crate) struct Multiplexer {
     growing: AtomicBool,
     /// Shared connections that take no new requests and go back to the pool once empty.
     draining: AtomicUsize,
+    /// Whole-connection borrowers in `connection()` now: while any is, no connection is
+    /// borrowed for sharing and shared ones drain.
+    wanted: AtomicUsize,
     max_conns: usize,
 }
 
@@ -98,8 +100,15 @@ impl Multiplexer {
             permits: Semaphore::new(max_conns * QUEUE_PER_CONNECTION),
             growing: AtomicBool::new(false),
             draining: AtomicUsize::new(0),
+            wanted: AtomicUsize::new(0),
             max_conns,
         }
+    }
+
+    /// Counts a whole-connection borrower until the guard drops.
+    pub(crate) fn want_whole(&self) -> WantGuard<'_> {
+        self.wanted.fetch_add(1, Ordering::AcqRel);
+        WantGuard(&self.wanted)
     }
 
     /// Whether `sql` has shown that it may be multiplexed.
@@ -201,7 +210,7 @@ impl Multiplexer {
                 Enqueued::NotHere => break,
             };
             let r = Call {
-                conn: &conn,
+                conn: conn.clone(),
                 seq,
                 done: false,
             }
@@ -242,8 +251,9 @@ impl Multiplexer {
         let busy = best
             .as_ref()
             .is_none_or(|c| c.queued.load(Ordering::Relaxed) > 0);
-        if busy && n < self.max_conns && !self.growing.swap(true, Ordering::AcqRel) {
-            let grown = pool.connection_timeout(Duration::ZERO).await;
+        let wanted = self.wanted.load(Ordering::Acquire) > 0;
+        if busy && !wanted && n < self.max_conns && !self.growing.swap(true, Ordering::AcqRel) {
+            let grown = pool.connection_to_share().await;
             self.growing.store(false, Ordering::Release);
             if let Ok(mut c) = grown {
                 if c.connection_mut().await.is_ok_and(|c| c.mux_ready()) {
@@ -266,11 +276,20 @@ impl Multiplexer {
             let taken = conn.lock().conn.take();
             drop(taken);
         }
-        let want = pool.borrowers_waiting() > 0;
+        let want = pool.borrowers_waiting() > 0 || self.wanted.load(Ordering::Acquire) > 0;
         let all = pool.is_closed();
         if want || all || self.draining.load(Ordering::Relaxed) > 0 {
             self.rebalance(want, all);
         }
+    }
+}
+
+/// A whole-connection borrower in `connection()`; see [`Multiplexer::want_whole`].
+pub(crate) struct WantGuard<'a>(&'a AtomicUsize);
+
+impl Drop for WantGuard<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
@@ -305,6 +324,8 @@ struct ConnState {
     next_read: u64,
     entries: VecDeque<Entry>,
     decoder: MuxDecoder,
+    /// A drainer runs (its waker, to hand it a role someone gave up).
+    drainer: Option<Waker>,
 }
 
 struct Entry {
@@ -345,6 +366,7 @@ impl MuxConn {
                 next_read: 0,
                 entries: VecDeque::with_capacity(QUEUE_PER_CONNECTION),
                 decoder: MuxDecoder::default(),
+                drainer: None,
             }),
             queued: AtomicUsize::new(0),
         }
@@ -445,6 +467,8 @@ impl ConnState {
             .find_map(|e| e.waker.take())
         {
             w.wake();
+        } else if let Some(w) = &self.drainer {
+            w.wake_by_ref();
         }
     }
 
@@ -495,38 +519,68 @@ impl ConnState {
 }
 
 /// One caller's wait for its response, doing the writing and reading its turn brings.
-struct Call<'a> {
-    conn: &'a MuxConn,
+struct Call {
+    conn: Arc<MuxConn>,
+    /// The caller's place in line, or [`DRAINER`].
     seq: u64,
     done: bool,
 }
 
-impl Call<'_> {
+/// The place of a drainer: a task that reads and writes for callers that all left, so a line
+/// whose callers were all cancelled still empties (and its connection can go back to the pool).
+const DRAINER: u64 = u64::MAX;
+
+impl Call {
     async fn wait(mut self) -> Result<QueryResult> {
         poll_fn(|cx| self.poll(cx)).await
     }
 
     fn poll(&mut self, cx: &mut Context<'_>) -> Poll<Result<QueryResult>> {
-        let mut guard = self.conn.lock();
+        let conn = self.conn.clone();
+        let mut guard = conn.lock();
         let st = &mut *guard;
         loop {
-            // 1. My response, read by me or by whoever read before.
-            if let Some(e) = st.entry(self.seq) {
-                if matches!(e.outcome, Outcome::Ready(_)) {
-                    let Outcome::Ready(r) = std::mem::replace(&mut e.outcome, Outcome::Gone) else {
-                        unreachable!("matched just above")
-                    };
+            if self.seq == DRAINER {
+                let empty =
+                    st.next_read == st.next_seq && st.writing.is_empty() && st.unsent.is_empty();
+                if empty || st.is_dead() {
                     self.done = true;
                     self.give_up_roles(st);
-                    st.pop_gone();
-                    return Poll::Ready(r);
+                    st.drainer = None;
+                    // A draining connection whose line is now empty goes back to the pool.
+                    let back = if st.closing && st.is_quiescent() {
+                        st.conn.take()
+                    } else {
+                        None
+                    };
+                    drop(guard);
+                    drop(back);
+                    return Poll::Ready(Ok(QueryResult::default()));
                 }
-            } else {
-                // Answered and gone (never happens while `done` is false) or quarantined.
-                self.done = true;
-                return Poll::Ready(Err(Error::Backend(pgwire_lite::Error::Closed(
-                    "the multiplexed connection failed",
-                ))));
+            }
+            // 1. My response, read by me or by whoever read before.
+            if self.seq != DRAINER {
+                match st.entry(self.seq) {
+                    Some(e) if matches!(e.outcome, Outcome::Ready(_)) => {
+                        let Outcome::Ready(r) = std::mem::replace(&mut e.outcome, Outcome::Gone)
+                        else {
+                            unreachable!("matched just above")
+                        };
+                        self.done = true;
+                        self.give_up_roles(st);
+                        st.pop_gone();
+                        return Poll::Ready(r);
+                    }
+                    Some(_) => {}
+                    None => {
+                        // An entry leaves the line only once taken, so this is unreachable
+                        // while `done` is false; answer rather than wait for ever.
+                        self.done = true;
+                        return Poll::Ready(Err(Error::Backend(pgwire_lite::Error::Closed(
+                            "the multiplexed connection failed",
+                        ))));
+                    }
+                }
             }
             let Some(pooled) = st.conn.as_mut() else {
                 self.done = true;
@@ -605,7 +659,9 @@ impl Call<'_> {
             }
             let _ = write_pending;
             // 4. Wait: for my response, for the socket (as a role holder), or for a role.
-            if let Some(e) = st.entry(self.seq) {
+            if self.seq == DRAINER {
+                st.drainer = Some(cx.waker().clone());
+            } else if let Some(e) = st.entry(self.seq) {
                 match &e.waker {
                     Some(w) if w.will_wake(cx.waker()) => {}
                     _ => e.waker = Some(cx.waker().clone()),
@@ -632,7 +688,7 @@ impl Call<'_> {
     }
 }
 
-impl Drop for Call<'_> {
+impl Drop for Call {
     fn drop(&mut self) {
         if self.done {
             return;
@@ -649,5 +705,26 @@ impl Drop for Call<'_> {
         }
         self.give_up_roles(st);
         st.pop_gone();
+        if self.seq == DRAINER {
+            st.drainer = None;
+            return;
+        }
+        // Nobody is left to write and read what this line still owes: a drainer does.
+        let orphaned = !st
+            .entries
+            .iter()
+            .any(|e| matches!(e.outcome, Outcome::Waiting));
+        let work = st.next_read < st.next_seq || !st.writing.is_empty() || !st.unsent.is_empty();
+        if orphaned && work && st.drainer.is_none() && !st.is_dead() {
+            if let Ok(rt) = tokio::runtime::Handle::try_current() {
+                st.drainer = Some(Waker::noop().clone());
+                let drainer = Call {
+                    conn: self.conn.clone(),
+                    seq: DRAINER,
+                    done: false,
+                };
+                rt.spawn(drainer.wait());
+            }
+        }
     }
 }

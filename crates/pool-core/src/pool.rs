@@ -90,6 +90,34 @@ impl PsqlPool {
         }
     }
 
+    /// A connection for the multiplexer to share, only if a slot is free right now (it never
+    /// queues ahead of borrowers, nor reclaims its own).
+    pub(crate) async fn connection_to_share(&self) -> Result<PooledConnection> {
+        let s = self.inner.slots.status();
+        if s.idle == 0 && s.size >= s.max_size {
+            // Not even a momentary waiter: that would make shared connections drain.
+            return Err(Error::Timeout(crate::TimeoutKind::Wait));
+        }
+        let obj = self.inner.slots.get_timeout(Duration::ZERO).await?;
+        Ok(PooledConnection::new(obj))
+    }
+
+    /// When every slot is taken and multiplexing holds some, one shared connection starts
+    /// draining so a whole-connection borrower gets it: at once if it is idle, else when its
+    /// last caller leaves. While the returned guard lives, multiplexing borrows no more
+    /// connections, so it cannot take back the one given up for this borrower.
+    fn reclaim_shared(&self) -> Option<crate::multiplex::WantGuard<'_>> {
+        let mux = self.inner.mux.as_ref()?;
+        let want = mux.want_whole();
+        if mux.connections() > 0 {
+            let s = self.inner.slots.status();
+            if s.idle == 0 && s.size >= s.max_size {
+                mux.rebalance(true, false);
+            }
+        }
+        Some(want)
+    }
+
     /// The pool's wait timeout, which also bounds a multiplexed caller's wait for a place.
     pub(crate) fn wait_timeout(&self) -> Duration {
         self.inner.slots.config.wait_timeout
@@ -174,6 +202,7 @@ impl PsqlPool {
     /// [`Error::Backend`] when a new connection could not be opened.
     pub async fn connection(&self) -> Result<PooledConnection> {
         self.check_started()?;
+        let _want = self.reclaim_shared();
         let obj = self.inner.slots.get().await?;
         Ok(PooledConnection::new(obj))
     }
@@ -191,6 +220,7 @@ impl PsqlPool {
     /// `Duration::ZERO` borrows only if a slot is free right now.
     pub async fn connection_timeout(&self, wait: Duration) -> Result<PooledConnection> {
         self.check_started()?;
+        let _want = self.reclaim_shared();
         let obj = self.inner.slots.get_timeout(wait).await?;
         Ok(PooledConnection::new(obj))
     }
