@@ -41,6 +41,10 @@ pub enum Kind {
     Sqlx,
     /// The `pgbench` binary, `-M prepared` (run as a child process, not through [`Driver`]).
     Pgbench,
+    /// `pgbench -M prepared` running a `\startpipeline` script: `--pool` clients, each with
+    /// `--clients / --pool` selects per pipeline (one Sync per pipeline), so as many statements
+    /// are in flight as a multiplexed psqlpool has callers. Counted in statements.
+    PgbenchPipeline,
 }
 
 impl Kind {
@@ -55,6 +59,7 @@ impl Kind {
             Kind::Bb8 => "bb8-postgres",
             Kind::Sqlx => "sqlx",
             Kind::Pgbench => "pgbench",
+            Kind::PgbenchPipeline => "pgbench-pipeline",
         }
     }
 }
@@ -74,8 +79,10 @@ impl FromStr for Kind {
             "bb8" | "bb8-postgres" => Ok(Kind::Bb8),
             "sqlx" => Ok(Kind::Sqlx),
             "pgbench" => Ok(Kind::Pgbench),
+            "pgbench-pipeline" => Ok(Kind::PgbenchPipeline),
             other => Err(format!(
-                "unknown driver {other:?}: expected ours, deadpool, bb8, sqlx or pgbench"
+                "unknown driver {other:?}: expected ours, deadpool, bb8, sqlx, pgbench or \
+                 pgbench-pipeline"
             )),
         }
     }
@@ -159,6 +166,8 @@ pub struct Options {
     /// `prepared_statements(false)` and values declaring their types, tokio-postgres with
     /// `query_typed` (the unnamed statement, types given: one round trip each).
     pub unnamed: bool,
+    /// psqlpool with `multiplexing(true)`: concurrent `execute` calls share connections.
+    pub multiplex: bool,
 }
 
 /// A pool of one in-process driver, ready to run transactions. Cheap to clone (shared pool).
@@ -213,7 +222,8 @@ impl Driver {
                 let mut builder = pool_core::PsqlPool::builder()
                     .dsn(url)
                     .max_db_pool_size(size)
-                    .conn_recycling_method(pool_core::RecyclingMethod::Fast);
+                    .conn_recycling_method(pool_core::RecyclingMethod::Fast)
+                    .multiplexing(opts.multiplex);
                 if opts.unnamed {
                     builder = builder
                         .prepared_statements(false)
@@ -262,7 +272,9 @@ impl Driver {
                     .connect_lazy_with(options);
                 Ok(Driver::Sqlx(pool))
             }
-            Kind::Pgbench => Err("pgbench runs as a child process, not as a pool".into()),
+            Kind::Pgbench | Kind::PgbenchPipeline => {
+                Err("pgbench runs as a child process, not as a pool".into())
+            }
         }
     }
 

@@ -41,8 +41,12 @@ USAGE: pgbench-load [OPTIONS]
   --runtime current|multi  tokio runtime of the in-process drivers           [multi]
   --compare                also run deadpool-postgres, bb8-postgres, sqlx and
                            pgbench -M prepared (if found), interleaved, as ratios
-  --drivers a,b,...        explicit driver list (ours, deadpool, bb8, sqlx, pgbench);
+  --drivers a,b,...        explicit driver list (ours, deadpool, bb8, sqlx, pgbench,
+                           pgbench-pipeline: --pool clients, --clients/--pool
+                           selects per \\startpipeline, counted in statements);
                            ratios are to the first
+  --multiplex              psqlpool with multiplexing(true): concurrent executes share
+                           connections (pgbench-pipeline: the \\startpipeline reference)
   --peer-defaults          keep the peers' per-checkout health checks (bb8
                            test_on_check_out, sqlx test_before_acquire): +1 round trip
   --init                   recreate the pgbench tables even if present
@@ -72,6 +76,7 @@ struct Args {
     runtime: Runtime,
     drivers: Vec<Kind>,
     peer_defaults: bool,
+    multiplex: bool,
     init: bool,
     quiet: bool,
 }
@@ -91,6 +96,7 @@ fn parse_args(argv: impl IntoIterator<Item = String>) -> Result<Option<Args>, St
     let mut compare = false;
     let mut explicit: Option<Vec<Kind>> = None;
     let mut peer_defaults = false;
+    let mut multiplex = false;
     let mut init = false;
     let mut quiet = false;
 
@@ -177,6 +183,7 @@ fn parse_args(argv: impl IntoIterator<Item = String>) -> Result<Option<Args>, St
                 )
             }
             "--peer-defaults" => peer_defaults = true,
+            "--multiplex" => multiplex = true,
             "--init" => init = true,
             "--quiet" => quiet = true,
             other => return Err(format!("unknown argument {other:?} (see --help)")),
@@ -215,6 +222,9 @@ fn parse_args(argv: impl IntoIterator<Item = String>) -> Result<Option<Args>, St
         (None, true) => std::iter::once(Kind::Ours).chain(peers).collect(),
         (None, false) => vec![Kind::Ours],
     };
+    if drivers.contains(&Kind::PgbenchPipeline) && workload != Workload::Select {
+        return Err("--drivers pgbench-pipeline: runs the select workload only".into());
+    }
     Ok(Some(Args {
         workload,
         clients,
@@ -229,6 +239,7 @@ fn parse_args(argv: impl IntoIterator<Item = String>) -> Result<Option<Args>, St
         runtime,
         drivers,
         peer_defaults,
+        multiplex,
         init,
         quiet,
     }))
@@ -398,11 +409,13 @@ fn run(mut args: Args) -> Result<ExitCode, String> {
         peer_defaults: args.peer_defaults,
         tls: args.sslmode.as_deref().is_some_and(|m| m != "disable"),
         unnamed,
+        multiplex: args.multiplex,
     };
     let pgbench_bin = target::find_pgbench(target.bin_dir.as_deref());
-    if args.drivers.contains(&Kind::Pgbench) && pgbench_bin.is_none() {
+    let is_pgbench = |k: &Kind| matches!(k, Kind::Pgbench | Kind::PgbenchPipeline);
+    if args.drivers.iter().any(is_pgbench) && pgbench_bin.is_none() {
         eprintln!("pgbench-load: pgbench not found (PostgreSQL bin dir or PATH): skipping it");
-        args.drivers.retain(|k| *k != Kind::Pgbench);
+        args.drivers.retain(|k| !is_pgbench(k));
     }
     let rt = match args.runtime {
         Runtime::Current => tokio::runtime::Builder::new_current_thread(),
@@ -446,7 +459,7 @@ fn run(mut args: Args) -> Result<ExitCode, String> {
     let pools: Vec<Driver> = args
         .drivers
         .iter()
-        .filter(|k| **k != Kind::Pgbench)
+        .filter(|k| !is_pgbench(k))
         .map(|&k| {
             if args.workload == Workload::Connect {
                 Driver::for_connect(k, &target.url, opts)
@@ -462,7 +475,14 @@ fn run(mut args: Args) -> Result<ExitCode, String> {
             if args.workload == Workload::Tpcb {
                 rt.block_on(schema::reset_for_tpcb(&target.admin_url))?;
             }
-            let result = if kind == Kind::Pgbench {
+            let result = if is_pgbench(&kind) {
+                // The pipeline reference: --pool connections with as many statements in
+                // flight in all as --clients.
+                let (clients, pipeline) = if kind == Kind::PgbenchPipeline {
+                    (args.pool, (args.clients / args.pool).max(1))
+                } else {
+                    (args.clients, 0)
+                };
                 let bin = pgbench_bin
                     .as_deref()
                     .ok_or("pgbench disappeared between checks")?;
@@ -470,11 +490,12 @@ fn run(mut args: Args) -> Result<ExitCode, String> {
                     pgbench: bin,
                     url: &target.url,
                     workload: args.workload,
-                    clients: args.clients,
+                    clients,
                     warmup_secs: args.warmup,
                     seconds: args.seconds,
                     progress: !args.quiet,
                     unnamed,
+                    pipeline,
                 })?;
                 RunResult {
                     kind,

@@ -72,6 +72,10 @@ const MAX_SAFE_STATEMENTS: usize = 4096;
 /// socket buffers, so that write cannot wait on a server that waits on us.
 const MAX_MULTIPLEXED_REQUEST: usize = 16 * 1024;
 
+/// A response longer than this many rows marks its connection busy with a large transfer:
+/// new callers go to other connections, whose lines are not stuck behind it.
+const LARGE_RESPONSE_ROWS: usize = 1024;
+
 /// Command tags of statements that leave no session or transaction state behind.
 const SAFE_TAGS: &[&str] = &["SELECT", "INSERT", "UPDATE", "DELETE", "MERGE"];
 
@@ -244,13 +248,18 @@ impl Multiplexer {
             let best = conns
                 .iter()
                 .filter(|c| !c.lock().closing)
-                .min_by_key(|c| c.queued.load(Ordering::Relaxed))
+                .min_by_key(|c| {
+                    (
+                        c.large.load(Ordering::Relaxed),
+                        c.queued.load(Ordering::Relaxed),
+                    )
+                })
                 .cloned();
             (best, conns.len())
         };
-        let busy = best
-            .as_ref()
-            .is_none_or(|c| c.queued.load(Ordering::Relaxed) > 0);
+        let busy = best.as_ref().is_none_or(|c| {
+            c.queued.load(Ordering::Relaxed) > 0 || c.large.load(Ordering::Relaxed)
+        });
         let wanted = self.wanted.load(Ordering::Acquire) > 0;
         if busy && !wanted && n < self.max_conns && !self.growing.swap(true, Ordering::AcqRel) {
             let grown = pool.connection_to_share().await;
@@ -298,6 +307,8 @@ struct MuxConn {
     state: Mutex<ConnState>,
     /// Requests queued or in flight: read without the lock to pick the least-queued one.
     queued: AtomicUsize,
+    /// A large response is being read: pick another connection if there is one.
+    large: AtomicBool,
 }
 
 struct ConnState {
@@ -369,6 +380,7 @@ impl MuxConn {
                 drainer: None,
             }),
             queued: AtomicUsize::new(0),
+            large: AtomicBool::new(false),
         }
     }
 
@@ -589,9 +601,12 @@ impl Call {
                 ))));
             };
             let conn = pooled.raw();
-            // 2. The write side: whoever finds it free writes everything queued.
-            let mut write_pending = false;
+            // 2. The write side: whoever finds it free writes everything queued. While a
+            // reader waits for responses, the server is busy with this connection's earlier
+            // requests anyway: new ones wait in the queue and the reader writes them all in one
+            // go before it blocks again, so requests that arrive together leave together.
             if st.writer.is_none_or(|w| w == self.seq)
+                && st.reader.is_none_or(|r| r == self.seq)
                 && (!st.writing.is_empty() || !st.unsent.is_empty())
             {
                 st.writer = Some(self.seq);
@@ -613,7 +628,7 @@ impl Call {
                         st.fail(e, &self.conn.queued);
                         continue;
                     }
-                    Poll::Pending => write_pending = true,
+                    Poll::Pending => {}
                 }
             }
             // 3. The read side: whoever finds it free reads responses in order.
@@ -632,6 +647,7 @@ impl Call {
                 match conn.mux_poll_response(cx, &entry.req, &mut st.decoder) {
                     Poll::Ready(Ok(outcome)) => {
                         st.decoder.reset();
+                        self.conn.large.store(false, Ordering::Relaxed);
                         st.next_read += 1;
                         self.conn.queued.fetch_sub(1, Ordering::Relaxed);
                         if let Some(e) = st.entries.get_mut(i) {
@@ -652,12 +668,15 @@ impl Call {
                         st.fail(e, &self.conn.queued);
                         continue;
                     }
-                    Poll::Pending => {}
+                    Poll::Pending => {
+                        if st.decoder.rows_so_far() > LARGE_RESPONSE_ROWS {
+                            self.conn.large.store(true, Ordering::Relaxed);
+                        }
+                    }
                 }
             } else if st.reader == Some(self.seq) {
                 st.reader = None;
             }
-            let _ = write_pending;
             // 4. Wait: for my response, for the socket (as a role holder), or for a role.
             if self.seq == DRAINER {
                 st.drainer = Some(cx.waker().clone());
@@ -673,16 +692,17 @@ impl Call {
 
     /// Releases the roles this caller holds, waking someone to take them over if work is left.
     fn give_up_roles(&self, st: &mut ConnState) {
-        let mut wake = false;
+        let mut held = false;
         if st.writer == Some(self.seq) {
             st.writer = None;
-            wake |= !st.writing.is_empty() || !st.unsent.is_empty();
+            held = true;
         }
         if st.reader == Some(self.seq) {
             st.reader = None;
-            wake |= st.next_read < st.handed;
+            held = true;
         }
-        if wake {
+        let work = !st.writing.is_empty() || !st.unsent.is_empty() || st.next_read < st.handed;
+        if held && work {
             st.wake_successor();
         }
     }

@@ -100,6 +100,12 @@ impl std::fmt::Debug for MuxDecoder {
 }
 
 impl MuxDecoder {
+    /// Rows read so far of the response in progress (a large one keeps the line behind it
+    /// waiting; the pool sends new callers elsewhere).
+    pub fn rows_so_far(&self) -> usize {
+        self.rows.as_slice().len()
+    }
+
     /// Forgets a finished (or abandoned) response.
     pub fn reset(&mut self) {
         *self = MuxDecoder::default();
@@ -179,8 +185,10 @@ impl Connection {
     }
 
     /// Appends Parse (types declared by the values)/Bind/Describe portal/Execute/Sync of the
-    /// unnamed statement: one request, nothing cached. `Ok(None)` when a value does not say its
-    /// type (the server would have to infer it first, a round trip of its own).
+    /// unnamed statement: one request, nothing cached. `Ok(None)` unless the connection takes
+    /// parameter types from values ([`ParamTypes::FromValues`]) and every value says its type:
+    /// with inferred types the server must describe the statement first, a round trip of its
+    /// own that a shared connection cannot wait for.
     pub fn mux_encode_unnamed(
         &mut self,
         sql: &str,
@@ -188,6 +196,9 @@ impl Connection {
         out: &mut BytesMut,
     ) -> Result<Option<MuxRequest>> {
         check_param_count(params.len())?;
+        if self.param_types != ParamTypes::FromValues {
+            return Ok(None);
+        }
         let Some(hints) = params
             .iter()
             .map(|p| p.type_hint())
