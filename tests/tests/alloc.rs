@@ -11,6 +11,8 @@ use pgwire_lite::{Config, Connection};
 struct Counting;
 
 static COUNTING: AtomicBool = AtomicBool::new(false);
+/// The counter is process-wide: the tests take turns.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
 static ALLOCS: AtomicUsize = AtomicUsize::new(0);
 
 // SAFETY: forwards to the system allocator unchanged; only counts calls.
@@ -42,6 +44,9 @@ static GLOBAL: Counting = Counting;
 
 #[test]
 fn cached_execute_allocates_nothing() {
+    let _turn = SERIAL
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     let url = cluster().admin_url();
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -86,6 +91,9 @@ fn cached_execute_allocates_nothing() {
 /// for one caller at a time and for eight callers sharing the pool's connections at once.
 #[test]
 fn multiplexed_execute_allocates_at_most_one_object_per_call() {
+    let _turn = SERIAL
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     // Eight unboxed pool futures joined on one stack: debug builds need more than the default.
     std::thread::Builder::new()
         .stack_size(32 << 20)

@@ -63,14 +63,26 @@ use crate::pool::PsqlPool;
 /// connection; 64 leaves room for bursts while bounding what one connection's line holds.
 pub(crate) const QUEUE_PER_CONNECTION: usize = 64;
 
+/// Another connection is borrowed for sharing only when every shared one has this many
+/// requests in line: on few cores, deeper lines on fewer connections is what makes pipelining
+/// pay (pgbench's `\startpipeline` does best at 2 connections x 8 statements on 2 cores), while
+/// a line this short keeps the wait behind a slow statement short. Statements that take long
+/// belong on [`PsqlPool::connection`] or a pool without multiplexing.
+const GROW_AT_DEPTH: usize = 4;
+
 /// Statement texts remembered as safe to multiplex; beyond this, new texts take the normal
 /// path (the set must not grow with every distinct SQL string a program makes up).
 const MAX_SAFE_STATEMENTS: usize = 4096;
 
-/// A request larger than this takes the normal path: everything queued on a connection goes
-/// out in one write while nobody may be reading, and requests this small fit the kernel's
-/// socket buffers, so that write cannot wait on a server that waits on us.
+/// A request larger than this takes the normal path: it would sit in the shared buffer (and
+/// delay everyone queued behind it) for the whole of its write. Writes cannot deadlock either
+/// way: whoever writes also reads while the write waits (see `Call::poll`).
 const MAX_MULTIPLEXED_REQUEST: usize = 16 * 1024;
+
+/// Places in one connection's line, answered or not. Callers hold a queue permit only while
+/// they wait, so callers cancelled again and again could otherwise grow a line whose server
+/// is slow without bound; beyond this, callers take the normal path.
+const MAX_LINE: usize = 4 * QUEUE_PER_CONNECTION;
 
 /// A response longer than this many rows marks its connection busy with a large transfer:
 /// new callers go to other connections, whose lines are not stuck behind it.
@@ -258,12 +270,13 @@ impl Multiplexer {
             (best, conns.len())
         };
         let busy = best.as_ref().is_none_or(|c| {
-            c.queued.load(Ordering::Relaxed) > 0 || c.large.load(Ordering::Relaxed)
+            c.queued.load(Ordering::Relaxed) >= GROW_AT_DEPTH || c.large.load(Ordering::Relaxed)
         });
         let wanted = self.wanted.load(Ordering::Acquire) > 0;
         if busy && !wanted && n < self.max_conns && !self.growing.swap(true, Ordering::AcqRel) {
+            // Reset however this ends: a caller cancelled here must not stop all growth.
+            let _growing = ResetOnDrop(&self.growing);
             let grown = pool.connection_to_share().await;
-            self.growing.store(false, Ordering::Release);
             if let Ok(mut c) = grown {
                 if c.connection_mut().await.is_ok_and(|c| c.mux_ready()) {
                     let mc = Arc::new(MuxConn::new(c));
@@ -290,6 +303,15 @@ impl Multiplexer {
         if want || all || self.draining.load(Ordering::Relaxed) > 0 {
             self.rebalance(want, all);
         }
+    }
+}
+
+/// Clears a flag when dropped.
+struct ResetOnDrop<'a>(&'a AtomicBool);
+
+impl Drop for ResetOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::Release);
     }
 }
 
@@ -400,7 +422,7 @@ impl MuxConn {
     fn enqueue(&self, sql: &str, params: &[&(dyn ToSql + Sync)], unnamed: bool) -> Enqueued {
         let mut guard = self.lock();
         let st = &mut *guard;
-        if st.failed.is_some() || st.closing {
+        if st.failed.is_some() || st.closing || st.entries.len() >= MAX_LINE {
             return Enqueued::NotHere;
         }
         let Some(conn) = st.conn.as_mut() else {
