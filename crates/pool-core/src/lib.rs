@@ -68,6 +68,11 @@
 //!   reconnects by itself and says so with [`ListenerEvent::Gap`];
 //!   [`PooledConnection::notifications`] drains what a pooled connection received.
 //!
+//! - Multiplexing (opt-in, [`PsqlPoolBuilder::multiplexing`]): concurrent
+//!   [`PsqlPool::execute`] calls share connections, their statements pipelined (flat combining,
+//!   no background task); only statements that showed they leave no session state behind are
+//!   shared, and each caller gets exactly its own outcome.
+//!
 //! Unlike psqlpy's pool, every wait has a timeout (30 s by default), a connection given back
 //! inside a transaction is rolled back, and waiters are served first come, first served.
 //! [`PsqlPool`] explains the borrow cycle, [`RecyclingMethod`] what survives between borrowers.

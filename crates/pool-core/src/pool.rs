@@ -238,6 +238,10 @@ impl PsqlPool {
     /// `SELECT` is held at once. Page through large tables (`LIMIT`/keyset) or use a cursor
     /// inside a transaction until streamed rows are available.
     ///
+    /// With [`multiplexing`](crate::PsqlPoolBuilder::multiplexing) on, a statement that showed
+    /// it leaves no session state behind shares a connection with other callers' statements
+    /// instead of borrowing one; dropping this future then never disturbs the others.
+    ///
     /// # Errors
     /// Those of [`connection`](Self::connection), and the statement's own as
     /// [`Error::Backend`]. A query timeout is [`Error::Backend`] with
