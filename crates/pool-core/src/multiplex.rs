@@ -100,6 +100,8 @@ pub(crate) struct Multiplexer {
     permits: Semaphore,
     /// One caller at a time borrows a new connection for multiplexing.
     growing: AtomicBool,
+    /// The pool is closing: shared connections go back as they empty.
+    closed: AtomicBool,
     /// Shared connections that take no new requests and go back to the pool once empty.
     draining: AtomicUsize,
     /// Whole-connection borrowers in `connection()` now: while any is, no connection is
@@ -115,6 +117,7 @@ impl Multiplexer {
             safe: RwLock::new(HashSet::new()),
             permits: Semaphore::new(max_conns * QUEUE_PER_CONNECTION),
             growing: AtomicBool::new(false),
+            closed: AtomicBool::new(false),
             draining: AtomicUsize::new(0),
             wanted: AtomicUsize::new(0),
             max_conns,
@@ -176,27 +179,31 @@ impl Multiplexer {
         {
             let mut conns = self.lock_conns();
             if all {
+                self.closed.store(true, Ordering::Release);
                 for c in conns.iter() {
-                    c.lock().closing = true;
+                    c.close();
                 }
-            } else if want && !conns.iter().any(|c| c.lock().closing) {
+            } else if want && conns.iter().all(|c| c.open.load(Ordering::Acquire)) {
                 if let Some(c) = conns
                     .iter()
                     .min_by_key(|c| c.queued.load(Ordering::Relaxed))
                 {
-                    c.lock().closing = true;
+                    c.close();
                 }
             }
             conns.retain(|c| {
                 let mut st = c.lock();
-                if st.closing && st.is_quiescent() {
+                if st.is_dead() || (st.closing && st.is_quiescent()) {
                     released.extend(st.conn.take());
                     false
                 } else {
                     true
                 }
             });
-            let draining = conns.iter().filter(|c| c.lock().closing).count();
+            let draining = conns
+                .iter()
+                .filter(|c| !c.open.load(Ordering::Acquire))
+                .count();
             self.draining.store(draining, Ordering::Relaxed);
         }
         // Given back outside the lock: a waiting borrower takes it at once.
@@ -255,11 +262,10 @@ impl Multiplexer {
     /// has a free slot and every shared one is busy.
     async fn pick(&self, pool: &PsqlPool) -> Option<Arc<MuxConn>> {
         let (best, n) = {
-            let mut conns = self.lock_conns();
-            conns.retain(|c| !c.lock().is_dead());
+            let conns = self.lock_conns();
             let best = conns
                 .iter()
-                .filter(|c| !c.lock().closing)
+                .filter(|c| c.open.load(Ordering::Acquire))
                 .min_by_key(|c| {
                     (
                         c.large.load(Ordering::Relaxed),
@@ -299,7 +305,7 @@ impl Multiplexer {
             drop(taken);
         }
         let want = pool.borrowers_waiting() > 0 || self.wanted.load(Ordering::Acquire) > 0;
-        let all = pool.is_closed();
+        let all = self.closed.load(Ordering::Acquire);
         if want || all || self.draining.load(Ordering::Relaxed) > 0 {
             self.rebalance(want, all);
         }
@@ -331,6 +337,9 @@ struct MuxConn {
     queued: AtomicUsize,
     /// A large response is being read: pick another connection if there is one.
     large: AtomicBool,
+    /// Takes new requests: neither draining nor failed. Mirrors the state under the lock, so
+    /// picking a connection locks none of them.
+    open: AtomicBool,
 }
 
 struct ConnState {
@@ -403,6 +412,7 @@ impl MuxConn {
             }),
             queued: AtomicUsize::new(0),
             large: AtomicBool::new(false),
+            open: AtomicBool::new(true),
         }
     }
 
@@ -410,6 +420,12 @@ impl MuxConn {
         // Nothing panics while the lock is held (encoders and decoders return errors); if
         // something did, the state is still whole: each section updates it together.
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Takes no new requests from now on; goes back to the pool once its line is empty.
+    fn close(&self) {
+        self.open.store(false, Ordering::Release);
+        self.lock().closing = true;
     }
 
     fn invalidate(&self, sql: &str) {
@@ -647,6 +663,7 @@ impl Call {
                         }
                     }
                     Poll::Ready(Err(e)) => {
+                        self.conn.open.store(false, Ordering::Release);
                         st.fail(e, &self.conn.queued);
                         continue;
                     }
@@ -687,6 +704,7 @@ impl Call {
                         continue;
                     }
                     Poll::Ready(Err(e)) => {
+                        self.conn.open.store(false, Ordering::Release);
                         st.fail(e, &self.conn.queued);
                         continue;
                     }
