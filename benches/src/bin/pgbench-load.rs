@@ -207,10 +207,10 @@ fn parse_args(argv: impl IntoIterator<Item = String>) -> Result<Option<Args>, St
     };
     let drivers = match (explicit, compare) {
         (Some(list), _) if !list.is_empty() => {
-            if let Some(k) = list
-                .iter()
-                .find(|k| !k.eq(&&Kind::Ours) && !peers.contains(k))
-            {
+            if let Some(k) = list.iter().find(|k| {
+                let pipeline_ok = !narrow && **k == Kind::PgbenchPipeline;
+                !k.eq(&&Kind::Ours) && !peers.contains(k) && !pipeline_ok
+            }) {
                 return Err(format!(
                     "--drivers {k}: with --sslmode, --bouncer or the connect workload the \
                      drivers are ours, deadpool and pgbench"
@@ -654,6 +654,17 @@ mod tests {
         let a = parse("--bouncer transaction --compare").unwrap().unwrap();
         assert_eq!(a.bouncer, Some(PoolMode::Transaction));
         assert_eq!(a.drivers, vec![Kind::Ours, Kind::Deadpool, Kind::Pgbench]);
+        let a = parse("--multiplex -c 64 --pool 8 --drivers ours,pgbench,pgbench-pipeline")
+            .unwrap()
+            .unwrap();
+        assert!(a.multiplex);
+        assert_eq!(
+            a.drivers,
+            vec![Kind::Ours, Kind::Pgbench, Kind::PgbenchPipeline]
+        );
+        assert!(!parse("").unwrap().unwrap().multiplex);
+        let e = parse("--workload tpcb --drivers ours,pgbench-pipeline").unwrap_err();
+        assert!(e.contains("pgbench-pipeline"), "{e}");
     }
 
     #[test]
