@@ -28,8 +28,14 @@ impl Rng {
     }
 }
 
-async fn mux_pool(app: &str, max: usize) -> PsqlPool {
-    started(pool_builder(app, max).multiplexing(true)).await
+/// A multiplexing pool; `batches`: one Sync per batch of statements written together.
+async fn mux_pool(app: &str, max: usize, batches: bool) -> PsqlPool {
+    started(
+        pool_builder(app, max)
+            .multiplexing(true)
+            .multiplexing_batches(batches),
+    )
+    .await
 }
 
 /// Runs `SELECT $1::int8` once so the pool learns it is safe to multiplex.
@@ -38,8 +44,13 @@ async fn learn_select(pool: &PsqlPool) {
     assert_eq!(r.rows()[0].get::<_, i64>(0), -1);
 }
 
-/// The status adds up, and nothing is queued any more.
-fn assert_status_adds_up(pool: &PsqlPool) {
+/// The status adds up, and nothing is queued any more (a cancelled caller's response may
+/// still be on its way to the drain task: it gets a moment).
+async fn assert_status_adds_up(pool: &PsqlPool) {
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while pool.status().queued > 0 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     let s = pool.status();
     assert_eq!(s.queued, 0, "requests still queued: {s:?}");
     assert_eq!(s.waiting, 0, "{s:?}");
@@ -53,8 +64,19 @@ fn assert_status_adds_up(pool: &PsqlPool) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sixty_four_callers_get_their_own_values_under_random_cancellation() {
+    sixty_four_callers_get_their_own_values_under_random_cancellation_with(false).await;
+}
+
+/// The same with one Sync per batch: a failing statement's batch is rolled back and the
+/// others run again alone, so the outcome each caller sees is the same.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sixty_four_callers_get_their_own_values_under_random_cancellation_in_batches() {
+    sixty_four_callers_get_their_own_values_under_random_cancellation_with(true).await;
+}
+
+async fn sixty_four_callers_get_their_own_values_under_random_cancellation_with(batches: bool) {
     let app = unique_name("mux_own");
-    let pool = mux_pool(&app, 8).await;
+    let pool = mux_pool(&app, 8, batches).await;
     learn_select(&pool).await;
     let completed = Arc::new(AtomicUsize::new(0));
     let cancelled = Arc::new(AtomicUsize::new(0));
@@ -107,7 +129,7 @@ async fn sixty_four_callers_get_their_own_values_under_random_cancellation() {
         let r = pool.execute("SELECT $1::int8", &[&v]).await.unwrap();
         assert_eq!(r.rows()[0].get::<_, i64>(0), v);
     }
-    assert_status_adds_up(&pool);
+    assert_status_adds_up(&pool).await;
     // A whole connection is still handed out: a shared one goes back to the pool for it.
     let mut conn = tokio::time::timeout(Duration::from_secs(2), pool.connection())
         .await
@@ -121,6 +143,17 @@ async fn sixty_four_callers_get_their_own_values_under_random_cancellation() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_failing_insert_among_63_good_ones_fails_alone() {
+    one_failing_insert_among_63_good_ones_fails_alone_with(false).await;
+}
+
+/// The same with one Sync per batch: a failing statement's batch is rolled back and the
+/// others run again alone, so the outcome each caller sees is the same.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_failing_insert_among_63_good_ones_fails_alone_in_batches() {
+    one_failing_insert_among_63_good_ones_fails_alone_with(true).await;
+}
+
+async fn one_failing_insert_among_63_good_ones_fails_alone_with(batches: bool) {
     let app = unique_name("mux_ins");
     let table = unique_name("mux_ins_t");
     let mut a = admin().await;
@@ -130,7 +163,7 @@ async fn one_failing_insert_among_63_good_ones_fails_alone() {
     .await
     .unwrap();
     // Two connections for 64 callers: they must share.
-    let pool = mux_pool(&app, 2).await;
+    let pool = mux_pool(&app, 2, batches).await;
     let insert = format!("INSERT INTO {table} (id, v) VALUES ($1, $2)");
     pool.execute(&insert, &[&-1i64, &0i64]).await.unwrap();
     for round in 0..5i64 {
@@ -184,7 +217,7 @@ async fn one_failing_insert_among_63_good_ones_fails_alone() {
         "every good row exactly once, the bad one absent"
     );
     assert!(rows.iter().all(|r| r.get::<_, i64>(1) == 1));
-    assert_status_adds_up(&pool);
+    assert_status_adds_up(&pool).await;
     pool.close().await;
     a.batch_execute(&format!("DROP TABLE {table}"))
         .await
@@ -194,7 +227,7 @@ async fn one_failing_insert_among_63_good_ones_fails_alone() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn session_changing_statements_are_never_multiplexed() {
     let app = unique_name("mux_set");
-    let pool = mux_pool(&app, 4).await;
+    let pool = mux_pool(&app, 4, false).await;
     // Each runs on a whole connection; none of them may ever be shared.
     for _ in 0..3 {
         let mut tasks = Vec::new();
@@ -246,7 +279,7 @@ async fn session_changing_statements_are_never_multiplexed() {
     for t in tasks {
         t.await.unwrap();
     }
-    assert_status_adds_up(&pool);
+    assert_status_adds_up(&pool).await;
     pool.close().await;
 }
 
@@ -322,18 +355,34 @@ async fn assert_recovers(pool: &PsqlPool, budget: Duration) {
         let r = pool.execute("SELECT $1::int8", &[&v]).await.unwrap();
         assert_eq!(r.rows()[0].get::<_, i64>(0), v);
     }
-    assert_status_adds_up(pool);
+    assert_status_adds_up(pool).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn terminated_backends_under_multiplexed_load() {
+    terminated_backends_under_multiplexed_load_with(false).await;
+}
+
+/// The same with one Sync per batch: a failing statement's batch is rolled back and the
+/// others run again alone, so the outcome each caller sees is the same.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn terminated_backends_under_multiplexed_load_in_batches() {
+    terminated_backends_under_multiplexed_load_with(true).await;
+}
+
+async fn terminated_backends_under_multiplexed_load_with(batches: bool) {
     let app = unique_name("mux_kill");
-    let pool = mux_pool(&app, 4).await;
+    let pool = mux_pool(&app, 4, batches).await;
     learn_select(&pool).await;
     let stop = Arc::new(AtomicBool::new(false));
     let tasks = load(&pool, 32, &stop);
     tokio::time::sleep(Duration::from_millis(300)).await;
     let mut a = admin().await;
+    eprintln!(
+        "before kill: shared {} status {:?}",
+        pool.multiplexed_connections(),
+        pool.status()
+    );
     let killed: Vec<bool> = a
         .query(
             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1",
@@ -348,6 +397,7 @@ async fn terminated_backends_under_multiplexed_load() {
     tokio::time::sleep(Duration::from_millis(500)).await;
     stop.store(true, Ordering::Relaxed);
     let (ok, err) = totals(tasks).await;
+    eprintln!("ok {ok} err {err} killed {}", killed.len());
     assert!(ok > 0, "nothing succeeded");
     assert!(
         err > 0,
@@ -388,8 +438,19 @@ async fn server_restart_under_multiplexed_load() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_large_result_does_not_stall_the_others() {
+    a_large_result_does_not_stall_the_others_with(false).await;
+}
+
+/// The same with one Sync per batch: a failing statement's batch is rolled back and the
+/// others run again alone, so the outcome each caller sees is the same.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_large_result_does_not_stall_the_others_in_batches() {
+    a_large_result_does_not_stall_the_others_with(true).await;
+}
+
+async fn a_large_result_does_not_stall_the_others_with(batches: bool) {
     let app = unique_name("mux_big");
-    let pool = mux_pool(&app, 4).await;
+    let pool = mux_pool(&app, 4, batches).await;
     let big = "SELECT g::int8 FROM generate_series(1, $1::int8) g";
     learn_select(&pool).await;
     let r = pool.execute(big, &[&10i64]).await.unwrap();
@@ -456,6 +517,6 @@ async fn a_large_result_does_not_stall_the_others() {
         finished_before_big > 0,
         "no small caller finished while the large result ({big_took:?}) transferred"
     );
-    assert_status_adds_up(&pool);
+    assert_status_adds_up(&pool).await;
     pool.close().await;
 }

@@ -52,6 +52,7 @@ pub struct PsqlPoolBuilder {
     prepared_statements: bool,
     param_types: pgwire_lite::ParamTypes,
     multiplexing: Option<bool>,
+    multiplexing_batches: bool,
 }
 
 impl Default for PsqlPoolBuilder {
@@ -76,6 +77,7 @@ impl Default for PsqlPoolBuilder {
             prepared_statements: true,
             param_types: pgwire_lite::ParamTypes::Inferred,
             multiplexing: None,
+            multiplexing_batches: false,
         }
     }
 }
@@ -104,6 +106,7 @@ impl fmt::Debug for PsqlPoolBuilder {
             prepared_statements,
             param_types,
             multiplexing,
+            multiplexing_batches,
         } = self;
         // The DSN may hold a password too. `Config`'s own Debug redacts its password.
         let secret = |set: bool| if set { Some("<redacted>") } else { None };
@@ -127,6 +130,7 @@ impl fmt::Debug for PsqlPoolBuilder {
             .field("prepared_statements", prepared_statements)
             .field("param_types", param_types)
             .field("multiplexing", multiplexing)
+            .field("multiplexing_batches", multiplexing_batches)
             .finish()
     }
 }
@@ -283,6 +287,20 @@ impl PsqlPoolBuilder {
         self
     }
 
+    /// With [`multiplexing`](Self::multiplexing): one Sync per batch of statements written
+    /// together instead of one per statement (default false). The server then flushes its
+    /// output once per batch instead of once per statement, but a batch is one implicit
+    /// transaction: when one statement fails, the others of its batch are rolled back (or
+    /// skipped), and each of them is run again on its own before its caller hears anything;
+    /// the failing caller gets its error. Results are handed out only once the batch's end
+    /// says it committed. Statements of one batch see each other's writes, and hold their
+    /// locks until the batch ends: with writes that contend, batches deadlock and re-run more
+    /// than single statements would.
+    pub fn multiplexing_batches(mut self, on: bool) -> Self {
+        self.multiplexing_batches = on;
+        self
+    }
+
     /// How many idle connections the background maintenance keeps open (default 0). It
     /// only uses slots nobody is waiting for.
     pub fn min_idle(mut self, min_idle: usize) -> Self {
@@ -322,7 +340,12 @@ impl PsqlPoolBuilder {
             detected: AtomicBool::new(false),
             target,
         };
-        Ok(PsqlPool::from_parts(manager, slots, multiplexing))
+        Ok(PsqlPool::from_parts(
+            manager,
+            slots,
+            multiplexing,
+            self.multiplexing_batches,
+        ))
     }
 
     fn validate(&self) -> Result<(Config, SlotConfig)> {
@@ -542,7 +565,8 @@ mod tests {
             .query_timeout(Duration::from_secs(16))
             .prepared_statements(false)
             .param_types(pgwire_lite::ParamTypes::FromValues)
-            .multiplexing(true);
+            .multiplexing(true)
+            .multiplexing_batches(true);
         let d = format!("{b:?}");
         // The names come from an exhaustive pattern: once a field is added this does not
         // compile until the field is listed here, and so checked against the output.
@@ -572,6 +596,7 @@ mod tests {
             prepared_statements,
             param_types,
             multiplexing,
+            multiplexing_batches,
         );
         for name in fields {
             assert!(d.contains(&format!("{name}: ")), "{name} missing from {d}");

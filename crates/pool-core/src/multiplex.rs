@@ -107,11 +107,18 @@ pub(crate) struct Multiplexer {
     /// Whole-connection borrowers in `connection()` now: while any is, no connection is
     /// borrowed for sharing and shared ones drain.
     wanted: AtomicUsize,
+    /// Callers waiting for a slot to share (none was there): not borrowers that shared
+    /// connections should drain for.
+    mux_waiting: AtomicUsize,
+    /// Wakes callers waiting for a slot when another caller starts sharing a connection.
+    shared_ready: tokio::sync::Notify,
     max_conns: usize,
+    /// One Sync per batch (see [`PsqlPoolBuilder::multiplexing_batches`](crate::PsqlPoolBuilder::multiplexing_batches)).
+    batches: bool,
 }
 
 impl Multiplexer {
-    pub(crate) fn new(max_conns: usize) -> Multiplexer {
+    pub(crate) fn new(max_conns: usize, batches: bool) -> Multiplexer {
         Multiplexer {
             conns: Mutex::new(Vec::new()),
             safe: RwLock::new(HashSet::new()),
@@ -120,14 +127,17 @@ impl Multiplexer {
             closed: AtomicBool::new(false),
             draining: AtomicUsize::new(0),
             wanted: AtomicUsize::new(0),
+            mux_waiting: AtomicUsize::new(0),
+            shared_ready: tokio::sync::Notify::new(),
             max_conns,
+            batches,
         }
     }
 
     /// Counts a whole-connection borrower until the guard drops.
     pub(crate) fn want_whole(&self) -> WantGuard<'_> {
         self.wanted.fetch_add(1, Ordering::AcqRel);
-        WantGuard(&self.wanted)
+        CountDown(&self.wanted)
     }
 
     /// Whether `sql` has shown that it may be multiplexed.
@@ -224,29 +234,36 @@ impl Multiplexer {
             Ok(Err(_)) => return Some(Err(Error::Closed)),
             Err(_) => return Some(Err(Error::Timeout(TimeoutKind::Wait))),
         };
-        let conn = self.pick(pool).await?;
-        // Two rounds at most: the first may only prepare the statement on this connection.
-        for _ in 0..2 {
-            let (seq, prepare) = match conn.enqueue(sql, params, unnamed) {
+        let conn = match self.pick(pool).await {
+            Ok(Some(c)) => c,
+            Ok(None) => return None,
+            Err(e) => return Some(Err(e)),
+        };
+        // Three rounds at most: the first may only prepare the statement on this connection,
+        // and a statement whose batch failed because of another one runs again alone.
+        let mut alone = false;
+        for _ in 0..3 {
+            let (seq, prepare) = match conn.enqueue(sql, params, unnamed, alone) {
                 Enqueued::Queued { seq, prepare } => (seq, prepare),
                 Enqueued::Failed(e) => return Some(Err(e)),
                 Enqueued::NotHere => break,
             };
-            let r = Call {
+            let answer = Call {
                 conn: conn.clone(),
                 seq,
                 done: false,
             }
             .wait()
             .await;
-            match r {
-                Ok(_) if prepare => continue,
-                Err(Error::Backend(e)) if e.is_stale_statement() => {
+            match answer {
+                Answer::Retry => alone = true,
+                Answer::Done(Ok(_)) if prepare => {}
+                Answer::Done(Err(Error::Backend(e))) if e.is_stale_statement() => {
                     // The table changed under the cached statement; nothing ran.
                     conn.invalidate(sql);
                     break;
                 }
-                r => {
+                Answer::Done(r) => {
                     drop(permit);
                     self.after_call(pool, &conn);
                     return Some(r);
@@ -260,21 +277,9 @@ impl Multiplexer {
 
     /// The least-queued shared connection, borrowing a new one from the pool while the pool
     /// has a free slot and every shared one is busy.
-    async fn pick(&self, pool: &PsqlPool) -> Option<Arc<MuxConn>> {
-        let (best, n) = {
-            let conns = self.lock_conns();
-            let best = conns
-                .iter()
-                .filter(|c| c.open.load(Ordering::Acquire))
-                .min_by_key(|c| {
-                    (
-                        c.large.load(Ordering::Relaxed),
-                        c.queued.load(Ordering::Relaxed),
-                    )
-                })
-                .cloned();
-            (best, conns.len())
-        };
+    async fn pick(&self, pool: &PsqlPool) -> Result<Option<Arc<MuxConn>>> {
+        let best = self.least_queued();
+        let n = self.connections();
         let busy = best.as_ref().is_none_or(|c| {
             c.queued.load(Ordering::Relaxed) >= GROW_AT_DEPTH || c.large.load(Ordering::Relaxed)
         });
@@ -282,16 +287,68 @@ impl Multiplexer {
         if busy && !wanted && n < self.max_conns && !self.growing.swap(true, Ordering::AcqRel) {
             // Reset however this ends: a caller cancelled here must not stop all growth.
             let _growing = ResetOnDrop(&self.growing);
-            let grown = pool.connection_to_share().await;
-            if let Ok(mut c) = grown {
-                if c.connection_mut().await.is_ok_and(|c| c.mux_ready()) {
-                    let mc = Arc::new(MuxConn::new(c));
-                    self.lock_conns().push(mc.clone());
-                    return Some(mc);
+            if let Ok(c) = pool.connection_to_share().await {
+                if let Some(mc) = self.share(c).await {
+                    return Ok(Some(mc));
                 }
             }
         }
-        best
+        if best.is_some() {
+            return Ok(best);
+        }
+        // Nothing to share (none yet, or every one draining): wait for a connection like any
+        // borrower. Going to the normal path instead would make a burst of callers take every
+        // slot one statement at a time, and keep multiplexing from ever starting.
+        self.mux_waiting.fetch_add(1, Ordering::AcqRel);
+        let _waiting = CountDown(&self.mux_waiting);
+        loop {
+            // Registered before looking, so a connection shared meanwhile is not missed.
+            let mut shared = std::pin::pin!(self.shared_ready.notified());
+            shared.as_mut().enable();
+            if let Some(best) = self.least_queued() {
+                return Ok(Some(best));
+            }
+            let mut slot = std::pin::pin!(pool.connection_to_share_waiting());
+            let got = poll_fn(|cx| {
+                if let Poll::Ready(r) = slot.as_mut().poll(cx) {
+                    return Poll::Ready(Some(r));
+                }
+                // Another caller started sharing one: use it rather than wait for a slot.
+                shared.as_mut().poll(cx).map(|()| None)
+            })
+            .await;
+            match got {
+                Some(Ok(c)) => return Ok(self.share(c).await),
+                Some(Err(e)) => return Err(e),
+                None => {}
+            }
+        }
+    }
+
+    /// The open shared connection with the shortest line, avoiding one that reads a large
+    /// result.
+    fn least_queued(&self) -> Option<Arc<MuxConn>> {
+        self.lock_conns()
+            .iter()
+            .filter(|c| c.open.load(Ordering::Acquire))
+            .min_by_key(|c| {
+                (
+                    c.large.load(Ordering::Relaxed),
+                    c.queued.load(Ordering::Relaxed),
+                )
+            })
+            .cloned()
+    }
+
+    /// Starts sharing a borrowed connection (it must be idle and clean).
+    async fn share(&self, mut c: PooledConnection) -> Option<Arc<MuxConn>> {
+        if !c.connection_mut().await.is_ok_and(|c| c.mux_ready()) {
+            return None;
+        }
+        let mc = Arc::new(MuxConn::new(c, self.batches));
+        self.lock_conns().push(mc.clone());
+        self.shared_ready.notify_waiters();
+        Some(mc)
     }
 
     /// After a call: a connection that failed leaves the set; when whole-connection borrowers
@@ -304,7 +361,11 @@ impl Multiplexer {
             let taken = conn.lock().conn.take();
             drop(taken);
         }
-        let want = pool.borrowers_waiting() > 0 || self.wanted.load(Ordering::Acquire) > 0;
+        // Borrowers waiting for a slot, less the multiplexer's own callers waiting for one.
+        let others = pool
+            .borrowers_waiting()
+            .saturating_sub(self.mux_waiting.load(Ordering::Acquire));
+        let want = others > 0 || self.wanted.load(Ordering::Acquire) > 0;
         let all = self.closed.load(Ordering::Acquire);
         if want || all || self.draining.load(Ordering::Relaxed) > 0 {
             self.rebalance(want, all);
@@ -322,9 +383,12 @@ impl Drop for ResetOnDrop<'_> {
 }
 
 /// A whole-connection borrower in `connection()`; see [`Multiplexer::want_whole`].
-pub(crate) struct WantGuard<'a>(&'a AtomicUsize);
+pub(crate) type WantGuard<'a> = CountDown<'a>;
 
-impl Drop for WantGuard<'_> {
+/// Decrements a counter when dropped.
+pub(crate) struct CountDown<'a>(&'a AtomicUsize);
+
+impl Drop for CountDown<'_> {
     fn drop(&mut self) {
         self.0.fetch_sub(1, Ordering::AcqRel);
     }
@@ -368,10 +432,20 @@ struct ConnState {
     decoder: MuxDecoder,
     /// A drainer runs (its waker, to hand it a role someone gave up).
     drainer: Option<Waker>,
+    /// One Sync per batch of requests instead of one per request
+    /// ([`PsqlPoolBuilder::multiplexing_batches`](crate::PsqlPoolBuilder::multiplexing_batches)).
+    batches: bool,
+    /// `unsent` ends with requests that no Sync follows yet (an open batch).
+    unsynced: bool,
+    /// The first place of the batch being read: its results are held until the batch's
+    /// ReadyForQuery says it committed.
+    batch_start: u64,
 }
 
 struct Entry {
     req: MuxRequest,
+    /// The last request of its batch: a Sync follows it.
+    last: bool,
     outcome: Outcome,
     waker: Option<Waker>,
 }
@@ -380,9 +454,21 @@ enum Outcome {
     Waiting,
     /// The caller left; its response is read and discarded.
     Cancelled,
+    /// Read, but its batch has not ended: handed out only once the batch committed.
+    Held(QueryResult),
     Ready(Result<QueryResult>),
+    /// Another statement of its batch failed, so this one was rolled back or skipped: it did
+    /// not take effect, and its caller runs it again, alone.
+    Retry,
     /// Taken by its caller, or discarded: the entry only waits to leave the front.
     Gone,
+}
+
+/// What a caller's wait ends with.
+enum Answer {
+    Done(Result<QueryResult>),
+    /// Run it again, alone: see [`Outcome::Retry`].
+    Retry,
 }
 
 enum Enqueued {
@@ -392,7 +478,7 @@ enum Enqueued {
 }
 
 impl MuxConn {
-    fn new(conn: PooledConnection) -> MuxConn {
+    fn new(conn: PooledConnection, batches: bool) -> MuxConn {
         MuxConn {
             state: Mutex::new(ConnState {
                 conn: Some(conn),
@@ -409,6 +495,9 @@ impl MuxConn {
                 entries: VecDeque::with_capacity(QUEUE_PER_CONNECTION),
                 decoder: MuxDecoder::default(),
                 drainer: None,
+                batches,
+                unsynced: false,
+                batch_start: 0,
             }),
             queued: AtomicUsize::new(0),
             large: AtomicBool::new(false),
@@ -434,8 +523,15 @@ impl MuxConn {
         }
     }
 
-    /// Encodes the request (or the Parse it needs first) and takes a place in line.
-    fn enqueue(&self, sql: &str, params: &[&(dyn ToSql + Sync)], unnamed: bool) -> Enqueued {
+    /// Encodes the request (or the Parse it needs first) and takes a place in line. `alone`:
+    /// in a batch of its own (a statement re-run after its batch failed).
+    fn enqueue(
+        &self,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+        unnamed: bool,
+        alone: bool,
+    ) -> Enqueued {
         let mut guard = self.lock();
         let st = &mut *guard;
         if st.failed.is_some() || st.closing || st.entries.len() >= MAX_LINE {
@@ -445,14 +541,21 @@ impl MuxConn {
             return Enqueued::NotHere;
         };
         let conn = conn.raw();
+        let batch = st.batches && !alone;
+        if !batch {
+            end_batch(&mut st.unsent, &mut st.unsynced, &mut st.entries);
+        }
         let at = st.unsent.len();
         let encoded = if unnamed {
             conn.mux_encode_unnamed(sql, params, &mut st.unsent)
         } else {
             match conn.mux_encode(sql, params, &mut st.unsent) {
-                Ok(None) => conn
-                    .mux_encode_prepare(sql, params, &mut st.unsent)
-                    .map(Some),
+                Ok(None) => {
+                    // A Parse is a batch of its own.
+                    end_batch(&mut st.unsent, &mut st.unsynced, &mut st.entries);
+                    conn.mux_encode_prepare(sql, params, &mut st.unsent)
+                        .map(Some)
+                }
                 r => r,
             }
         };
@@ -470,11 +573,26 @@ impl MuxConn {
         st.next_seq += 1;
         st.entries.push_back(Entry {
             req,
+            last: false,
             outcome: Outcome::Waiting,
             waker: None,
         });
+        st.unsynced = true;
+        if !batch || prepare {
+            end_batch(&mut st.unsent, &mut st.unsynced, &mut st.entries);
+        }
         self.queued.fetch_add(1, Ordering::Relaxed);
         Enqueued::Queued { seq, prepare }
+    }
+}
+
+/// Ends the open batch in `unsent` with a Sync, marking its last request.
+fn end_batch(unsent: &mut BytesMut, unsynced: &mut bool, entries: &mut VecDeque<Entry>) {
+    if std::mem::take(unsynced) {
+        pgwire_lite::Connection::mux_sync(unsent);
+        if let Some(e) = entries.back_mut() {
+            e.last = true;
+        }
     }
 }
 
@@ -513,7 +631,7 @@ impl ConnState {
         if let Some(w) = self
             .entries
             .iter_mut()
-            .filter(|e| matches!(e.outcome, Outcome::Waiting))
+            .filter(|e| matches!(e.outcome, Outcome::Waiting | Outcome::Held(_)))
             .find_map(|e| e.waker.take())
         {
             w.wake();
@@ -533,6 +651,17 @@ impl ConnState {
         for (i, e) in self.entries.iter_mut().enumerate() {
             let seq = self.base + i as u64;
             if seq < read_from {
+                // Read but held: its batch never said it committed.
+                if let Outcome::Held(_) = e.outcome {
+                    e.outcome = Outcome::Ready(Err(pgwire_lite::Error::Closed(
+                        "the multiplexed connection failed before this statement's batch \
+                         ended: it may or may not have taken effect",
+                    )
+                    .into()));
+                    if let Some(w) = e.waker.take() {
+                        w.wake();
+                    }
+                }
                 continue;
             }
             queued.fetch_sub(1, Ordering::Relaxed);
@@ -559,12 +688,83 @@ impl ConnState {
         }
         self.next_read = self.next_seq;
         self.handed = self.next_seq;
+        self.batch_start = self.next_seq;
+        self.unsynced = false;
         self.unsent.clear();
         self.writing.clear();
         self.writer = None;
         self.reader = None;
         self.decoder.reset();
         self.pop_gone();
+    }
+
+    /// Hands out what the response just read (of place `next_read`) settles: with one Sync
+    /// per batch, results wait until the batch's ReadyForQuery says it committed; an error
+    /// rolled back the others of its batch, which are run again.
+    fn settle(
+        &mut self,
+        result: pgwire_lite::Result<QueryResult>,
+        ended: bool,
+        queued: &AtomicUsize,
+    ) {
+        let seq = self.next_read;
+        self.next_read += 1;
+        queued.fetch_sub(1, Ordering::Relaxed);
+        let failed = result.is_err();
+        let last = self.entry(seq).is_some_and(|e| e.last);
+        match result {
+            Ok(r) if !ended => {
+                if let Some(e) = self.entry(seq) {
+                    if let Outcome::Waiting = e.outcome {
+                        e.outcome = Outcome::Held(r);
+                    }
+                }
+                return;
+            }
+            r => self.deliver(seq, Some(r.map_err(Error::from))),
+        }
+        for s in self.batch_start..seq {
+            let outcome = if failed {
+                None
+            } else {
+                Some(Ok(QueryResult::default()))
+            };
+            self.deliver(s, outcome);
+        }
+        if failed && !last {
+            // The server skipped the rest of the batch: nothing of it comes back.
+            while self.next_read < self.handed {
+                let s = self.next_read;
+                self.next_read += 1;
+                queued.fetch_sub(1, Ordering::Relaxed);
+                let end = self.entry(s).is_none_or(|e| e.last);
+                self.deliver(s, None);
+                if end {
+                    break;
+                }
+            }
+        }
+        self.batch_start = self.next_read;
+        self.pop_gone();
+    }
+
+    /// Settles place `seq`: `Some` outcome (a held result is handed out as it is), or `None`:
+    /// run again. A caller that left just drops it.
+    fn deliver(&mut self, seq: u64, outcome: Option<Result<QueryResult>>) {
+        let Some(e) = self.entry(seq) else { return };
+        let new = match (std::mem::replace(&mut e.outcome, Outcome::Gone), outcome) {
+            (Outcome::Cancelled | Outcome::Gone, _) => Outcome::Gone,
+            (Outcome::Held(r), Some(Ok(_))) => Outcome::Ready(Ok(r)),
+            (Outcome::Waiting | Outcome::Held(_), None) => Outcome::Retry,
+            (Outcome::Waiting | Outcome::Held(_), Some(r)) => Outcome::Ready(r),
+            (done @ (Outcome::Ready(_) | Outcome::Retry), _) => done,
+        };
+        e.outcome = new;
+        if matches!(e.outcome, Outcome::Ready(_) | Outcome::Retry) {
+            if let Some(w) = e.waker.take() {
+                w.wake();
+            }
+        }
     }
 }
 
@@ -581,11 +781,11 @@ struct Call {
 const DRAINER: u64 = u64::MAX;
 
 impl Call {
-    async fn wait(mut self) -> Result<QueryResult> {
+    async fn wait(mut self) -> Answer {
         poll_fn(|cx| self.poll(cx)).await
     }
 
-    fn poll(&mut self, cx: &mut Context<'_>) -> Poll<Result<QueryResult>> {
+    fn poll(&mut self, cx: &mut Context<'_>) -> Poll<Answer> {
         let conn = self.conn.clone();
         let mut guard = conn.lock();
         let st = &mut *guard;
@@ -605,37 +805,37 @@ impl Call {
                     };
                     drop(guard);
                     drop(back);
-                    return Poll::Ready(Ok(QueryResult::default()));
+                    return Poll::Ready(Answer::Done(Ok(QueryResult::default())));
                 }
             }
             // 1. My response, read by me or by whoever read before.
             if self.seq != DRAINER {
                 match st.entry(self.seq) {
-                    Some(e) if matches!(e.outcome, Outcome::Ready(_)) => {
-                        let Outcome::Ready(r) = std::mem::replace(&mut e.outcome, Outcome::Gone)
-                        else {
-                            unreachable!("matched just above")
+                    Some(e) if matches!(e.outcome, Outcome::Ready(_) | Outcome::Retry) => {
+                        let answer = match std::mem::replace(&mut e.outcome, Outcome::Gone) {
+                            Outcome::Ready(r) => Answer::Done(r),
+                            _ => Answer::Retry,
                         };
                         self.done = true;
                         self.give_up_roles(st);
                         st.pop_gone();
-                        return Poll::Ready(r);
+                        return Poll::Ready(answer);
                     }
                     Some(_) => {}
                     None => {
                         // An entry leaves the line only once taken, so this is unreachable
                         // while `done` is false; answer rather than wait for ever.
                         self.done = true;
-                        return Poll::Ready(Err(Error::Backend(pgwire_lite::Error::Closed(
-                            "the multiplexed connection failed",
+                        return Poll::Ready(Answer::Done(Err(Error::Backend(
+                            pgwire_lite::Error::Closed("the multiplexed connection failed"),
                         ))));
                     }
                 }
             }
             let Some(pooled) = st.conn.as_mut() else {
                 self.done = true;
-                return Poll::Ready(Err(Error::Backend(pgwire_lite::Error::Closed(
-                    "the multiplexed connection was closed",
+                return Poll::Ready(Answer::Done(Err(Error::Backend(
+                    pgwire_lite::Error::Closed("the multiplexed connection was closed"),
                 ))));
             };
             let conn = pooled.raw();
@@ -648,6 +848,7 @@ impl Call {
                 && (!st.writing.is_empty() || !st.unsent.is_empty())
             {
                 st.writer = Some(self.seq);
+                end_batch(&mut st.unsent, &mut st.unsynced, &mut st.entries);
                 if st.writing.is_empty() {
                     std::mem::swap(&mut st.writing, &mut st.unsent);
                 } else if !st.unsent.is_empty() {
@@ -683,24 +884,11 @@ impl Call {
                 let Some(entry) = st.entries.get(i) else {
                     continue;
                 };
-                match conn.mux_poll_response(cx, &entry.req, &mut st.decoder) {
-                    Poll::Ready(Ok(outcome)) => {
+                match conn.mux_poll_response(cx, &entry.req, entry.last, &mut st.decoder) {
+                    Poll::Ready(Ok((outcome, ended))) => {
                         st.decoder.reset();
                         self.conn.large.store(false, Ordering::Relaxed);
-                        st.next_read += 1;
-                        self.conn.queued.fetch_sub(1, Ordering::Relaxed);
-                        if let Some(e) = st.entries.get_mut(i) {
-                            match e.outcome {
-                                Outcome::Waiting => {
-                                    e.outcome = Outcome::Ready(outcome.map_err(Error::from));
-                                    if let Some(w) = e.waker.take() {
-                                        w.wake();
-                                    }
-                                }
-                                _ => e.outcome = Outcome::Gone,
-                            }
-                        }
-                        st.pop_gone();
+                        st.settle(outcome, ended, &self.conn.queued);
                         continue;
                     }
                     Poll::Ready(Err(e)) => {
@@ -759,8 +947,9 @@ impl Drop for Call {
             e.waker = None;
             e.outcome = match e.outcome {
                 // Answered but not taken: drop the answer.
-                Outcome::Ready(_) | Outcome::Gone => Outcome::Gone,
-                Outcome::Waiting | Outcome::Cancelled => Outcome::Cancelled,
+                Outcome::Ready(_) | Outcome::Retry | Outcome::Gone => Outcome::Gone,
+                // Still part of a batch being read: its place stays until the batch ends.
+                Outcome::Waiting | Outcome::Held(_) | Outcome::Cancelled => Outcome::Cancelled,
             };
         }
         self.give_up_roles(st);
@@ -769,13 +958,21 @@ impl Drop for Call {
             st.drainer = None;
             return;
         }
-        // Nobody is left to write and read what this line still owes: a drainer does.
-        let orphaned = !st
+        let work = st.next_read < st.next_seq || !st.writing.is_empty() || !st.unsent.is_empty();
+        if !work || st.is_dead() || st.writer.is_some() || st.reader.is_some() {
+            return;
+        }
+        // Nobody holds a role (this caller may have been woken to take one, and left): wake a
+        // waiting caller to take them, or when none is left, a drainer does the work.
+        let waiting = st
             .entries
             .iter()
-            .any(|e| matches!(e.outcome, Outcome::Waiting));
-        let work = st.next_read < st.next_seq || !st.writing.is_empty() || !st.unsent.is_empty();
-        if orphaned && work && st.drainer.is_none() && !st.is_dead() {
+            .any(|e| matches!(e.outcome, Outcome::Waiting | Outcome::Held(_)));
+        if waiting || st.drainer.is_some() {
+            st.wake_successor();
+            return;
+        }
+        {
             if let Ok(rt) = tokio::runtime::Handle::try_current() {
                 st.drainer = Some(Waker::noop().clone());
                 let drainer = Call {

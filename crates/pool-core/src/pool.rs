@@ -78,8 +78,9 @@ impl PsqlPool {
         manager: PgManager,
         config: SlotConfig,
         multiplexing: bool,
+        batches: bool,
     ) -> PsqlPool {
-        let mux = multiplexing.then(|| Multiplexer::new(config.max_size));
+        let mux = multiplexing.then(|| Multiplexer::new(config.max_size, batches));
         PsqlPool {
             inner: Arc::new(Inner {
                 slots: Slots::new(manager, config),
@@ -99,6 +100,13 @@ impl PsqlPool {
             return Err(Error::Timeout(crate::TimeoutKind::Wait));
         }
         let obj = self.inner.slots.get_timeout(Duration::ZERO).await?;
+        Ok(PooledConnection::new(obj))
+    }
+
+    /// A connection for the multiplexer when it has none to share: waits like any borrower
+    /// (first come, first served, the wait timeout), without reclaiming shared ones.
+    pub(crate) async fn connection_to_share_waiting(&self) -> Result<PooledConnection> {
+        let obj = self.inner.slots.get().await?;
         Ok(PooledConnection::new(obj))
     }
 

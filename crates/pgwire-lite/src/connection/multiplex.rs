@@ -3,13 +3,14 @@
 //! The pool (pool-core's `multiplex.rs`) owns the sharing: a queue of encoded requests, who
 //! writes, who reads, who gets which response. This file only knows bytes and one response:
 //!
-//! - `mux_encode*` append one complete request, ending in its own Sync, to a caller-owned
-//!   buffer. Each request is its own implicit transaction, so a failing statement affects no
-//!   other request written with it.
+//! - `mux_encode*` append one request (without Sync) to a caller-owned buffer, and
+//!   [`Connection::mux_sync`] ends a batch. With a Sync after every request, each statement is
+//!   its own implicit transaction; with one Sync after several, they are one implicit
+//!   transaction, and an error rolls back the whole batch and skips the rest of it.
 //! - [`Connection::mux_poll_write`] writes some of such a buffer, polled by hand; what was
 //!   not written stays in the buffer, so a writer whose future is dropped loses nothing.
-//! - [`Connection::mux_poll_response`] reads the response of the oldest request, up to its
-//!   ReadyForQuery. Its progress lives in a caller-owned [`MuxDecoder`] and frames leave the
+//! - [`Connection::mux_poll_response`] reads the response of the oldest request: up to its
+//!   CommandComplete, or up to the ReadyForQuery when it is the last of its batch or failed. Its progress lives in a caller-owned [`MuxDecoder`] and frames leave the
 //!   read buffer only whole, so a reader dropped mid-response loses nothing either: the next
 //!   reader continues where it stopped.
 //!
@@ -223,8 +224,14 @@ impl Connection {
         }))
     }
 
-    /// Runs `write` against `out` (as the write buffer) and ends the request with Sync; on an
-    /// error, `out` is cut back and queued statement Closes stay queued.
+    /// Appends the Sync that ends a batch of requests: the server answers it with one
+    /// ReadyForQuery, after the batch's last response (or after its first error).
+    pub fn mux_sync(out: &mut BytesMut) {
+        frontend::sync(out);
+    }
+
+    /// Runs `write` against `out` (as the write buffer); on an error, `out` is cut back and
+    /// queued statement Closes stay queued.
     fn mux_append(
         &mut self,
         out: &mut BytesMut,
@@ -233,9 +240,6 @@ impl Connection {
         let at = out.len();
         std::mem::swap(&mut self.write_buf, out);
         let r = write(self);
-        if r.is_ok() {
-            frontend::sync(&mut self.write_buf);
-        }
         std::mem::swap(&mut self.write_buf, out);
         match r {
             Ok(()) => {
@@ -283,19 +287,24 @@ impl Connection {
         }
     }
 
-    /// Reads the response to `req` up to its ReadyForQuery, continuing from `dec`.
+    /// Reads the response to `req`, continuing from `dec`: up to its CommandComplete when more
+    /// requests of its batch follow (`last` false), up to the batch's ReadyForQuery when it is
+    /// the last one or when it failed (the server then skips the rest of the batch).
     ///
     /// The outer error is the connection's (I/O, protocol, FATAL, or a ReadyForQuery that is
-    /// not idle): it is broken, and no later response can be trusted. The inner result is the
-    /// statement's own outcome. A statement whose cached plan went stale is dropped from the
-    /// cache here; [`Error::is_stale_statement`] tells the caller it may re-run it (nothing ran).
+    /// not idle): it is broken, and no later response can be trusted. Inside: the statement's
+    /// own outcome, and whether the batch's ReadyForQuery was read (always after an error). A
+    /// statement whose cached plan went stale fails with an error for which
+    /// [`Error::is_stale_statement`] is true: nothing ran, and it may be prepared again.
+    #[allow(clippy::type_complexity)]
     pub fn mux_poll_response(
         &mut self,
         cx: &mut Context<'_>,
         req: &MuxRequest,
+        last: bool,
         dec: &mut MuxDecoder,
-    ) -> Poll<Result<Result<QueryResult>>> {
-        let r = self.mux_poll_response_inner(cx, req, dec);
+    ) -> Poll<Result<(Result<QueryResult>, bool)>> {
+        let r = self.mux_poll_response_inner(cx, req, last, dec);
         if let Poll::Ready(Err(e)) = &r {
             let why = match e {
                 Error::Io(_) => "an I/O error occurred",
@@ -307,12 +316,14 @@ impl Connection {
         r
     }
 
+    #[allow(clippy::type_complexity)]
     fn mux_poll_response_inner(
         &mut self,
         cx: &mut Context<'_>,
         req: &MuxRequest,
+        last: bool,
         dec: &mut MuxDecoder,
-    ) -> Poll<Result<Result<QueryResult>>> {
+    ) -> Poll<Result<(Result<QueryResult>, bool)>> {
         if let Some(why) = self.state.broken() {
             return Poll::Ready(Err(Error::Closed(why)));
         }
@@ -333,7 +344,7 @@ impl Connection {
                     Poll::Pending => return Poll::Pending,
                 },
             };
-            match self.mux_step(req, dec, frame) {
+            match self.mux_step(req, last, dec, frame) {
                 Ok(Some(outcome)) => return Poll::Ready(Ok(outcome)),
                 Ok(None) => {}
                 Err(e) => return Poll::Ready(Err(e)),
@@ -342,14 +353,18 @@ impl Connection {
     }
 
     /// One frame of a multiplexed response, in the only order the protocol allows for the
-    /// request's kind; `Some` once its ReadyForQuery arrived.
+    /// request's kind; `Some` once the response is complete (with whether the batch's
+    /// ReadyForQuery was read).
     fn mux_step(
         &mut self,
         req: &MuxRequest,
+        last: bool,
         dec: &mut MuxDecoder,
         frame: Bytes,
-    ) -> Result<Option<Result<QueryResult>>> {
+    ) -> Result<Option<(Result<QueryResult>, bool)>> {
         use BackendMessage as M;
+        // A Prepare always ends its batch: its statement is not known before it is answered.
+        let last = last || req.is_prepare();
         let msg = decode(&frame)?;
         let step = dec.step;
         match (&req.kind, step, msg) {
@@ -360,7 +375,9 @@ impl Connection {
                 }
                 dec.error.get_or_insert(e);
             }
-            (_, _, M::ReadyForQuery { status }) if dec.error.is_some() || step == Step::Done => {
+            (_, _, M::ReadyForQuery { status })
+                if dec.error.is_some() || (step == Step::Done && last) =>
+            {
                 self.set_tx_status(status);
                 if status != transaction_status::IDLE {
                     return Err(Error::protocol(
@@ -368,7 +385,7 @@ impl Connection {
                          connection is closed so that no other statement runs in it",
                     ));
                 }
-                return Ok(Some(self.mux_finish(req, dec)));
+                return Ok(Some((self.mux_finish(req, dec), true)));
             }
             _ if dec.error.is_some() => {
                 return Err(unexpected(
@@ -412,9 +429,16 @@ impl Connection {
             (Kind::Execute { .. } | Kind::Unnamed, Step::Rows, M::CommandComplete { tag }) => {
                 dec.tag = Some(frame.slice_ref(tag.as_bytes()));
                 dec.step = Step::Done;
+                if !last {
+                    // The next response of the batch follows; its ReadyForQuery comes at the end.
+                    return Ok(Some((self.mux_finish(req, dec), false)));
+                }
             }
             (Kind::Execute { .. } | Kind::Unnamed, Step::Rows, M::EmptyQueryResponse) => {
                 dec.step = Step::Done;
+                if !last {
+                    return Ok(Some((self.mux_finish(req, dec), false)));
+                }
             }
             // COPY, PortalSuspended, or anything out of step: only statements that showed they
             // leave nothing behind are multiplexed, so this connection no longer matches.
