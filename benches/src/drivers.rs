@@ -33,6 +33,9 @@ use crate::workload::{self, Params, Workload};
 pub enum Kind {
     /// psqlpool (`pool_core::PsqlPool`).
     Ours,
+    /// psqlpool multiplexed with one Sync per batch (`multiplexing_batches(true)`), beside
+    /// `ours` with `--multiplex` (one Sync per statement) in the same run.
+    OursBatches,
     /// tokio-postgres through deadpool-postgres.
     Deadpool,
     /// tokio-postgres through bb8-postgres.
@@ -55,6 +58,7 @@ impl Kind {
     pub fn name(self) -> &'static str {
         match self {
             Kind::Ours => "psqlpool",
+            Kind::OursBatches => "psqlpool-batches",
             Kind::Deadpool => "deadpool-postgres",
             Kind::Bb8 => "bb8-postgres",
             Kind::Sqlx => "sqlx",
@@ -75,6 +79,7 @@ impl FromStr for Kind {
     fn from_str(s: &str) -> Result<Self, String> {
         match s {
             "ours" | "psqlpool" => Ok(Kind::Ours),
+            "ours-batches" | "psqlpool-batches" => Ok(Kind::OursBatches),
             "deadpool" | "deadpool-postgres" => Ok(Kind::Deadpool),
             "bb8" | "bb8-postgres" => Ok(Kind::Bb8),
             "sqlx" => Ok(Kind::Sqlx),
@@ -175,6 +180,8 @@ pub struct Options {
 pub enum Driver {
     /// psqlpool.
     Ours(pool_core::PsqlPool),
+    /// psqlpool multiplexed with one Sync per batch.
+    OursBatches(pool_core::PsqlPool),
     /// deadpool-postgres; `true`: unnamed statements through `query_typed`.
     Deadpool(deadpool_postgres::Pool, bool),
     /// bb8-postgres (with per-connection statements).
@@ -218,12 +225,14 @@ impl Driver {
             return Err(format!("{kind}: not measured over TLS here"));
         }
         match kind {
-            Kind::Ours => {
+            Kind::Ours | Kind::OursBatches => {
+                let batches = kind == Kind::OursBatches;
                 let mut builder = pool_core::PsqlPool::builder()
                     .dsn(url)
                     .max_db_pool_size(size)
                     .conn_recycling_method(pool_core::RecyclingMethod::Fast)
-                    .multiplexing(opts.multiplex);
+                    .multiplexing(opts.multiplex || batches)
+                    .multiplexing_batches(batches);
                 if opts.unnamed {
                     builder = builder
                         .prepared_statements(false)
@@ -231,7 +240,11 @@ impl Driver {
                 }
                 let pool = builder.build().map_err(err)?;
                 pool.startup().await.map_err(err)?;
-                Ok(Driver::Ours(pool))
+                Ok(if batches {
+                    Driver::OursBatches(pool)
+                } else {
+                    Driver::Ours(pool)
+                })
             }
             Kind::Deadpool => {
                 let pg: tokio_postgres::Config = url.parse().map_err(err)?;
@@ -305,6 +318,7 @@ impl Driver {
     pub fn kind(&self) -> Kind {
         match self {
             Driver::Ours(_) | Driver::OursConnect(_) => Kind::Ours,
+            Driver::OursBatches(_) => Kind::OursBatches,
             Driver::Deadpool(..) | Driver::TokioPostgresConnect(..) => Kind::Deadpool,
             Driver::Bb8(_) => Kind::Bb8,
             Driver::Sqlx(_) => Kind::Sqlx,
@@ -379,7 +393,7 @@ impl Driver {
     /// `pgbench -S`: the balance of account `aid`, decoded.
     pub async fn select(&self, aid: i32) -> Result<i32, String> {
         match self {
-            Driver::Ours(pool) => {
+            Driver::Ours(pool) | Driver::OursBatches(pool) => {
                 let res = pool
                     .execute(workload::SELECT_ACCOUNT, &[&aid])
                     .await
@@ -440,7 +454,7 @@ impl Driver {
     /// pgbench's TPC-B-like transaction.
     pub async fn tpcb(&self, p: &Params) -> Result<(), String> {
         match self {
-            Driver::Ours(pool) => {
+            Driver::Ours(pool) | Driver::OursBatches(pool) => {
                 let mut conn = pool.connection().await.map_err(err)?;
                 conn.batch_execute(workload::BEGIN).await.map_err(err)?;
                 conn.execute(workload::UPDATE_ACCOUNT, &[&p.delta, &p.aid])
@@ -580,7 +594,7 @@ impl Driver {
     /// Closes the pool's connections (so the next driver's round starts on a quiet server).
     pub async fn close(&self) {
         match self {
-            Driver::Ours(pool) => pool.close().await,
+            Driver::Ours(pool) | Driver::OursBatches(pool) => pool.close().await,
             Driver::Deadpool(pool, _) => pool.close(),
             // bb8 closes connections when the last pool handle drops; the connect drivers
             // hold none.

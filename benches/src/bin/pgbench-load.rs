@@ -43,7 +43,8 @@ USAGE: pgbench-load [OPTIONS]
                            pgbench -M prepared (if found), interleaved, as ratios
   --drivers a,b,...        explicit driver list (ours, deadpool, bb8, sqlx, pgbench,
                            pgbench-pipeline: --pool clients, --clients/--pool
-                           selects per \\startpipeline, counted in statements);
+                           selects per \\startpipeline, counted in statements;
+                           ours-batches: multiplexed, one Sync per batch);
                            ratios are to the first
   --multiplex              psqlpool with multiplexing(true): concurrent executes share
                            connections (pgbench-pipeline: the \\startpipeline reference)

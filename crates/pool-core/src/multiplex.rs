@@ -239,10 +239,11 @@ impl Multiplexer {
             Ok(None) => return None,
             Err(e) => return Some(Err(e)),
         };
-        // Three rounds at most: the first may only prepare the statement on this connection,
-        // and a statement whose batch failed because of another one runs again alone.
+        // Three rounds at most, four with a Parse: the first may only prepare the statement on
+        // this connection, and a statement whose batch failed because of another one runs
+        // again alone.
         let mut alone = false;
-        for _ in 0..3 {
+        for _ in 0..4 {
             let (seq, prepare) = match conn.enqueue(sql, params, unnamed, alone) {
                 Enqueued::Queued { seq, prepare } => (seq, prepare),
                 Enqueued::Failed(e) => return Some(Err(e)),
