@@ -209,8 +209,8 @@ fn parse_args(argv: impl IntoIterator<Item = String>) -> Result<Option<Args>, St
     let drivers = match (explicit, compare) {
         (Some(list), _) if !list.is_empty() => {
             if let Some(k) = list.iter().find(|k| {
-                let pipeline_ok = !narrow && **k == Kind::PgbenchPipeline;
-                !k.eq(&&Kind::Ours) && !peers.contains(k) && !pipeline_ok
+                let extra_ok = !narrow && matches!(**k, Kind::PgbenchPipeline | Kind::OursBatches);
+                !k.eq(&&Kind::Ours) && !peers.contains(k) && !extra_ok
             }) {
                 return Err(format!(
                     "--drivers {k}: with --sslmode, --bouncer or the connect workload the \

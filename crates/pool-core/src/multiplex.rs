@@ -17,10 +17,14 @@
 //!    to its caller (waking it), until its own arrives; then it passes the role on by waking
 //!    the next waiting caller.
 //!
-//! Every request ends with its own Sync: each statement is its own implicit transaction, so a
-//! failing statement affects nobody else. (One Sync per batch, as pgbench's `\startpipeline`
-//! does, saves the server a flush per statement but rolls back the whole batch when one
-//! statement fails; it is not built, see the crate's README.)
+//! By default every request ends with its own Sync: each statement is its own implicit
+//! transaction, so a failing statement affects nobody else. With
+//! [`multiplexing_batches`](crate::PsqlPoolBuilder::multiplexing_batches), what one write carries
+//! ends with one Sync (a batch, as pgbench's `\startpipeline` does: one server flush per batch).
+//! A batch is one implicit transaction: results are held until its ReadyForQuery says it
+//! committed, and when a statement fails, the others of its batch (rolled back, or skipped by
+//! the server) are answered "retry" and their callers run them again, alone. A Parse is always
+//! a batch of its own.
 //!
 //! # Cancellation
 //!
