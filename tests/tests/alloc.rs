@@ -104,6 +104,12 @@ fn multiplexed_execute_allocates_at_most_one_object_per_call() {
 }
 
 fn multiplexed_execute_allocations() {
+    for batches in [false, true] {
+        multiplexed_execute_allocations_with(batches);
+    }
+}
+
+fn multiplexed_execute_allocations_with(batches: bool) {
     let url = cluster().admin_url();
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -114,6 +120,7 @@ fn multiplexed_execute_allocations() {
             .dsn(&url)
             .max_db_pool_size(2)
             .multiplexing(true)
+            .multiplexing_batches(batches)
             .build()
             .unwrap();
         pool.startup().await.unwrap();
@@ -160,7 +167,8 @@ fn multiplexed_execute_allocations() {
         COUNTING.store(false, Ordering::Relaxed);
         let concurrent = ALLOCS.load(Ordering::Relaxed);
         println!(
-            "multiplexed execute: {:.2} allocations per call alone, {:.2} with 8 at once",
+            "multiplexed execute (batches: {batches}): {:.2} allocations per call alone, {:.2} \
+             with 8 at once",
             sequential as f64 / n as f64,
             concurrent as f64 / n as f64
         );

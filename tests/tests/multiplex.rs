@@ -409,6 +409,16 @@ async fn terminated_backends_under_multiplexed_load_with(batches: bool) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn server_restart_under_multiplexed_load() {
+    server_restart_under_multiplexed_load_with(false).await;
+}
+
+/// The same with one Sync per batch.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_restart_under_multiplexed_load_in_batches() {
+    server_restart_under_multiplexed_load_with(true).await;
+}
+
+async fn server_restart_under_multiplexed_load_with(batches: bool) {
     let pg = Cluster::start_throwaway();
     let app = unique_name("mux_restart");
     let mut cfg: pgwire_lite::Config = pg.url(Role::Scram).parse().unwrap();
@@ -419,7 +429,8 @@ async fn server_restart_under_multiplexed_load() {
             .config(cfg)
             .max_db_pool_size(4)
             .wait_timeout(Duration::from_secs(1))
-            .multiplexing(true),
+            .multiplexing(true)
+            .multiplexing_batches(batches),
     )
     .await;
     learn_select(&pool).await;

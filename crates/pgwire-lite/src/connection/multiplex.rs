@@ -115,9 +115,10 @@ impl MuxDecoder {
 
 impl Connection {
     /// Whether this connection can start or stop being shared: idle, nothing pending, nothing
-    /// buffered. A connection handed back by multiplexing must pass this again.
+    /// buffered. A connection handed back by multiplexing must pass this again. (Statement
+    /// Closes still queued do not count: they ride with the next request, shared or not.)
     pub fn mux_ready(&self) -> bool {
-        self.is_idle() && self.read_buf.is_empty() && !self.cache.has_to_close()
+        self.is_idle() && self.read_buf.is_empty()
     }
 
     /// Appends Bind/Execute/Sync for `sql` to `out` when this connection has it prepared with
