@@ -282,7 +282,7 @@ impl Multiplexer {
             // Reset however this ends: a caller cancelled here must not stop all growth.
             let _growing = ResetOnDrop(&self.growing);
             if let Ok(c) = pool.connection_to_share().await {
-                if let Some(mc) = self.share(c).await {
+                if let Some(mc) = self.share(c) {
                     return Ok(Some(mc));
                 }
             }
@@ -302,17 +302,19 @@ impl Multiplexer {
             if let Some(best) = self.least_queued() {
                 return Ok(Some(best));
             }
-            let mut slot = std::pin::pin!(pool.connection_to_share_waiting());
-            let got = poll_fn(|cx| {
-                if let Poll::Ready(r) = slot.as_mut().poll(cx) {
-                    return Poll::Ready(Some(r));
-                }
-                // Another caller started sharing one: use it rather than wait for a slot.
-                shared.as_mut().poll(cx).map(|()| None)
-            })
-            .await;
+            let got = {
+                let mut slot = std::pin::pin!(pool.connection_to_share_waiting());
+                poll_fn(|cx| {
+                    if let Poll::Ready(r) = slot.as_mut().poll(cx) {
+                        return Poll::Ready(Some(r));
+                    }
+                    // Another caller started sharing one: use it rather than wait for a slot.
+                    shared.as_mut().poll(cx).map(|()| None)
+                })
+                .await
+            };
             match got {
-                Some(Ok(c)) => return Ok(self.share(c).await),
+                Some(Ok(c)) => return Ok(self.share(c)),
                 Some(Err(e)) => return Err(e),
                 None => {}
             }
@@ -334,9 +336,10 @@ impl Multiplexer {
             .cloned()
     }
 
-    /// Starts sharing a borrowed connection (it must be idle and clean).
-    async fn share(&self, mut c: PooledConnection) -> Option<Arc<MuxConn>> {
-        if !c.connection_mut().await.is_ok_and(|c| c.mux_ready()) {
+    /// Starts sharing a freshly borrowed connection (it must be idle and clean: a fresh guard
+    /// has no rollback of its own pending).
+    fn share(&self, c: PooledConnection) -> Option<Arc<MuxConn>> {
+        if !c.mux_ready() {
             return None;
         }
         let mc = Arc::new(MuxConn::new(c, self.batches));
