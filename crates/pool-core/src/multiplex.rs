@@ -48,7 +48,7 @@
 //! (`set_config(.., false)`, session advisory locks, `SELECT .. INTO TEMP`) is not detected by
 //! its tag; such statements belong on [`PsqlPool::connection`].
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::future::poll_fn;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
@@ -77,7 +77,7 @@ pub(crate) const QUEUE_PER_CONNECTION: usize = 64;
 /// belong on [`PsqlPool::connection`] or a pool without multiplexing.
 const GROW_AT_DEPTH: usize = 4;
 
-/// Statement texts remembered as safe to multiplex; beyond this, new texts take the normal
+/// Statement texts remembered as safe (or never) to multiplex; beyond this, new texts take the normal
 /// path (the set must not grow with every distinct SQL string a program makes up).
 const MAX_SAFE_STATEMENTS: usize = 4096;
 
@@ -87,7 +87,10 @@ const SAFE_TAGS: &[&str] = &["SELECT", "INSERT", "UPDATE", "DELETE", "MERGE"];
 /// The multiplexer of one pool.
 pub(crate) struct Multiplexer {
     conns: Mutex<Vec<Arc<MuxConn>>>,
-    safe: RwLock<HashSet<Box<str>>>,
+    /// Statement texts judged by a solo run: `true` safe to share, `false` never (one of its
+    /// runs changed a setting: pooled sessions keep settings, so a later run that changes
+    /// nothing proves nothing).
+    statements: RwLock<HashMap<Box<str>, bool>>,
     /// The bounded queue: a caller takes a permit before it queues (first come, first served,
     /// at most the pool's wait timeout).
     permits: Semaphore,
@@ -114,7 +117,7 @@ impl Multiplexer {
     pub(crate) fn new(max_conns: usize, batches: bool) -> Multiplexer {
         Multiplexer {
             conns: Mutex::new(Vec::new()),
-            safe: RwLock::new(HashSet::new()),
+            statements: RwLock::new(HashMap::new()),
             permits: Semaphore::new(max_conns * QUEUE_PER_CONNECTION),
             growing: AtomicBool::new(false),
             closed: AtomicBool::new(false),
@@ -135,25 +138,52 @@ impl Multiplexer {
 
     /// Whether `sql` has shown that it may be multiplexed.
     pub(crate) fn is_safe(&self, sql: &str) -> bool {
-        self.safe
+        self.statements
             .read()
             .unwrap_or_else(PoisonError::into_inner)
-            .contains(sql)
+            .get(sql)
+            .is_some_and(|safe| *safe)
     }
 
-    /// Remembers `sql` as safe when its solo run proved it: a safe command tag and an idle
-    /// session afterwards.
-    pub(crate) fn learn(&self, sql: &str, result: &QueryResult, status: TransactionStatus) {
+    /// Never shares `sql` again: a run of it changed a session setting.
+    fn deny(&self, sql: &str) {
+        let mut statements = self
+            .statements
+            .write()
+            .unwrap_or_else(PoisonError::into_inner);
+        if let Some(safe) = statements.get_mut(sql) {
+            *safe = false;
+        } else if statements.len() < MAX_SAFE_STATEMENTS {
+            statements.insert(sql.into(), false);
+        }
+    }
+
+    /// Remembers `sql` as safe when its solo run proved it: a safe command tag, an idle
+    /// session afterwards, and no setting the server reports changed meanwhile.
+    pub(crate) fn learn(
+        &self,
+        sql: &str,
+        result: &QueryResult,
+        status: TransactionStatus,
+        settings_changed: bool,
+    ) {
         let tag_ok = result
             .command_tag()
             .and_then(|t| t.split(' ').next())
             .is_some_and(|verb| SAFE_TAGS.contains(&verb));
+        if settings_changed {
+            self.deny(sql);
+            return;
+        }
         if !tag_ok || status != TransactionStatus::Idle {
             return;
         }
-        let mut safe = self.safe.write().unwrap_or_else(PoisonError::into_inner);
-        if safe.len() < MAX_SAFE_STATEMENTS {
-            safe.insert(sql.into());
+        let mut statements = self
+            .statements
+            .write()
+            .unwrap_or_else(PoisonError::into_inner);
+        if !statements.contains_key(sql) && statements.len() < MAX_SAFE_STATEMENTS {
+            statements.insert(sql.into(), true);
         }
     }
 
@@ -258,6 +288,9 @@ impl Multiplexer {
                     break;
                 }
                 Answer::Done(r) => {
+                    if r.is_err() && conn.changed_settings(seq) {
+                        self.deny(sql);
+                    }
                     drop(permit);
                     self.after_call(pool, &conn);
                     return Some(r);

@@ -153,6 +153,7 @@ impl PsqlPool {
         unnamed: bool,
     ) -> Result<QueryResult> {
         let mut conn = self.connection().await?;
+        let settings_before = conn.parameter_changes();
         let r = if unnamed {
             conn.execute_unprepared(sql, params).await
         } else {
@@ -164,7 +165,8 @@ impl PsqlPool {
             }
         };
         if let (Some(mux), Ok(result)) = (&self.inner.mux, &r) {
-            mux.learn(sql, result, conn.transaction_status());
+            let settings_changed = conn.parameter_changes() != settings_before;
+            mux.learn(sql, result, conn.transaction_status(), settings_changed);
         }
         r
     }

@@ -147,6 +147,9 @@ pub struct Connection {
     state: RequestState,
     tx_status: TransactionStatus,
     parameters: HashMap<Box<str>, Box<str>>,
+    /// ParameterStatus messages received after startup: a session setting the server reports
+    /// changed (see [`Connection::parameter_changes`]).
+    parameter_changes: u64,
     process_id: i32,
     secret_key: Box<[u8]>,
     cache: StatementCache,
@@ -186,6 +189,7 @@ impl Connection {
             state: RequestState::default(),
             tx_status: TransactionStatus::Idle,
             parameters: HashMap::new(),
+            parameter_changes: 0,
             process_id: 0,
             secret_key: Box::new([]),
             cache: StatementCache::new(settings.statement_cache_capacity),
@@ -244,6 +248,13 @@ impl Connection {
     /// A run-time parameter reported by the server (`server_version`, `TimeZone`, ...).
     pub fn parameter(&self, name: &str) -> Option<&str> {
         self.parameters.get(name).map(|v| &**v)
+    }
+
+    /// How many ParameterStatus messages arrived (startup's included): the server sends one whenever
+    /// a setting it reports (`TimeZone`, `DateStyle`, `application_name`, ...) changes, so a
+    /// statement during which this count moved changed the session.
+    pub fn parameter_changes(&self) -> u64 {
+        self.parameter_changes
     }
 
     /// When the connection was opened.

@@ -474,6 +474,14 @@ impl Connection {
         }
     }
 
+    /// Marks the connection unusable: it is given up while responses of shared requests may
+    /// still be unread (or half written), which this connection's own accounting does not
+    /// know about. Whoever holds it then closes it instead of reusing it.
+    pub fn mux_abandon(&mut self) {
+        self.state
+            .set_broken("a shared connection was given up with responses still unread");
+    }
+
     /// Drops `sql` from the statement cache (its plan went stale); the Close goes out with the
     /// next request.
     pub fn mux_invalidate(&mut self, sql: &str) {

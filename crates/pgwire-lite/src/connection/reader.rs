@@ -410,6 +410,7 @@ impl Connection {
                     )))
                 } else {
                     self.parameters.insert(name.into(), value.into());
+                    self.parameter_changes += 1;
                     Ok(())
                 }
             }

@@ -74,6 +74,11 @@ pub(super) struct ConnState {
     /// The first place of the batch being read: its results are held until the batch's
     /// ReadyForQuery says it committed.
     batch_start: u64,
+    /// The connection's ParameterStatus count when sharing began: a statement that moves it
+    /// changed a session setting every other caller would run under.
+    settings_seen: u64,
+    /// The place whose statement changed a setting (and got the connection closed).
+    changed_by: Option<u64>,
 }
 
 struct Entry {
@@ -113,6 +118,7 @@ pub(super) enum Enqueued {
 
 impl MuxConn {
     pub(super) fn new(conn: PooledConnection, batches: bool) -> MuxConn {
+        let settings_seen = conn.parameter_changes();
         MuxConn {
             state: Mutex::new(ConnState {
                 conn: Some(conn),
@@ -132,6 +138,8 @@ impl MuxConn {
                 batches,
                 unsynced: false,
                 batch_start: 0,
+                settings_seen,
+                changed_by: None,
             }),
             queued: AtomicUsize::new(0),
             large: AtomicBool::new(false),
@@ -149,6 +157,11 @@ impl MuxConn {
     pub(super) fn close(&self) {
         self.open.store(false, Ordering::Release);
         self.lock().closing = true;
+    }
+
+    /// Whether the statement at place `seq` changed a session setting.
+    pub(super) fn changed_settings(&self, seq: u64) -> bool {
+        self.lock().changed_by == Some(seq)
     }
 
     pub(super) fn invalidate(&self, sql: &str) {
@@ -220,6 +233,19 @@ impl MuxConn {
     }
 }
 
+impl Drop for ConnState {
+    fn drop(&mut self) {
+        // The last holder left (the pool was dropped, say) with the line not empty: the
+        // connection's own accounting knows nothing of the shared requests, so it must not go
+        // back to the pool as an idle one.
+        if !self.is_quiescent() {
+            if let Some(c) = self.conn.as_mut() {
+                c.raw().mux_abandon();
+            }
+        }
+    }
+}
+
 /// Ends the open batch in `unsent` with a Sync, marking its last request.
 fn end_batch(unsent: &mut BytesMut, unsynced: &mut bool, entries: &mut VecDeque<Entry>) {
     if std::mem::take(unsynced) {
@@ -277,7 +303,11 @@ impl ConnState {
     /// Quarantines the connection: every caller still waiting gets an error of its own.
     /// `first` goes to the caller whose response was being read.
     fn fail(&mut self, first: pgwire_lite::Error, queued: &AtomicUsize) {
-        // pgwire-lite marked the connection broken with the failure: dropped, it is closed.
+        // Broken (if the failure did not already break it), so that once dropped it is closed,
+        // never reused with responses unread.
+        if let Some(c) = self.conn.as_mut() {
+            c.raw().mux_abandon();
+        }
         self.failed
             .get_or_insert("the multiplexed connection failed");
         let mut first = Some(first);
@@ -429,8 +459,8 @@ impl Call {
                     st.next_read == st.next_seq && st.writing.is_empty() && st.unsent.is_empty();
                 if empty || st.is_dead() {
                     self.done = true;
-                    self.give_up_roles(st);
                     st.drainer = None;
+                    self.give_up_roles(st);
                     // A draining connection whose line is now empty goes back to the pool.
                     let back = if st.closing && st.is_quiescent() {
                         st.conn.take()
@@ -522,6 +552,20 @@ impl Call {
                     Poll::Ready(Ok((outcome, ended))) => {
                         st.decoder.reset();
                         self.conn.large.store(false, Ordering::Relaxed);
+                        if conn.parameter_changes() != st.settings_seen {
+                            // A statement changed a reported setting (TimeZone, DateStyle,
+                            // ...): what runs next on this session would run under it.
+                            self.conn.open.store(false, Ordering::Release);
+                            st.changed_by = Some(st.next_read);
+                            st.fail(
+                                pgwire_lite::Error::Closed(
+                                    "a multiplexed statement changed a session setting (the \
+                                     server reported it); the shared connection is closed",
+                                ),
+                                &self.conn.queued,
+                            );
+                            continue;
+                        }
                         st.settle(outcome, ended, &self.conn.queued);
                         continue;
                     }
@@ -554,19 +598,40 @@ impl Call {
 
     /// Releases the roles this caller holds, waking someone to take them over if work is left.
     fn give_up_roles(&self, st: &mut ConnState) {
-        let mut held = false;
         if st.writer == Some(self.seq) {
             st.writer = None;
-            held = true;
         }
         if st.reader == Some(self.seq) {
             st.reader = None;
-            held = true;
         }
-        let work = !st.writing.is_empty() || !st.unsent.is_empty() || st.next_read < st.handed;
-        if held && work {
-            st.wake_successor();
-        }
+        hand_over(&self.conn, st);
+    }
+}
+
+/// Makes sure someone does what the line still owes once a caller gave up its roles or left:
+/// with nobody holding a role, a waiting caller is woken to take them, or, when every caller
+/// has left, a drainer task does the work (reads and discards the answers).
+fn hand_over(conn: &Arc<MuxConn>, st: &mut ConnState) {
+    let work = st.next_read < st.next_seq || !st.writing.is_empty() || !st.unsent.is_empty();
+    if !work || st.is_dead() || st.writer.is_some() || st.reader.is_some() {
+        return;
+    }
+    let waiting = st
+        .entries
+        .iter()
+        .any(|e| matches!(e.outcome, Outcome::Waiting | Outcome::Held(_)));
+    if waiting || st.drainer.is_some() {
+        st.wake_successor();
+        return;
+    }
+    if let Ok(rt) = tokio::runtime::Handle::try_current() {
+        st.drainer = Some(Waker::noop().clone());
+        let drainer = Call {
+            conn: conn.clone(),
+            seq: DRAINER,
+            done: false,
+        };
+        rt.spawn(drainer.wait());
     }
 }
 
@@ -586,36 +651,10 @@ impl Drop for Call {
                 Outcome::Waiting | Outcome::Held(_) | Outcome::Cancelled => Outcome::Cancelled,
             };
         }
-        self.give_up_roles(st);
-        st.pop_gone();
         if self.seq == DRAINER {
             st.drainer = None;
-            return;
         }
-        let work = st.next_read < st.next_seq || !st.writing.is_empty() || !st.unsent.is_empty();
-        if !work || st.is_dead() || st.writer.is_some() || st.reader.is_some() {
-            return;
-        }
-        // Nobody holds a role (this caller may have been woken to take one, and left): wake a
-        // waiting caller to take them, or when none is left, a drainer does the work.
-        let waiting = st
-            .entries
-            .iter()
-            .any(|e| matches!(e.outcome, Outcome::Waiting | Outcome::Held(_)));
-        if waiting || st.drainer.is_some() {
-            st.wake_successor();
-            return;
-        }
-        {
-            if let Ok(rt) = tokio::runtime::Handle::try_current() {
-                st.drainer = Some(Waker::noop().clone());
-                let drainer = Call {
-                    conn: self.conn.clone(),
-                    seq: DRAINER,
-                    done: false,
-                };
-                rt.spawn(drainer.wait());
-            }
-        }
+        self.give_up_roles(st);
+        st.pop_gone();
     }
 }
