@@ -44,9 +44,12 @@
 //! closed and replaced, and every caller still waiting on it gets an error of its own — never
 //! another caller's result.
 //!
-//! A statement whose text says SELECT but whose functions change session state
-//! (`set_config(.., false)`, session advisory locks, `SELECT .. INTO TEMP`) is not detected by
-//! its tag; such statements belong on [`PsqlPool::connection`].
+//! A statement whose text says SELECT but whose functions change session state is not detected
+//! by its tag. A change the server reports (ParameterStatus: TimeZone, DateStyle, ...) is: a
+//! statement that caused one in a solo run is never shared, and one that causes one on a shared
+//! connection closes it (its caller is told) and is never shared again. Unreported changes
+//! (session advisory locks, `SELECT .. INTO TEMP`, `search_path` on PostgreSQL 15) are not:
+//! such statements belong on [`PsqlPool::connection`].
 
 use std::collections::HashMap;
 use std::future::poll_fn;
