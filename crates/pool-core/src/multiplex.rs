@@ -7,12 +7,14 @@
 //! as load asks for them, and shares each among callers:
 //!
 //! 1. A caller picks the connection with the fewest requests queued and, under that
-//!    connection's short mutex, appends its encoded request (Bind/Execute/Sync, or the first
-//!    time a connection sees the statement, a Parse/Describe/Sync first) to the connection's
-//!    unsent buffer, and takes the next place in its line of responses.
+//!    connection's short mutex, appends its encoded request (Bind/Execute, or the first time
+//!    a connection sees the statement, a Parse/Describe first) to the connection's unsent
+//!    buffer, and takes the next place in its line of responses.
 //! 2. **Writing**: whoever finds the write side free writes *everything* queued, its own
-//!    request and everyone else's, in one write (flat combining). There is no aggregator
-//!    task: the writer is a caller, and the work moves to whichever caller comes next.
+//!    request and everyone else's, in one write (flat combining). While a reader waits for
+//!    responses, requests only queue: the reader writes them all before it blocks again, so
+//!    requests that arrive together leave together. There is no aggregator task: the writer
+//!    is a caller, and the work moves to whichever caller comes next.
 //! 3. **Reading**: whoever finds the read side free reads responses in order and hands each
 //!    to its caller (waking it), until its own arrives; then it passes the role on by waking
 //!    the next waiting caller.

@@ -40,6 +40,8 @@ pub(super) struct MuxConn {
     pub(super) open: AtomicBool,
 }
 
+/// Everything behind a shared connection's mutex: the socket, the queued bytes, the line of
+/// places and who holds which role. Held only for short, non-awaiting sections.
 pub(super) struct ConnState {
     /// `None` once given back or quarantined.
     pub(super) conn: Option<PooledConnection>,
