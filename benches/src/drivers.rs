@@ -33,6 +33,9 @@ use crate::workload::{self, Params, Workload};
 pub enum Kind {
     /// psqlpool (`pool_core::PsqlPool`).
     Ours,
+    /// psqlpool multiplexed with one Sync per batch (`multiplexing_batches(true)`), beside
+    /// `ours` with `--multiplex` (one Sync per statement) in the same run.
+    OursBatches,
     /// tokio-postgres through deadpool-postgres.
     Deadpool,
     /// tokio-postgres through bb8-postgres.
@@ -41,6 +44,10 @@ pub enum Kind {
     Sqlx,
     /// The `pgbench` binary, `-M prepared` (run as a child process, not through [`Driver`]).
     Pgbench,
+    /// `pgbench -M prepared` running a `\startpipeline` script: `--pool` clients, each with
+    /// `--clients / --pool` selects per pipeline (one Sync per pipeline), so as many statements
+    /// are in flight as a multiplexed psqlpool has callers. Counted in statements.
+    PgbenchPipeline,
 }
 
 impl Kind {
@@ -51,10 +58,12 @@ impl Kind {
     pub fn name(self) -> &'static str {
         match self {
             Kind::Ours => "psqlpool",
+            Kind::OursBatches => "psqlpool-batches",
             Kind::Deadpool => "deadpool-postgres",
             Kind::Bb8 => "bb8-postgres",
             Kind::Sqlx => "sqlx",
             Kind::Pgbench => "pgbench",
+            Kind::PgbenchPipeline => "pgbench-pipeline",
         }
     }
 }
@@ -70,12 +79,15 @@ impl FromStr for Kind {
     fn from_str(s: &str) -> Result<Self, String> {
         match s {
             "ours" | "psqlpool" => Ok(Kind::Ours),
+            "ours-batches" | "psqlpool-batches" => Ok(Kind::OursBatches),
             "deadpool" | "deadpool-postgres" => Ok(Kind::Deadpool),
             "bb8" | "bb8-postgres" => Ok(Kind::Bb8),
             "sqlx" => Ok(Kind::Sqlx),
             "pgbench" => Ok(Kind::Pgbench),
+            "pgbench-pipeline" => Ok(Kind::PgbenchPipeline),
             other => Err(format!(
-                "unknown driver {other:?}: expected ours, deadpool, bb8, sqlx or pgbench"
+                "unknown driver {other:?}: expected ours, deadpool, bb8, sqlx, pgbench or \
+                 pgbench-pipeline"
             )),
         }
     }
@@ -159,6 +171,8 @@ pub struct Options {
     /// `prepared_statements(false)` and values declaring their types, tokio-postgres with
     /// `query_typed` (the unnamed statement, types given: one round trip each).
     pub unnamed: bool,
+    /// psqlpool with `multiplexing(true)`: concurrent `execute` calls share connections.
+    pub multiplex: bool,
 }
 
 /// A pool of one in-process driver, ready to run transactions. Cheap to clone (shared pool).
@@ -166,6 +180,8 @@ pub struct Options {
 pub enum Driver {
     /// psqlpool.
     Ours(pool_core::PsqlPool),
+    /// psqlpool multiplexed with one Sync per batch.
+    OursBatches(pool_core::PsqlPool),
     /// deadpool-postgres; `true`: unnamed statements through `query_typed`.
     Deadpool(deadpool_postgres::Pool, bool),
     /// bb8-postgres (with per-connection statements).
@@ -209,11 +225,14 @@ impl Driver {
             return Err(format!("{kind}: not measured over TLS here"));
         }
         match kind {
-            Kind::Ours => {
+            Kind::Ours | Kind::OursBatches => {
+                let batches = kind == Kind::OursBatches;
                 let mut builder = pool_core::PsqlPool::builder()
                     .dsn(url)
                     .max_db_pool_size(size)
-                    .conn_recycling_method(pool_core::RecyclingMethod::Fast);
+                    .conn_recycling_method(pool_core::RecyclingMethod::Fast)
+                    .multiplexing(opts.multiplex || batches)
+                    .multiplexing_batches(batches);
                 if opts.unnamed {
                     builder = builder
                         .prepared_statements(false)
@@ -221,7 +240,11 @@ impl Driver {
                 }
                 let pool = builder.build().map_err(err)?;
                 pool.startup().await.map_err(err)?;
-                Ok(Driver::Ours(pool))
+                Ok(if batches {
+                    Driver::OursBatches(pool)
+                } else {
+                    Driver::Ours(pool)
+                })
             }
             Kind::Deadpool => {
                 let pg: tokio_postgres::Config = url.parse().map_err(err)?;
@@ -262,7 +285,9 @@ impl Driver {
                     .connect_lazy_with(options);
                 Ok(Driver::Sqlx(pool))
             }
-            Kind::Pgbench => Err("pgbench runs as a child process, not as a pool".into()),
+            Kind::Pgbench | Kind::PgbenchPipeline => {
+                Err("pgbench runs as a child process, not as a pool".into())
+            }
         }
     }
 
@@ -293,6 +318,7 @@ impl Driver {
     pub fn kind(&self) -> Kind {
         match self {
             Driver::Ours(_) | Driver::OursConnect(_) => Kind::Ours,
+            Driver::OursBatches(_) => Kind::OursBatches,
             Driver::Deadpool(..) | Driver::TokioPostgresConnect(..) => Kind::Deadpool,
             Driver::Bb8(_) => Kind::Bb8,
             Driver::Sqlx(_) => Kind::Sqlx,
@@ -367,7 +393,7 @@ impl Driver {
     /// `pgbench -S`: the balance of account `aid`, decoded.
     pub async fn select(&self, aid: i32) -> Result<i32, String> {
         match self {
-            Driver::Ours(pool) => {
+            Driver::Ours(pool) | Driver::OursBatches(pool) => {
                 let res = pool
                     .execute(workload::SELECT_ACCOUNT, &[&aid])
                     .await
@@ -428,7 +454,7 @@ impl Driver {
     /// pgbench's TPC-B-like transaction.
     pub async fn tpcb(&self, p: &Params) -> Result<(), String> {
         match self {
-            Driver::Ours(pool) => {
+            Driver::Ours(pool) | Driver::OursBatches(pool) => {
                 let mut conn = pool.connection().await.map_err(err)?;
                 conn.batch_execute(workload::BEGIN).await.map_err(err)?;
                 conn.execute(workload::UPDATE_ACCOUNT, &[&p.delta, &p.aid])
@@ -568,7 +594,7 @@ impl Driver {
     /// Closes the pool's connections (so the next driver's round starts on a quiet server).
     pub async fn close(&self) {
         match self {
-            Driver::Ours(pool) => pool.close().await,
+            Driver::Ours(pool) | Driver::OursBatches(pool) => pool.close().await,
             Driver::Deadpool(pool, _) => pool.close(),
             // bb8 closes connections when the last pool handle drops; the connect drivers
             // hold none.

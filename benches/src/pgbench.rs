@@ -39,6 +39,28 @@ pub struct PgbenchArgs<'a> {
     /// front. The connect workload always uses them: `-M prepared` would add a round trip to
     /// every new connection.
     pub unnamed: bool,
+    /// With a value N > 0 (select workload only): a custom script that sends N selects of
+    /// random accounts between `\startpipeline` and `\endpipeline` (one Sync for all N), as the
+    /// issue's pipelined pgbench reference does. Every logged transaction then counts as N
+    /// statements with the pipeline's latency, so rates compare to one-statement drivers.
+    pub pipeline: usize,
+}
+
+/// The `\startpipeline` script of [`PgbenchArgs::pipeline`]: `depth` selects of random
+/// accounts in one pipeline. (pgbench reads `:scale` from `pgbench_branches`.)
+pub fn pipeline_script(depth: usize) -> String {
+    let mut s = String::new();
+    for i in 0..depth {
+        s.push_str(&format!("\\set aid{i} random(1, 100000 * :scale)\n"));
+    }
+    s.push_str("\\startpipeline\n");
+    for i in 0..depth {
+        s.push_str(&format!(
+            "SELECT abalance FROM pgbench_accounts WHERE aid = :aid{i};\n"
+        ));
+    }
+    s.push_str("\\endpipeline\n");
+    s
 }
 
 /// Runs pgbench for `warmup + seconds` and keeps the transactions that ended in the last `seconds`.
@@ -65,6 +87,12 @@ fn run_in(args: &PgbenchArgs<'_>, dir: &Path) -> Result<PgbenchRun, String> {
     let unnamed = args.unnamed || args.workload == Workload::Connect;
     cmd.args(["-n", "-M", if unnamed { "extended" } else { "prepared" }]);
     match args.workload {
+        Workload::Select if args.pipeline > 0 => {
+            let script = dir.join("pipeline.sql");
+            std::fs::write(&script, pipeline_script(args.pipeline))
+                .map_err(|e| format!("writing {}: {e}", script.display()))?;
+            cmd.arg("-f").arg(script)
+        }
         Workload::Select => cmd.arg("-S"),
         Workload::Tpcb => cmd.args(["-b", "tpcb-like"]),
         Workload::Connect => cmd.args(["-S", "-C"]),
@@ -109,6 +137,14 @@ fn run_in(args: &PgbenchArgs<'_>, dir: &Path) -> Result<PgbenchRun, String> {
         let text = std::fs::read_to_string(&path)
             .map_err(|e| format!("reading {}: {e}", path.display()))?;
         lines.extend(text.lines().filter_map(parse_line));
+    }
+    let per_txn = args.pipeline.max(1);
+    if per_txn > 1 {
+        // One logged pipeline is `per_txn` statements, each with the pipeline's latency.
+        lines = lines
+            .into_iter()
+            .flat_map(|l| std::iter::repeat_n(l, per_txn))
+            .collect();
     }
     let window = window(&lines, args.warmup_secs, args.seconds);
     let cpu_per_txn = u32::try_from(lines.len())
@@ -168,5 +204,15 @@ mod tests {
         let w = window(&lines, 2, 10);
         assert_eq!(w.txns, 20);
         assert_eq!(window(&[], 1, 1).txns, 0);
+    }
+
+    #[test]
+    fn pipeline_script_sends_depth_selects_in_one_pipeline() {
+        let s = pipeline_script(3);
+        assert_eq!(s.matches("\\set aid").count(), 3);
+        assert_eq!(s.matches("SELECT abalance").count(), 3);
+        let start = s.find("\\startpipeline").unwrap();
+        let end = s.find("\\endpipeline").unwrap();
+        assert!(start < s.find("SELECT").unwrap() && s.rfind("SELECT").unwrap() < end);
     }
 }

@@ -14,6 +14,8 @@ use pgwire_lite::{Config, Connection};
 struct Counting;
 
 static COUNTING: AtomicBool = AtomicBool::new(false);
+/// The counter is process-wide: the tests take turns.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
 static ALLOCS: AtomicUsize = AtomicUsize::new(0);
 
 // SAFETY: forwards to the system allocator unchanged; only counts calls.
@@ -45,6 +47,9 @@ static GLOBAL: Counting = Counting;
 
 #[test]
 fn cached_execute_allocates_nothing() {
+    let _turn = SERIAL
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     let url = cluster().admin_url();
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -123,6 +128,103 @@ fn cached_execute_allocates_nothing() {
             "{allocs} heap allocations over {n} pool executes"
         );
         assert_eq!(pool.stats().acquires, 1 + 100 + n as u64);
+        pool.close().await;
+    });
+}
+
+/// Issue 17: a multiplexed `pool.execute` allocates at most one small object per call. Counted
+/// for one caller at a time and for eight callers sharing the pool's connections at once.
+#[test]
+fn multiplexed_execute_allocates_at_most_one_object_per_call() {
+    let _turn = SERIAL
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    // Eight unboxed pool futures joined on one stack: debug builds need more than the default.
+    std::thread::Builder::new()
+        .stack_size(32 << 20)
+        .spawn(multiplexed_execute_allocations)
+        .unwrap()
+        .join()
+        .unwrap();
+}
+
+fn multiplexed_execute_allocations() {
+    for batches in [false, true] {
+        multiplexed_execute_allocations_with(batches);
+    }
+}
+
+fn multiplexed_execute_allocations_with(batches: bool) {
+    let url = cluster().admin_url();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let pool = pool_core::PsqlPool::builder()
+            .dsn(&url)
+            .max_db_pool_size(2)
+            .multiplexing(true)
+            .multiplexing_batches(batches)
+            .build()
+            .unwrap();
+        pool.startup().await.unwrap();
+        let sql = "SELECT $1::int8 + 1";
+        let one = async |i: i64| {
+            let r = pool.execute(sql, &[&i]).await.unwrap();
+            assert_eq!(r.rows()[0].get::<_, i64>(0), i + 1);
+        };
+        let eight = async |base: i64| {
+            tokio::join!(
+                one(base),
+                one(base + 1),
+                one(base + 2),
+                one(base + 3),
+                one(base + 4),
+                one(base + 5),
+                one(base + 6),
+                one(base + 7),
+            );
+        };
+        // Warm up: learn the statement, share both connections, prepare it on each, and grow
+        // every buffer and queue to its working size.
+        for i in 0..200i64 {
+            one(i).await;
+            eight(i * 8).await;
+        }
+        assert!(
+            pool.multiplexed_connections() > 0,
+            "nothing was multiplexed"
+        );
+        let n = 1_000i64;
+        ALLOCS.store(0, Ordering::Relaxed);
+        COUNTING.store(true, Ordering::Relaxed);
+        for i in 0..n {
+            one(i).await;
+        }
+        COUNTING.store(false, Ordering::Relaxed);
+        let sequential = ALLOCS.load(Ordering::Relaxed);
+        ALLOCS.store(0, Ordering::Relaxed);
+        COUNTING.store(true, Ordering::Relaxed);
+        for i in 0..n / 8 {
+            eight(i * 8).await;
+        }
+        COUNTING.store(false, Ordering::Relaxed);
+        let concurrent = ALLOCS.load(Ordering::Relaxed);
+        println!(
+            "multiplexed execute (batches: {batches}): {:.2} allocations per call alone, {:.2} \
+             with 8 at once",
+            sequential as f64 / n as f64,
+            concurrent as f64 / n as f64
+        );
+        assert!(
+            sequential <= n as usize,
+            "{sequential} allocations over {n} multiplexed executes (one caller)"
+        );
+        assert!(
+            concurrent <= n as usize,
+            "{concurrent} allocations over {n} multiplexed executes (8 at once)"
+        );
         pool.close().await;
     });
 }

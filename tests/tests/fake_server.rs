@@ -913,3 +913,108 @@ async fn m13_endless_notifications_keep_a_bounded_queue() {
     assert_eq!(queued[0].channel, "chan");
     task.abort();
 }
+
+/// A multiplexed response out of step (a DataRow after CommandComplete) is a protocol error for
+/// its caller and closes the shared connection, which leaves the pool.
+#[tokio::test]
+async fn multiplexed_response_out_of_step_is_a_protocol_error() {
+    let describe = [
+        msg(b'1', b""),
+        msg(b't', &0i16.to_be_bytes()),
+        row_description(&["a"]),
+        ready(),
+    ]
+    .concat();
+    let good = [
+        msg(b'2', b""),
+        data_row(&[b"v"]),
+        command_complete("SELECT 1"),
+        ready(),
+    ]
+    .concat();
+    let bad = [
+        msg(b'2', b""),
+        command_complete("SELECT 0"),
+        data_row(&[b"v"]),
+        ready(),
+    ]
+    .concat();
+    let fake = Script::start(hello(), vec![describe, good, bad]).await;
+    let pool = pool_core::PsqlPool::builder()
+        .config(fake.cfg.clone())
+        .max_db_pool_size(2)
+        .wait_timeout(std::time::Duration::from_millis(200))
+        .multiplexing(true)
+        .build()
+        .unwrap();
+    pool.startup().await.unwrap();
+    pool.execute("SELECT a", &[]).await.unwrap();
+    let err = tokio::time::timeout(
+        std::time::Duration::from_secs(5),
+        pool.execute("SELECT a", &[]),
+    )
+    .await
+    .expect("must not hang")
+    .expect_err("out of step");
+    assert!(
+        matches!(&err, pool_core::Error::Backend(Error::Protocol(m)) if m.contains("DataRow")),
+        "{err:?}"
+    );
+    assert_eq!(pool.multiplexed_connections(), 0);
+    let s = pool.status();
+    assert_eq!((s.size, s.in_use, s.queued), (0, 0, 0), "{s:?}");
+}
+
+/// Issue 17: a ReadyForQuery that reports an open transaction on a multiplexed connection (a
+/// real server sends it only if a statement opened one, which a statement proven safe cannot)
+/// quarantines the connection: the caller gets a protocol error saying so, never a result, and
+/// the connection is closed and leaves the pool.
+#[tokio::test]
+async fn multiplexed_connection_left_in_a_transaction_is_quarantined() {
+    let describe = [
+        msg(b'1', b""),
+        msg(b't', &0i16.to_be_bytes()),
+        row_description(&["a"]),
+        ready(),
+    ]
+    .concat();
+    let row = |status: &[u8]| {
+        [
+            msg(b'2', b""),
+            data_row(&[b"v"]),
+            command_complete("SELECT 1"),
+            msg(b'Z', status),
+        ]
+        .concat()
+    };
+    // The solo run (prepare, then execute) proves `SELECT a` safe; the next one is multiplexed
+    // and its ReadyForQuery says "in a transaction".
+    let fake = Script::start(hello(), vec![describe, row(b"I"), row(b"T")]).await;
+    let pool = pool_core::PsqlPool::builder()
+        .config(fake.cfg.clone())
+        .max_db_pool_size(2)
+        .wait_timeout(std::time::Duration::from_millis(200))
+        .multiplexing(true)
+        .build()
+        .unwrap();
+    pool.startup().await.unwrap();
+    let solo = pool.execute("SELECT a", &[]).await.unwrap();
+    assert_eq!(solo.rows()[0].raw(0).unwrap(), Some(&b"v"[..]));
+    assert_eq!(pool.multiplexed_connections(), 0);
+    let err = tokio::time::timeout(
+        std::time::Duration::from_secs(5),
+        pool.execute("SELECT a", &[]),
+    )
+    .await
+    .expect("must not hang")
+    .expect_err("a transaction on a shared connection is an error");
+    match &err {
+        pool_core::Error::Backend(Error::Protocol(m)) => {
+            assert!(m.contains("transaction"), "{m}")
+        }
+        other => panic!("expected a protocol error, got {other:?}"),
+    }
+    assert_eq!(pool.multiplexed_connections(), 0, "the connection left");
+    let s = pool.status();
+    assert_eq!((s.size, s.in_use, s.queued), (0, 0, 0), "{s:?}");
+}

@@ -41,8 +41,13 @@ USAGE: pgbench-load [OPTIONS]
   --runtime current|multi  tokio runtime of the in-process drivers           [multi]
   --compare                also run deadpool-postgres, bb8-postgres, sqlx and
                            pgbench -M prepared (if found), interleaved, as ratios
-  --drivers a,b,...        explicit driver list (ours, deadpool, bb8, sqlx, pgbench);
+  --drivers a,b,...        explicit driver list (ours, deadpool, bb8, sqlx, pgbench,
+                           pgbench-pipeline: --pool clients, --clients/--pool
+                           selects per \\startpipeline, counted in statements;
+                           ours-batches: multiplexed, one Sync per batch);
                            ratios are to the first
+  --multiplex              psqlpool with multiplexing(true): concurrent executes share
+                           connections (pgbench-pipeline: the \\startpipeline reference)
   --peer-defaults          keep the peers' per-checkout health checks (bb8
                            test_on_check_out, sqlx test_before_acquire): +1 round trip
   --init                   recreate the pgbench tables even if present
@@ -72,6 +77,7 @@ struct Args {
     runtime: Runtime,
     drivers: Vec<Kind>,
     peer_defaults: bool,
+    multiplex: bool,
     init: bool,
     quiet: bool,
 }
@@ -91,6 +97,7 @@ fn parse_args(argv: impl IntoIterator<Item = String>) -> Result<Option<Args>, St
     let mut compare = false;
     let mut explicit: Option<Vec<Kind>> = None;
     let mut peer_defaults = false;
+    let mut multiplex = false;
     let mut init = false;
     let mut quiet = false;
 
@@ -177,6 +184,7 @@ fn parse_args(argv: impl IntoIterator<Item = String>) -> Result<Option<Args>, St
                 )
             }
             "--peer-defaults" => peer_defaults = true,
+            "--multiplex" => multiplex = true,
             "--init" => init = true,
             "--quiet" => quiet = true,
             other => return Err(format!("unknown argument {other:?} (see --help)")),
@@ -200,10 +208,10 @@ fn parse_args(argv: impl IntoIterator<Item = String>) -> Result<Option<Args>, St
     };
     let drivers = match (explicit, compare) {
         (Some(list), _) if !list.is_empty() => {
-            if let Some(k) = list
-                .iter()
-                .find(|k| !k.eq(&&Kind::Ours) && !peers.contains(k))
-            {
+            if let Some(k) = list.iter().find(|k| {
+                let extra_ok = !narrow && matches!(**k, Kind::PgbenchPipeline | Kind::OursBatches);
+                !k.eq(&&Kind::Ours) && !peers.contains(k) && !extra_ok
+            }) {
                 return Err(format!(
                     "--drivers {k}: with --sslmode, --bouncer or the connect workload the \
                      drivers are ours, deadpool and pgbench"
@@ -215,6 +223,9 @@ fn parse_args(argv: impl IntoIterator<Item = String>) -> Result<Option<Args>, St
         (None, true) => std::iter::once(Kind::Ours).chain(peers).collect(),
         (None, false) => vec![Kind::Ours],
     };
+    if drivers.contains(&Kind::PgbenchPipeline) && workload != Workload::Select {
+        return Err("--drivers pgbench-pipeline: runs the select workload only".into());
+    }
     Ok(Some(Args {
         workload,
         clients,
@@ -229,6 +240,7 @@ fn parse_args(argv: impl IntoIterator<Item = String>) -> Result<Option<Args>, St
         runtime,
         drivers,
         peer_defaults,
+        multiplex,
         init,
         quiet,
     }))
@@ -398,11 +410,13 @@ fn run(mut args: Args) -> Result<ExitCode, String> {
         peer_defaults: args.peer_defaults,
         tls: args.sslmode.as_deref().is_some_and(|m| m != "disable"),
         unnamed,
+        multiplex: args.multiplex,
     };
     let pgbench_bin = target::find_pgbench(target.bin_dir.as_deref());
-    if args.drivers.contains(&Kind::Pgbench) && pgbench_bin.is_none() {
+    let is_pgbench = |k: &Kind| matches!(k, Kind::Pgbench | Kind::PgbenchPipeline);
+    if args.drivers.iter().any(is_pgbench) && pgbench_bin.is_none() {
         eprintln!("pgbench-load: pgbench not found (PostgreSQL bin dir or PATH): skipping it");
-        args.drivers.retain(|k| *k != Kind::Pgbench);
+        args.drivers.retain(|k| !is_pgbench(k));
     }
     let rt = match args.runtime {
         Runtime::Current => tokio::runtime::Builder::new_current_thread(),
@@ -446,7 +460,7 @@ fn run(mut args: Args) -> Result<ExitCode, String> {
     let pools: Vec<Driver> = args
         .drivers
         .iter()
-        .filter(|k| **k != Kind::Pgbench)
+        .filter(|k| !is_pgbench(k))
         .map(|&k| {
             if args.workload == Workload::Connect {
                 Driver::for_connect(k, &target.url, opts)
@@ -462,7 +476,14 @@ fn run(mut args: Args) -> Result<ExitCode, String> {
             if args.workload == Workload::Tpcb {
                 rt.block_on(schema::reset_for_tpcb(&target.admin_url))?;
             }
-            let result = if kind == Kind::Pgbench {
+            let result = if is_pgbench(&kind) {
+                // The pipeline reference: --pool connections with as many statements in
+                // flight in all as --clients.
+                let (clients, pipeline) = if kind == Kind::PgbenchPipeline {
+                    (args.pool, (args.clients / args.pool).max(1))
+                } else {
+                    (args.clients, 0)
+                };
                 let bin = pgbench_bin
                     .as_deref()
                     .ok_or("pgbench disappeared between checks")?;
@@ -470,11 +491,12 @@ fn run(mut args: Args) -> Result<ExitCode, String> {
                     pgbench: bin,
                     url: &target.url,
                     workload: args.workload,
-                    clients: args.clients,
+                    clients,
                     warmup_secs: args.warmup,
                     seconds: args.seconds,
                     progress: !args.quiet,
                     unnamed,
+                    pipeline,
                 })?;
                 RunResult {
                     kind,
@@ -633,6 +655,17 @@ mod tests {
         let a = parse("--bouncer transaction --compare").unwrap().unwrap();
         assert_eq!(a.bouncer, Some(PoolMode::Transaction));
         assert_eq!(a.drivers, vec![Kind::Ours, Kind::Deadpool, Kind::Pgbench]);
+        let a = parse("--multiplex -c 64 --pool 8 --drivers ours,pgbench,pgbench-pipeline")
+            .unwrap()
+            .unwrap();
+        assert!(a.multiplex);
+        assert_eq!(
+            a.drivers,
+            vec![Kind::Ours, Kind::Pgbench, Kind::PgbenchPipeline]
+        );
+        assert!(!parse("").unwrap().unwrap().multiplex);
+        let e = parse("--workload tpcb --drivers ours,pgbench-pipeline").unwrap_err();
+        assert!(e.contains("pgbench-pipeline"), "{e}");
     }
 
     #[test]

@@ -390,7 +390,7 @@ impl Rows {
         };
     }
 
-    fn as_slice(&self) -> &[Row] {
+    pub(crate) fn as_slice(&self) -> &[Row] {
         match self {
             Rows::Zero => &[],
             Rows::One(r) => std::slice::from_ref(r),

@@ -54,6 +54,8 @@ pub struct PsqlPoolBuilder {
     param_types: pgwire_lite::ParamTypes,
     slow_statement_threshold: Option<Duration>,
     hooks: Hooks<Connection>,
+    multiplexing: Option<bool>,
+    multiplexing_batches: bool,
 }
 
 impl Default for PsqlPoolBuilder {
@@ -79,6 +81,8 @@ impl Default for PsqlPoolBuilder {
             param_types: pgwire_lite::ParamTypes::Inferred,
             slow_statement_threshold: None,
             hooks: Hooks::default(),
+            multiplexing: None,
+            multiplexing_batches: false,
         }
     }
 }
@@ -108,6 +112,8 @@ impl fmt::Debug for PsqlPoolBuilder {
             param_types,
             slow_statement_threshold,
             hooks,
+            multiplexing,
+            multiplexing_batches,
         } = self;
         // The DSN may hold a password too. `Config`'s own Debug redacts its password.
         let secret = |set: bool| if set { Some("<redacted>") } else { None };
@@ -132,6 +138,8 @@ impl fmt::Debug for PsqlPoolBuilder {
             .field("param_types", param_types)
             .field("slow_statement_threshold", slow_statement_threshold)
             .field("hooks", hooks)
+            .field("multiplexing", multiplexing)
+            .field("multiplexing_batches", multiplexing_batches)
             .finish()
     }
 }
@@ -269,6 +277,39 @@ impl PsqlPoolBuilder {
         self
     }
 
+    /// Lets concurrent [`execute`](PsqlPool::execute) / [`execute_unprepared`](PsqlPool::execute_unprepared)
+    /// calls share connections (default off; the DSN key `multiplexing=on` does the same, and
+    /// this setter wins over it). Their requests are written together and their responses read
+    /// in order, by the callers themselves (no background task): many statements per write and
+    /// per read instead of one round trip each, so more statements per second than
+    /// connections would allow one at a time.
+    ///
+    /// Every caller gets exactly its own statement's outcome, and each statement is its own
+    /// implicit transaction. A statement text is multiplexed only after it ran once on a whole
+    /// connection and showed that it leaves no session state behind (command tag SELECT,
+    /// INSERT, UPDATE, DELETE or MERGE, and no open transaction); everything else, and
+    /// everything while a [`query_timeout`](Self::query_timeout) is set, takes the normal
+    /// path. [`PsqlPool::connection`] always hands out a whole connection: shared connections
+    /// go back to the pool when borrowers wait for one. See the README for the model.
+    pub fn multiplexing(mut self, on: bool) -> Self {
+        self.multiplexing = Some(on);
+        self
+    }
+
+    /// With [`multiplexing`](Self::multiplexing): one Sync per batch of statements written
+    /// together instead of one per statement (default false). The server then flushes its
+    /// output once per batch instead of once per statement, but a batch is one implicit
+    /// transaction: when one statement fails, the others of its batch are rolled back (or
+    /// skipped), and each of them is run again on its own before its caller hears anything;
+    /// the failing caller gets its error. Results are handed out only once the batch's end
+    /// says it committed. Statements of one batch see each other's writes, and hold their
+    /// locks until the batch ends: with writes that contend, batches deadlock and re-run more
+    /// than single statements would.
+    pub fn multiplexing_batches(mut self, on: bool) -> Self {
+        self.multiplexing_batches = on;
+        self
+    }
+
     /// How many idle connections the background maintenance keeps open (default 0). It
     /// only uses slots nobody is waiting for.
     pub fn min_idle(mut self, min_idle: usize) -> Self {
@@ -371,6 +412,10 @@ impl PsqlPoolBuilder {
         let trace = config
             .resolve()
             .map_or_else(|_| TraceTarget::of(&config), |c| TraceTarget::of(&c));
+        let multiplexing = self
+            .multiplexing
+            .or(config.get_multiplexing())
+            .unwrap_or(false);
         let manager = PgManager {
             config: std::sync::RwLock::new(std::sync::Arc::new(config)),
             method: self.conn_recycling_method,
@@ -385,7 +430,13 @@ impl PsqlPoolBuilder {
             slow_statement_threshold: self.slow_statement_threshold,
             trace,
         };
-        Ok(PsqlPool::from_parts(manager, slots, self.hooks))
+        Ok(PsqlPool::from_parts(
+            manager,
+            slots,
+            self.hooks,
+            multiplexing,
+            self.multiplexing_batches,
+        ))
     }
 
     fn validate(&self) -> Result<(Config, SlotConfig)> {
@@ -604,7 +655,9 @@ mod tests {
             .min_idle(1)
             .query_timeout(Duration::from_secs(16))
             .prepared_statements(false)
-            .param_types(pgwire_lite::ParamTypes::FromValues);
+            .param_types(pgwire_lite::ParamTypes::FromValues)
+            .multiplexing(true)
+            .multiplexing_batches(true);
         let d = format!("{b:?}");
         // The names come from an exhaustive pattern: once a field is added this does not
         // compile until the field is listed here, and so checked against the output.
@@ -635,6 +688,8 @@ mod tests {
             param_types,
             slow_statement_threshold,
             hooks,
+            multiplexing,
+            multiplexing_batches,
         );
         for name in fields {
             assert!(d.contains(&format!("{name}: ")), "{name} missing from {d}");
@@ -647,12 +702,51 @@ mod tests {
             "query_timeout: Some(16s)",
             "prepared_statements: false",
             "param_types: FromValues",
+            "multiplexing: Some(true)",
         ] {
             assert!(d.contains(value), "{value} missing from {d}");
         }
         for secret in ["hunter2", "hunter3", "hunter4"] {
             assert!(!d.contains(secret), "{secret} leaked into {d}");
         }
+    }
+
+    #[test]
+    fn multiplexing_is_off_unless_turned_on_by_setter_or_dsn() {
+        assert!(!PsqlPool::builder().build().unwrap().multiplexing());
+        assert!(
+            PsqlPool::builder()
+                .multiplexing(true)
+                .build()
+                .unwrap()
+                .multiplexing()
+        );
+        let on = PsqlPool::builder()
+            .dsn("postgres://u@h/db?multiplexing=on")
+            .build()
+            .unwrap();
+        assert!(on.multiplexing());
+        let kv = PsqlPool::builder()
+            .dsn("host=h user=u multiplexing=on")
+            .build()
+            .unwrap();
+        assert!(kv.multiplexing());
+        // The setter wins over the DSN.
+        let off = PsqlPool::builder()
+            .dsn("host=h multiplexing=on")
+            .multiplexing(false)
+            .build()
+            .unwrap();
+        assert!(!off.multiplexing());
+        let err = PsqlPool::builder()
+            .dsn("host=h multiplexing=sometimes")
+            .build()
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("multiplexing") && err.contains("sometimes"),
+            "{err}"
+        );
     }
 
     #[test]

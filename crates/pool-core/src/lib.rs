@@ -89,6 +89,11 @@
 //!   [`slow_statement_threshold`](PsqlPoolBuilder::slow_statement_threshold). No subscriber
 //!   is installed: the application chooses one; without one the cost is a check per callsite.
 //!
+//! - Multiplexing (opt-in, [`PsqlPoolBuilder::multiplexing`]): concurrent
+//!   [`PsqlPool::execute`] calls share connections, their statements pipelined (flat combining,
+//!   no background task); only statements that showed they leave no session state behind are
+//!   shared, and each caller gets exactly its own outcome.
+//!
 //! Unlike psqlpy's pool, every wait has a timeout (30 s by default), a connection given back
 //! inside a transaction is rolled back, and waiters are served first come, first served.
 //! [`PsqlPool`] explains the borrow cycle, [`RecyclingMethod`] what survives between borrowers.
@@ -112,6 +117,7 @@ mod ident;
 mod limits;
 mod listener;
 mod manager;
+mod multiplex;
 mod pool;
 mod recycle;
 mod retry;

@@ -12,6 +12,7 @@ use crate::error::{Error, Result};
 use crate::guard::PooledConnection;
 use crate::hooks::Hooks;
 use crate::limits;
+use crate::multiplex::Multiplexer;
 use crate::recycle::PgManager;
 use crate::slots::{Object, PoolStats, SlotConfig, Slots, Status};
 
@@ -57,6 +58,8 @@ struct Inner {
     started: AtomicBool,
     /// Serializes concurrent `startup()` calls so only one opens the first connection.
     starting: tokio::sync::Mutex<()>,
+    /// Present with `multiplexing(true)`.
+    mux: Option<Multiplexer>,
 }
 
 impl fmt::Debug for PsqlPool {
@@ -77,14 +80,98 @@ impl PsqlPool {
         manager: PgManager,
         config: SlotConfig,
         hooks: Hooks<pgwire_lite::Connection>,
+        multiplexing: bool,
+        batches: bool,
     ) -> PsqlPool {
+        let mux = multiplexing.then(|| Multiplexer::new(config.max_size, batches));
         PsqlPool {
             inner: Arc::new(Inner {
                 slots: Slots::with_hooks(manager, config, hooks),
                 started: AtomicBool::new(false),
                 starting: tokio::sync::Mutex::new(()),
+                mux,
             }),
         }
+    }
+
+    /// A connection for the multiplexer to share, only if a slot is free right now (it never
+    /// queues ahead of borrowers, nor reclaims its own).
+    pub(crate) async fn connection_to_share(&self) -> Result<PooledConnection> {
+        let s = self.inner.slots.status();
+        if s.idle == 0 && s.size >= s.max_size {
+            // Not even a momentary waiter: that would make shared connections drain.
+            return Err(Error::Timeout(crate::TimeoutKind::Wait));
+        }
+        let obj = self.inner.slots.get_timeout(Duration::ZERO).await?;
+        Ok(PooledConnection::new(obj))
+    }
+
+    /// A connection for the multiplexer when it has none to share: waits like any borrower
+    /// (first come, first served, the wait timeout), without reclaiming shared ones.
+    pub(crate) async fn connection_to_share_waiting(&self) -> Result<PooledConnection> {
+        let obj = self.inner.slots.get().await?;
+        Ok(PooledConnection::new(obj))
+    }
+
+    /// When every slot is taken and multiplexing holds some, one shared connection starts
+    /// draining so a whole-connection borrower gets it: at once if it is idle, else when its
+    /// last caller leaves. While the returned guard lives, multiplexing borrows no more
+    /// connections, so it cannot take back the one given up for this borrower.
+    fn reclaim_shared(&self) -> Option<crate::multiplex::WantGuard<'_>> {
+        let mux = self.inner.mux.as_ref()?;
+        let want = mux.want_whole();
+        if mux.connections() > 0 {
+            let s = self.inner.slots.status();
+            if s.idle == 0 && s.size >= s.max_size {
+                mux.rebalance(true, false);
+            }
+        }
+        Some(want)
+    }
+
+    /// The pool's wait timeout, which also bounds a multiplexed caller's wait for a place.
+    pub(crate) fn wait_timeout(&self) -> Duration {
+        self.inner.slots.config.wait_timeout
+    }
+
+    /// Borrowers queued for a whole connection.
+    pub(crate) fn borrowers_waiting(&self) -> usize {
+        self.inner.slots.waiting()
+    }
+
+    /// Whether `execute` may multiplex `sql` now; `None` without multiplexing. A pool query
+    /// timeout keeps everything on the normal path: its CancelRequest would hit whatever
+    /// statement the shared backend runs, possibly another caller's.
+    fn multiplexer(&self, sql: &str) -> Option<&Multiplexer> {
+        let mux = self.inner.mux.as_ref()?;
+        (self.inner.slots.manager.query_timeout.is_none() && mux.is_safe(sql)).then_some(mux)
+    }
+
+    /// Runs `sql` on a whole connection (the normal path), and with multiplexing on, learns
+    /// from the outcome whether it may be multiplexed from now on.
+    async fn execute_solo(
+        &self,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+        unnamed: bool,
+    ) -> Result<QueryResult> {
+        let mut conn = self.connection().await?;
+        let settings_before = conn.parameter_changes();
+        let r = if unnamed {
+            conn.execute_unprepared(sql, params).await
+        } else {
+            match conn.execute(sql, params).await {
+                Err(e) if self.pooler_detected(&e, &mut conn).await => {
+                    conn.execute_unprepared(sql, params).await
+                }
+                r => r,
+            }
+        };
+        if let (Some(mux), Ok(result)) = (&self.inner.mux, &r) {
+            let settings_changed = conn.parameter_changes() != settings_before;
+            mux.learn(sql, result, conn.transaction_status(), settings_changed);
+        }
+        r
     }
 
     /// Starts the pool: opens one connection and checks it, so a wrong password or a server
@@ -128,6 +215,7 @@ impl PsqlPool {
     /// [`Error::Backend`] when a new connection could not be opened.
     pub async fn connection(&self) -> Result<PooledConnection> {
         self.check_started()?;
+        let _want = self.reclaim_shared();
         let obj = self.acquire(self.inner.slots.config.wait_timeout).await?;
         Ok(PooledConnection::new(obj))
     }
@@ -164,6 +252,7 @@ impl PsqlPool {
     /// `Duration::ZERO` borrows only if a slot is free right now.
     pub async fn connection_timeout(&self, wait: Duration) -> Result<PooledConnection> {
         self.check_started()?;
+        let _want = self.reclaim_shared();
         let obj = self.acquire(wait).await?;
         Ok(PooledConnection::new(obj))
     }
@@ -181,6 +270,10 @@ impl PsqlPool {
     /// `SELECT` is held at once. Page through large tables (`LIMIT`/keyset) or use a cursor
     /// inside a transaction until streamed rows are available.
     ///
+    /// With [`multiplexing`](crate::PsqlPoolBuilder::multiplexing) on, a statement that showed
+    /// it leaves no session state behind shares a connection with other callers' statements
+    /// instead of borrowing one; dropping this future then never disturbs the others.
+    ///
     /// # Errors
     /// Those of [`connection`](Self::connection), and the statement's own as
     /// [`Error::Backend`]. A query timeout is [`Error::Backend`] with
@@ -191,13 +284,14 @@ impl PsqlPool {
         querystring: &str,
         parameters: &[&(dyn ToSql + Sync)],
     ) -> Result<QueryResult> {
-        let mut conn = self.connection().await?;
-        match conn.execute(querystring, parameters).await {
-            Err(e) if self.pooler_detected(&e, &mut conn).await => {
-                conn.execute_unprepared(querystring, parameters).await
+        self.check_started()?;
+        if let Some(mux) = self.multiplexer(querystring) {
+            let unnamed = !self.prepared_statements();
+            if let Some(r) = mux.execute(self, querystring, parameters, unnamed).await {
+                return r;
             }
-            r => r,
         }
+        self.execute_solo(querystring, parameters, false).await
     }
 
     /// See [`PgManager::pooler_detected`]: true when the statement may be re-run unnamed.
@@ -236,8 +330,13 @@ impl PsqlPool {
         querystring: &str,
         parameters: &[&(dyn ToSql + Sync)],
     ) -> Result<QueryResult> {
-        let mut conn = self.connection().await?;
-        conn.execute_unprepared(querystring, parameters).await
+        self.check_started()?;
+        if let Some(mux) = self.multiplexer(querystring) {
+            if let Some(r) = mux.execute(self, querystring, parameters, true).await {
+                return r;
+            }
+        }
+        self.execute_solo(querystring, parameters, true).await
     }
 
     /// Runs `querystring` once per parameter row in one round trip (psqlpy's `execute_many`):
@@ -293,7 +392,23 @@ impl PsqlPool {
     /// The counters (psqlpy's `max_size`, `size`, `available`, `waiting`, plus `idle` and
     /// `in_use`), read together so they always add up.
     pub fn status(&self) -> Status {
-        self.inner.slots.status()
+        let mut status = self.inner.slots.status();
+        if let Some(mux) = &self.inner.mux {
+            status.queued = mux.queued();
+        }
+        status
+    }
+
+    /// True when the pool was built with [`multiplexing(true)`](crate::PsqlPoolBuilder::multiplexing)
+    /// (or the DSN key `multiplexing=on`).
+    pub fn multiplexing(&self) -> bool {
+        self.inner.mux.is_some()
+    }
+
+    /// Connections currently shared by multiplexed `execute` calls (each counts in
+    /// [`Status::in_use`]); 0 without multiplexing.
+    pub fn multiplexed_connections(&self) -> usize {
+        self.inner.mux.as_ref().map_or(0, Multiplexer::connections)
     }
 
     /// Cumulative counters since the pool was built: checkouts, waits, timeouts, connections
@@ -324,6 +439,10 @@ impl PsqlPool {
     /// that error, and closes idle connections (politely, with Terminate). Borrowed
     /// connections are closed when they come back. Cannot be undone.
     pub async fn close(&self) {
+        if let Some(mux) = &self.inner.mux {
+            // Shared connections that are idle go back now; busy ones with their last caller.
+            mux.rebalance(false, true);
+        }
         self.inner.slots.close().await;
     }
 

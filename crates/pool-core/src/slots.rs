@@ -96,6 +96,10 @@ pub struct Status {
     pub idle: usize,
     /// Slots held by borrowers.
     pub in_use: usize,
+    /// Statements queued or in flight on multiplexed connections
+    /// ([`multiplexing`](crate::PsqlPoolBuilder::multiplexing)); always 0 without it. Those
+    /// connections count in `in_use` while they are shared.
+    pub queued: usize,
 }
 
 struct State<C> {
@@ -188,12 +192,18 @@ impl<M: Manager> Slots<M> {
             waiting: self.waiting.load(Ordering::Relaxed),
             idle: st.idle.len(),
             in_use: st.in_use,
+            queued: 0,
         }
     }
 
     /// The cumulative counters, read without the lock.
     pub(crate) fn stats(&self) -> PoolStats {
         self.counters.snapshot()
+    }
+
+    /// Borrowers queued for a slot now.
+    pub(crate) fn waiting(&self) -> usize {
+        self.waiting.load(Ordering::Relaxed)
     }
 
     pub(crate) fn is_closed(&self) -> bool {

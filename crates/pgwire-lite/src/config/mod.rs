@@ -88,6 +88,7 @@ pub struct Config {
     channel_binding: Option<String>,
     load_balance_hosts: Option<String>,
     statement_cache_capacity: Option<usize>,
+    multiplexing: Option<bool>,
     tls: tls::TlsParams,
     /// libpq's `passfile`: after resolve, the file consulted when no password is given.
     passfile: Option<std::path::PathBuf>,
@@ -139,6 +140,7 @@ impl fmt::Debug for Config {
             .field("channel_binding", &self.channel_binding)
             .field("load_balance_hosts", &self.load_balance_hosts)
             .field("statement_cache_capacity", &self.statement_cache_capacity)
+            .field("multiplexing", &self.multiplexing)
             .field("tls", &self.tls)
             .field("passfile", &self.passfile)
             .field("service", &self.service)
@@ -181,6 +183,7 @@ impl Config {
             channel_binding: None,
             load_balance_hosts: None,
             statement_cache_capacity: None,
+            multiplexing: None,
             tls: tls::TlsParams::default(),
             passfile: None,
             service: None,
@@ -452,6 +455,19 @@ impl Config {
     /// tried in a random order for every connection, spreading connections across servers.
     pub fn load_balances_randomly(&self) -> bool {
         self.load_balance_hosts.as_deref() == Some("random")
+    }
+
+    /// Sets `multiplexing` (not libpq's; off by default): whether a pool built from this
+    /// configuration lets concurrent `execute` calls share connections. A connection ignores
+    /// it; pool-core's `PsqlPoolBuilder::multiplexing` explains it.
+    pub fn multiplexing(&mut self, on: bool) -> &mut Self {
+        self.multiplexing = Some(on);
+        self
+    }
+
+    /// `multiplexing`, if given.
+    pub fn get_multiplexing(&self) -> Option<bool> {
+        self.multiplexing
     }
 
     /// `statement_cache_capacity`, if given.

@@ -35,6 +35,8 @@ pub(super) const SUPPORTED_KEYS: &[&str] = &[
     "load_balance_hosts",
     // Not libpq's: pgx's name. 0 turns named prepared statements off (transaction poolers).
     "statement_cache_capacity",
+    // Not libpq's: a pool option (pool-core's multiplexed execute), on/off.
+    "multiplexing",
     "sslrootcert",
     "sslcert",
     "sslkey",
@@ -359,6 +361,17 @@ impl Config {
                     ConfigError::new(format!("invalid statement_cache_capacity value: \"{v}\""))
                 })?);
             }
+            "multiplexing" => {
+                self.multiplexing = Some(match v {
+                    "on" | "true" | "yes" | "1" => true,
+                    "off" | "false" | "no" | "0" => false,
+                    _ => {
+                        return Err(ConfigError::new(format!(
+                            "invalid multiplexing value: \"{v}\" (expected on or off)"
+                        )));
+                    }
+                });
+            }
             "load_balance_hosts" => match v {
                 "disable" | "random" => self.load_balance_hosts = Some(v.to_owned()),
                 _ => {
@@ -414,6 +427,7 @@ impl Config {
             "passfile" => self.passfile.is_some(),
             "service" => self.service.is_some(),
             "servicefile" => self.servicefile.is_some(),
+            "multiplexing" => self.multiplexing.is_some(),
             _ => false,
         }
     }

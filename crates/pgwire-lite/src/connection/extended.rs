@@ -453,7 +453,7 @@ pub(super) fn accepts_all(stmt: &Statement, params: &[&(dyn ToSql + Sync)]) -> b
 }
 
 /// A cached statement the server no longer has in the shape we cached: re-prepare and retry.
-pub(super) fn is_stale_statement(e: &Error) -> bool {
+pub(crate) fn is_stale_statement(e: &Error) -> bool {
     e.as_db_error().is_some_and(|d| match d.code() {
         "0A000" => d.routine.as_deref() == Some("RevalidateCachedQuery"),
         "26000" => d.routine.as_deref() == Some("FetchPreparedStatement"),

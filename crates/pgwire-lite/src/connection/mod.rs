@@ -17,6 +17,7 @@
 //! | `timeout.rs`, `cancel.rs` | query timeouts and CancelRequest |
 //! | `notify.rs` | waiting for a LISTEN/NOTIFY notification on an idle connection |
 //! | `trace.rs` | the per-statement tracing span and the slow-statement warning |
+//! | `multiplex.rs` | one request of a shared connection: encode, write by hand, read one response |
 //!
 //! # Cancellation safety
 //! Dropping a query future at any await point never leaves the connection in an unknown state.
@@ -43,6 +44,7 @@ mod cancel;
 mod connect;
 mod copy;
 mod extended;
+mod multiplex;
 mod notify;
 mod pipeline;
 mod prepare;
@@ -59,10 +61,12 @@ mod type_lookup;
 pub use binary_copy::{BinaryCopyInWriter, BinaryCopyOutRow, BinaryCopyOutStream};
 pub use cancel::CancelToken;
 pub use copy::{CopyInSink, CopyOutStream};
+pub use multiplex::{MuxDecoder, MuxRequest};
 pub use pipeline::Pipeline;
 pub use stream::RowStream;
 pub use transport::Peer;
 
+pub(crate) use extended::is_stale_statement;
 use reader::{Owes, RequestState};
 use transport::{READ_CHUNK, Stream};
 
@@ -149,6 +153,9 @@ pub struct Connection {
     state: RequestState,
     tx_status: TransactionStatus,
     parameters: HashMap<Box<str>, Box<str>>,
+    /// ParameterStatus messages received after startup: a session setting the server reports
+    /// changed (see [`Connection::parameter_changes`]).
+    parameter_changes: u64,
     process_id: i32,
     secret_key: Box<[u8]>,
     cache: StatementCache,
@@ -193,6 +200,7 @@ impl Connection {
             state: RequestState::default(),
             tx_status: TransactionStatus::Idle,
             parameters: HashMap::new(),
+            parameter_changes: 0,
             process_id: 0,
             secret_key: Box::new([]),
             cache: StatementCache::new(settings.statement_cache_capacity),
@@ -254,6 +262,13 @@ impl Connection {
     /// A run-time parameter reported by the server (`server_version`, `TimeZone`, ...).
     pub fn parameter(&self, name: &str) -> Option<&str> {
         self.parameters.get(name).map(|v| &**v)
+    }
+
+    /// How many ParameterStatus messages arrived (startup's included): the server sends one whenever
+    /// a setting it reports (`TimeZone`, `DateStyle`, `application_name`, ...) changes, so a
+    /// statement during which this count moved changed the session.
+    pub fn parameter_changes(&self) -> u64 {
+        self.parameter_changes
     }
 
     /// When the connection was opened.

@@ -378,7 +378,7 @@ impl Connection {
 
     /// The error for a connection the server closed: its FATAL error if it sent one, else the
     /// I/O error (or EOF) with the server's last words.
-    fn goodbye(&mut self, io_error: Option<io::Error>) -> Error {
+    pub(super) fn goodbye(&mut self, io_error: Option<io::Error>) -> Error {
         if let Some(fatal) = self.state.fatal.take() {
             return fatal.into();
         }
@@ -413,6 +413,7 @@ impl Connection {
                     )))
                 } else {
                     self.parameters.insert(name.into(), value.into());
+                    self.parameter_changes += 1;
                     Ok(())
                 }
             }

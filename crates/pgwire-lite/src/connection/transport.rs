@@ -159,6 +159,53 @@ impl Stream {
         }
     }
 
+    /// Writes some of `buf`, polled by hand: a multiplexed connection's writer keeps the
+    /// unwritten rest in shared state, so a writer whose future is dropped loses nothing.
+    pub(super) fn poll_write(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<io::Result<usize>> {
+        // Tokio's write future holds no state between polls: a fresh one per poll is the
+        // same as polling `poll_write`, without unsafe code.
+        std::future::Future::poll(std::pin::pin!(self.write_some(buf)), cx)
+    }
+
+    async fn write_some(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Stream::Tcp(s) => s.write(buf).await,
+            Stream::Tls(s, ..) => s.write(buf).await,
+            #[cfg(unix)]
+            Stream::Unix(s) => s.write(buf).await,
+        }
+    }
+
+    /// Flushes what TLS keeps back (ready at once for a plain socket), polled by hand.
+    pub(super) fn poll_flush(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<io::Result<()>> {
+        std::future::Future::poll(std::pin::pin!(self.flush()), cx)
+    }
+
+    async fn flush(&mut self) -> io::Result<()> {
+        match self {
+            Stream::Tcp(s) => s.flush().await,
+            Stream::Tls(s, ..) => s.flush().await,
+            #[cfg(unix)]
+            Stream::Unix(s) => s.flush().await,
+        }
+    }
+
+    /// [`read_buf`](Self::read_buf) polled by hand (cancel-safe the same way); `Ok(0)` is EOF.
+    pub(super) fn poll_read_buf(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut BytesMut,
+    ) -> std::task::Poll<io::Result<usize>> {
+        std::future::Future::poll(std::pin::pin!(self.read_buf(buf)), cx)
+    }
+
     /// Writes all of `buf` while reading whatever the server sends meanwhile into `rbuf`.
     ///
     /// A server that floods output (notices at `client_min_messages=debug5`, say) stops reading

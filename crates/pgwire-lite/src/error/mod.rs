@@ -106,6 +106,13 @@ impl Error {
         }
     }
 
+    /// True when a cached prepared statement no longer matched the server ("cached plan must
+    /// not change result type", or the statement was deallocated behind the cache's back):
+    /// nothing was executed, and preparing the statement again and re-running it is safe.
+    pub fn is_stale_statement(&self) -> bool {
+        crate::connection::is_stale_statement(self)
+    }
+
     /// True for every [`Error::Timeout`] and [`Error::QueryTimeout`]: a connect, query or
     /// other deadline this crate enforces ran out.
     pub fn is_timeout(&self) -> bool {

@@ -1,0 +1,430 @@
+//! Multiplexed `pool.execute` (opt-in, [`PsqlPoolBuilder::multiplexing`]): concurrent callers
+//! share connections, flat combining per connection.
+//!
+//! # The model
+//!
+//! The multiplexer borrows up to `max_db_pool_size` connections from the pool, one at a time
+//! as load asks for them, and shares each among callers:
+//!
+//! 1. A caller picks the connection with the fewest requests queued and, under that
+//!    connection's short mutex, appends its encoded request (Bind/Execute, or the first time
+//!    a connection sees the statement, a Parse/Describe first) to the connection's unsent
+//!    buffer, and takes the next place in its line of responses.
+//! 2. **Writing**: whoever finds the write side free writes *everything* queued, its own
+//!    request and everyone else's, in one write (flat combining). While a reader waits for
+//!    responses, requests only queue: the reader writes them all before it blocks again, so
+//!    requests that arrive together leave together. There is no aggregator task: the writer
+//!    is a caller, and the work moves to whichever caller comes next.
+//! 3. **Reading**: whoever finds the read side free reads responses in order and hands each
+//!    to its caller (waking it), until its own arrives; then it passes the role on by waking
+//!    the next waiting caller.
+//!
+//! By default every request ends with its own Sync: each statement is its own implicit
+//! transaction, so a failing statement affects nobody else. With
+//! [`multiplexing_batches`](crate::PsqlPoolBuilder::multiplexing_batches), what one write carries
+//! ends with one Sync (a batch, as pgbench's `\startpipeline` does: one server flush per batch).
+//! A batch is one implicit transaction: results are held until its ReadyForQuery says it
+//! committed, and when a statement fails, the others of its batch (rolled back, or skipped by
+//! the server) are answered "retry" and their callers run them again, alone. A Parse is always
+//! a batch of its own.
+//!
+//! # Cancellation
+//!
+//! Roles and progress live in the connection's shared state, not in any caller's future: a
+//! writer dropped mid-write leaves the unwritten bytes in the buffer, a reader dropped
+//! mid-response leaves its decoder and buffered frames. A dropped caller's place in line stays;
+//! its response is read and discarded by whoever reads. A dropped role holder wakes the next
+//! waiting caller to take its role over.
+//!
+//! # Safety
+//!
+//! Only statements proven safe are multiplexed: a statement text runs on the normal path (a
+//! whole connection) until one run there completed with a command tag that leaves no session
+//! state (SELECT, INSERT, UPDATE, DELETE, MERGE) and ReadyForQuery said idle. Anything else
+//! (BEGIN, SET, LISTEN, COPY, DDL, ...) keeps taking the normal path. A ReadyForQuery that
+//! reports a transaction, or any protocol or I/O failure, quarantines the connection: it is
+//! closed and replaced, and every caller still waiting on it gets an error of its own — never
+//! another caller's result.
+//!
+//! A statement whose text says SELECT but whose functions change session state is not detected
+//! by its tag. A change the server reports (ParameterStatus: TimeZone, DateStyle, ...) is: a
+//! statement that caused one in a solo run is never shared, and one that causes one on a shared
+//! connection closes it (its caller is told) and is never shared again. Unreported changes
+//! (session advisory locks, `SELECT .. INTO TEMP`, `search_path` on PostgreSQL 15) are not:
+//! such statements belong on [`PsqlPool::connection`].
+
+use std::collections::HashMap;
+use std::future::poll_fn;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
+use std::task::Poll;
+
+use pgwire_lite::{QueryResult, ToSql, TransactionStatus};
+use tokio::sync::Semaphore;
+
+use crate::error::{Error, Result, TimeoutKind};
+use crate::guard::PooledConnection;
+use crate::pool::PsqlPool;
+
+mod line;
+
+use line::{Answer, Call, Enqueued, MuxConn};
+
+/// Callers queued or in flight per multiplexed connection (times `max_db_pool_size` for the
+/// pool): pgbench's `\startpipeline` gets its best numbers at 8–16 statements in flight per
+/// connection; 64 leaves room for bursts while bounding what one connection's line holds.
+pub(crate) const QUEUE_PER_CONNECTION: usize = 64;
+
+/// Another connection is borrowed for sharing only when every shared one has this many
+/// requests in line: on few cores, deeper lines on fewer connections is what makes pipelining
+/// pay (pgbench's `\startpipeline` does best at 2 connections x 8 statements on 2 cores), while
+/// a line this short keeps the wait behind a slow statement short. Statements that take long
+/// belong on [`PsqlPool::connection`] or a pool without multiplexing.
+const GROW_AT_DEPTH: usize = 4;
+
+/// Statement texts remembered as safe (or never) to multiplex; beyond this, new texts take the normal
+/// path (the set must not grow with every distinct SQL string a program makes up).
+const MAX_SAFE_STATEMENTS: usize = 4096;
+
+/// Command tags of statements that leave no session or transaction state behind.
+const SAFE_TAGS: &[&str] = &["SELECT", "INSERT", "UPDATE", "DELETE", "MERGE"];
+
+/// The multiplexer of one pool.
+pub(crate) struct Multiplexer {
+    conns: Mutex<Vec<Arc<MuxConn>>>,
+    /// Statement texts judged by a solo run: `true` safe to share, `false` never (one of its
+    /// runs changed a setting: pooled sessions keep settings, so a later run that changes
+    /// nothing proves nothing).
+    statements: RwLock<HashMap<Box<str>, bool>>,
+    /// The bounded queue: a caller takes a permit before it queues (first come, first served,
+    /// at most the pool's wait timeout).
+    permits: Semaphore,
+    /// One caller at a time borrows a new connection for multiplexing.
+    growing: AtomicBool,
+    /// The pool is closing: shared connections go back as they empty.
+    closed: AtomicBool,
+    /// Shared connections that take no new requests and go back to the pool once empty.
+    draining: AtomicUsize,
+    /// Whole-connection borrowers in `connection()` now: while any is, no connection is
+    /// borrowed for sharing and shared ones drain.
+    wanted: AtomicUsize,
+    /// Callers waiting for a slot to share (none was there): not borrowers that shared
+    /// connections should drain for.
+    mux_waiting: AtomicUsize,
+    /// Wakes callers waiting for a slot when another caller starts sharing a connection.
+    shared_ready: tokio::sync::Notify,
+    max_conns: usize,
+    /// One Sync per batch (see [`PsqlPoolBuilder::multiplexing_batches`](crate::PsqlPoolBuilder::multiplexing_batches)).
+    batches: bool,
+}
+
+impl Multiplexer {
+    pub(crate) fn new(max_conns: usize, batches: bool) -> Multiplexer {
+        Multiplexer {
+            conns: Mutex::new(Vec::new()),
+            statements: RwLock::new(HashMap::new()),
+            permits: Semaphore::new(max_conns * QUEUE_PER_CONNECTION),
+            growing: AtomicBool::new(false),
+            closed: AtomicBool::new(false),
+            draining: AtomicUsize::new(0),
+            wanted: AtomicUsize::new(0),
+            mux_waiting: AtomicUsize::new(0),
+            shared_ready: tokio::sync::Notify::new(),
+            max_conns,
+            batches,
+        }
+    }
+
+    /// Counts a whole-connection borrower until the guard drops.
+    pub(crate) fn want_whole(&self) -> WantGuard<'_> {
+        self.wanted.fetch_add(1, Ordering::AcqRel);
+        CountDown(&self.wanted)
+    }
+
+    /// Whether `sql` has shown that it may be multiplexed.
+    pub(crate) fn is_safe(&self, sql: &str) -> bool {
+        self.statements
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(sql)
+            .is_some_and(|safe| *safe)
+    }
+
+    /// Never shares `sql` again: a run of it changed a session setting.
+    fn deny(&self, sql: &str) {
+        let mut statements = self
+            .statements
+            .write()
+            .unwrap_or_else(PoisonError::into_inner);
+        if let Some(safe) = statements.get_mut(sql) {
+            *safe = false;
+        } else if statements.len() < MAX_SAFE_STATEMENTS {
+            statements.insert(sql.into(), false);
+        }
+    }
+
+    /// Remembers `sql` as safe when its solo run proved it: a safe command tag, an idle
+    /// session afterwards, and no setting the server reports changed meanwhile.
+    pub(crate) fn learn(
+        &self,
+        sql: &str,
+        result: &QueryResult,
+        status: TransactionStatus,
+        settings_changed: bool,
+    ) {
+        let tag_ok = result
+            .command_tag()
+            .and_then(|t| t.split(' ').next())
+            .is_some_and(|verb| SAFE_TAGS.contains(&verb));
+        if settings_changed {
+            self.deny(sql);
+            return;
+        }
+        if !tag_ok || status != TransactionStatus::Idle {
+            return;
+        }
+        let mut statements = self
+            .statements
+            .write()
+            .unwrap_or_else(PoisonError::into_inner);
+        if !statements.contains_key(sql) && statements.len() < MAX_SAFE_STATEMENTS {
+            statements.insert(sql.into(), true);
+        }
+    }
+
+    /// Requests queued or in flight on multiplexed connections.
+    pub(crate) fn queued(&self) -> usize {
+        self.lock_conns()
+            .iter()
+            .map(|c| c.queued.load(Ordering::Relaxed))
+            .sum()
+    }
+
+    /// Connections held for multiplexing.
+    pub(crate) fn connections(&self) -> usize {
+        self.lock_conns().len()
+    }
+
+    fn lock_conns(&self) -> MutexGuard<'_, Vec<Arc<MuxConn>>> {
+        self.conns.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Hands shared connections back to the pool: when whole-connection borrowers wait, one
+    /// connection stops taking new requests (draining) and goes back once its line is empty;
+    /// with `all` (the pool is closing), every one does.
+    pub(crate) fn rebalance(&self, want: bool, all: bool) {
+        let mut released = Vec::new();
+        {
+            let mut conns = self.lock_conns();
+            if all {
+                self.closed.store(true, Ordering::Release);
+                for c in conns.iter() {
+                    c.close();
+                }
+            } else if want && conns.iter().all(|c| c.open.load(Ordering::Acquire)) {
+                if let Some(c) = conns
+                    .iter()
+                    .min_by_key(|c| c.queued.load(Ordering::Relaxed))
+                {
+                    c.close();
+                }
+            }
+            conns.retain(|c| {
+                let mut st = c.lock();
+                if st.is_dead() || (st.closing && st.is_quiescent()) {
+                    released.extend(st.conn.take());
+                    false
+                } else {
+                    true
+                }
+            });
+            let draining = conns
+                .iter()
+                .filter(|c| !c.open.load(Ordering::Acquire))
+                .count();
+            self.draining.store(draining, Ordering::Relaxed);
+        }
+        // Given back outside the lock: a waiting borrower takes it at once.
+        drop(released);
+    }
+
+    /// Runs `sql` multiplexed. `None`: it could not be (no connection to share, a request too
+    /// large, values the unnamed statement cannot take): the caller takes the normal path.
+    pub(crate) async fn execute(
+        &self,
+        pool: &PsqlPool,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+        unnamed: bool,
+    ) -> Option<Result<QueryResult>> {
+        let permit = match tokio::time::timeout(pool.wait_timeout(), self.permits.acquire()).await {
+            Ok(Ok(p)) => p,
+            Ok(Err(_)) => return Some(Err(Error::Closed)),
+            Err(_) => return Some(Err(Error::Timeout(TimeoutKind::Wait))),
+        };
+        let conn = match self.pick(pool).await {
+            Ok(Some(c)) => c,
+            Ok(None) => return None,
+            Err(e) => return Some(Err(e)),
+        };
+        // Three rounds at most, four with a Parse: the first may only prepare the statement on
+        // this connection, and a statement whose batch failed because of another one runs
+        // again alone.
+        let mut alone = false;
+        for _ in 0..4 {
+            let (seq, prepare) = match conn.enqueue(sql, params, unnamed, alone) {
+                Enqueued::Queued { seq, prepare } => (seq, prepare),
+                Enqueued::Failed(e) => return Some(Err(e)),
+                Enqueued::NotHere => break,
+            };
+            let answer = Call {
+                conn: conn.clone(),
+                seq,
+                done: false,
+            }
+            .wait()
+            .await;
+            match answer {
+                Answer::Retry => alone = true,
+                Answer::Done(Ok(_)) if prepare => {}
+                Answer::Done(Err(Error::Backend(e))) if e.is_stale_statement() => {
+                    // The table changed under the cached statement; nothing ran.
+                    conn.invalidate(sql);
+                    break;
+                }
+                Answer::Done(r) => {
+                    if r.is_err() && conn.changed_settings(seq) {
+                        self.deny(sql);
+                    }
+                    drop(permit);
+                    self.after_call(pool, &conn);
+                    return Some(r);
+                }
+            }
+        }
+        drop(permit);
+        self.after_call(pool, &conn);
+        None
+    }
+
+    /// The least-queued shared connection, borrowing a new one from the pool while the pool
+    /// has a free slot and every shared one is busy.
+    async fn pick(&self, pool: &PsqlPool) -> Result<Option<Arc<MuxConn>>> {
+        let best = self.least_queued();
+        let n = self.connections();
+        let busy = best.as_ref().is_none_or(|c| {
+            c.queued.load(Ordering::Relaxed) >= GROW_AT_DEPTH || c.large.load(Ordering::Relaxed)
+        });
+        let wanted = self.wanted.load(Ordering::Acquire) > 0;
+        if busy && !wanted && n < self.max_conns && !self.growing.swap(true, Ordering::AcqRel) {
+            // Reset however this ends: a caller cancelled here must not stop all growth.
+            let _growing = ResetOnDrop(&self.growing);
+            if let Ok(c) = pool.connection_to_share().await {
+                if let Some(mc) = self.share(c) {
+                    return Ok(Some(mc));
+                }
+            }
+        }
+        if best.is_some() {
+            return Ok(best);
+        }
+        // Nothing to share (none yet, or every one draining): wait for a connection like any
+        // borrower. Going to the normal path instead would make a burst of callers take every
+        // slot one statement at a time, and keep multiplexing from ever starting.
+        self.mux_waiting.fetch_add(1, Ordering::AcqRel);
+        let _waiting = CountDown(&self.mux_waiting);
+        loop {
+            // Registered before looking, so a connection shared meanwhile is not missed.
+            let mut shared = std::pin::pin!(self.shared_ready.notified());
+            shared.as_mut().enable();
+            if let Some(best) = self.least_queued() {
+                return Ok(Some(best));
+            }
+            let got = {
+                let mut slot = std::pin::pin!(pool.connection_to_share_waiting());
+                poll_fn(|cx| {
+                    if let Poll::Ready(r) = slot.as_mut().poll(cx) {
+                        return Poll::Ready(Some(r));
+                    }
+                    // Another caller started sharing one: use it rather than wait for a slot.
+                    shared.as_mut().poll(cx).map(|()| None)
+                })
+                .await
+            };
+            match got {
+                Some(Ok(c)) => return Ok(self.share(c)),
+                Some(Err(e)) => return Err(e),
+                None => {}
+            }
+        }
+    }
+
+    /// The open shared connection with the shortest line, avoiding one that reads a large
+    /// result.
+    fn least_queued(&self) -> Option<Arc<MuxConn>> {
+        self.lock_conns()
+            .iter()
+            .filter(|c| c.open.load(Ordering::Acquire))
+            .min_by_key(|c| {
+                (
+                    c.large.load(Ordering::Relaxed),
+                    c.queued.load(Ordering::Relaxed),
+                )
+            })
+            .cloned()
+    }
+
+    /// Starts sharing a freshly borrowed connection (it must be idle and clean: a fresh guard
+    /// has no rollback of its own pending).
+    fn share(&self, c: PooledConnection) -> Option<Arc<MuxConn>> {
+        if !c.mux_ready() {
+            return None;
+        }
+        let mc = Arc::new(MuxConn::new(c, self.batches));
+        self.lock_conns().push(mc.clone());
+        self.shared_ready.notify_waiters();
+        Some(mc)
+    }
+
+    /// After a call: a connection that failed leaves the set; when whole-connection borrowers
+    /// wait, a quiescent shared connection goes back to the pool.
+    fn after_call(&self, pool: &PsqlPool, conn: &Arc<MuxConn>) {
+        let dead = conn.lock().is_dead();
+        if dead {
+            self.lock_conns().retain(|c| !Arc::ptr_eq(c, conn));
+            // Closed (it is broken) and its slot freed, outside the lock.
+            let taken = conn.lock().conn.take();
+            drop(taken);
+        }
+        // Borrowers waiting for a slot, less the multiplexer's own callers waiting for one.
+        let others = pool
+            .borrowers_waiting()
+            .saturating_sub(self.mux_waiting.load(Ordering::Acquire));
+        let want = others > 0 || self.wanted.load(Ordering::Acquire) > 0;
+        let all = self.closed.load(Ordering::Acquire);
+        if want || all || self.draining.load(Ordering::Relaxed) > 0 {
+            self.rebalance(want, all);
+        }
+    }
+}
+
+/// Clears a flag when dropped.
+struct ResetOnDrop<'a>(&'a AtomicBool);
+
+impl Drop for ResetOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::Release);
+    }
+}
+
+/// A whole-connection borrower in `connection()`; see [`Multiplexer::want_whole`].
+pub(crate) type WantGuard<'a> = CountDown<'a>;
+
+/// Decrements a counter when dropped.
+pub(crate) struct CountDown<'a>(&'a AtomicUsize);
+
+impl Drop for CountDown<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
