@@ -1663,6 +1663,7 @@ const DSN_VALUES: &[(&str, &str)] = &[
     ("channel_binding", "disable"),
     ("load_balance_hosts", "disable"),
     ("statement_cache_capacity", "7"),
+    ("multiplexing", "on"),
     ("sslrootcert", "/dsn/root.crt"),
     ("sslcert", "/dsn/client.crt"),
     ("sslkey", "/dsn/client.key"),
@@ -1687,7 +1688,7 @@ fn service_never_overrides_a_key_the_dsn_gave() {
          keepalives_interval=9\nkeepalives_count=9\ntcp_user_timeout=9\n\
          target_session_attrs=read-only\nsslmode=require\nrequire_auth=scram-sha-256\n\
          gssencmode=prefer\nchannel_binding=prefer\nload_balance_hosts=random\n\
-         statement_cache_capacity=9\nsslrootcert=/svc/root.crt\nsslcert=/svc/client.crt\n\
+         statement_cache_capacity=9\nmultiplexing=off\nsslrootcert=/svc/root.crt\nsslcert=/svc/client.crt\n\
          sslkey=/svc/client.key\nsslsni=0\nssl_min_protocol_version=TLSv1.3\n\
          ssl_max_protocol_version=TLSv1.3\nsslnegotiation=direct\nsslcrl=/svc/root.crl\n\
          sslcrldir=/svc/crls\npassfile=/svc/pgpass\nservicefile=/svc/other\n",
@@ -1756,6 +1757,7 @@ fn key_value(c: &Config, key: &str) -> String {
         "ssl_min_protocol_version" => format!("{:?}", c.tls.min_version),
         "ssl_max_protocol_version" => format!("{:?}", c.tls.max_version),
         "sslnegotiation" => format!("{:?}", c.tls.negotiation),
+        "multiplexing" => format!("{:?}", c.multiplexing),
         "sslcrl" => format!("{:?}", c.tls.crl),
         "sslcrldir" => format!("{:?}", c.tls.crl_dir),
         "passfile" => format!("{:?}", c.passfile),
