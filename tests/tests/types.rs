@@ -3,6 +3,8 @@
 //! text (simple protocol) format, edge values, arrays of every shape, NULLs, widening and
 //! mismatch errors, `Value` as a parameter, `result()` maps, and a seeded random sweep.
 
+mod common;
+
 use std::fmt::Debug;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
@@ -24,33 +26,23 @@ async fn connect() -> Connection {
         .unwrap_or_else(|e| panic!("connect: {e}"))
 }
 
-/// `server_version_num` (150004 for 15.4).
-async fn server_version(c: &mut Connection) -> i32 {
-    read_bin(c, "SELECT current_setting('server_version_num')::int4").await
-}
-
-/// Column 0 of the single row of `sql`, through the extended protocol (binary format).
+/// Column 0 of the single row of `sql`, in binary format; panics on an error.
 async fn read_bin<T: FromSqlOwned>(c: &mut Connection, sql: &str) -> T {
-    let row = c
-        .query_one(sql, &[])
+    common::read_binary(c, sql)
         .await
-        .unwrap_or_else(|e| panic!("{sql}: {e}"));
-    assert_eq!(row.columns()[0].format(), Format::Binary, "{sql}");
-    row.try_get(0)
         .unwrap_or_else(|e| panic!("binary {sql}: {e}"))
 }
 
-/// Column 0 of the single row of `sql`, through the simple protocol (text format).
+/// Column 0 of the single row of `sql`, in text format; panics on an error.
 async fn read_text<T: FromSqlOwned>(c: &mut Connection, sql: &str) -> T {
-    let results = c
-        .simple_query(sql)
+    common::read_text(c, sql)
         .await
-        .unwrap_or_else(|e| panic!("{sql}: {e}"));
-    let result = results.last().expect("one result");
-    assert_eq!(result.len(), 1, "{sql}");
-    let row = &result.rows()[0];
-    assert_eq!(row.columns()[0].format(), Format::Text, "{sql}");
-    row.try_get(0).unwrap_or_else(|e| panic!("text {sql}: {e}"))
+        .unwrap_or_else(|e| panic!("text {sql}: {e}"))
+}
+
+/// `server_version_num` (150004 for 15.4).
+async fn server_version(c: &mut Connection) -> i32 {
+    read_bin(c, "SELECT current_setting('server_version_num')::int4").await
 }
 
 /// A SQL string literal (standard_conforming_strings is on: only quotes need doubling).

@@ -5,6 +5,8 @@
 //! (checked against the server's own `to_json`) and row deserialization; and our std-only
 //! types' new conversions, ordering and `Debug`.
 
+mod common;
+
 use std::fmt::Debug;
 
 use chrono::{DateTime, FixedOffset, NaiveDate, NaiveDateTime, NaiveTime, TimeZone, Utc};
@@ -31,29 +33,6 @@ async fn connect() -> Connection {
     c
 }
 
-/// Column 0 of the single row of `sql`, through the extended protocol (binary format).
-async fn read_bin<T: FromSqlOwned>(c: &mut Connection, sql: &str) -> Result<T, Error> {
-    let row = c
-        .query_one(sql, &[])
-        .await
-        .unwrap_or_else(|e| panic!("{sql}: {e}"));
-    assert_eq!(row.columns()[0].format(), Format::Binary, "{sql}");
-    row.try_get(0)
-}
-
-/// Column 0 of the single row of `sql`, through the simple protocol (text format).
-async fn read_text<T: FromSqlOwned>(c: &mut Connection, sql: &str) -> Result<T, Error> {
-    let results = c
-        .simple_query(sql)
-        .await
-        .unwrap_or_else(|e| panic!("{sql}: {e}"));
-    let result = results.last().expect("one result");
-    assert_eq!(result.len(), 1, "{sql}");
-    let row = &result.rows()[0];
-    assert_eq!(row.columns()[0].format(), Format::Text, "{sql}");
-    row.try_get(0)
-}
-
 /// `lit::ty` read in binary and in text equals `expected`; `expected` sent as `$1::ty` reads back
 /// equal; and the server finds the parameter equal to the literal (so the encoding is right,
 /// not just symmetric with our decoder).
@@ -62,11 +41,11 @@ where
     T: ToSql + Sync + FromSqlOwned + Debug + PartialEq,
 {
     let sql = format!("SELECT {lit}::{ty}");
-    let b: T = read_bin(c, &sql)
+    let b: T = common::read_binary(c, &sql)
         .await
         .unwrap_or_else(|e| panic!("binary {sql}: {e}"));
     assert_eq!(b, expected, "binary {sql}");
-    let t: T = read_text(c, &sql)
+    let t: T = common::read_text(c, &sql)
         .await
         .unwrap_or_else(|e| panic!("text {sql}: {e}"));
     assert_eq!(t, expected, "text {sql}");
@@ -100,9 +79,22 @@ where
     T: ToSql + Sync + FromSqlOwned + Debug,
 {
     let sql = format!("SELECT NULL::{ty} AS v");
-    assert!(read_bin::<Option<T>>(c, &sql).await.unwrap().is_none());
-    assert!(read_text::<Option<T>>(c, &sql).await.unwrap().is_none());
-    let e = read_bin::<T>(c, &sql).await.unwrap_err().to_string();
+    assert!(
+        common::read_binary::<Option<T>>(c, &sql)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        common::read_text::<Option<T>>(c, &sql)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let e = common::read_binary::<T>(c, &sql)
+        .await
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("NULL") && e.contains("\"v\""), "{ty}: {e}");
     let row = c
         .query_one(&format!("SELECT $1::{ty} IS NULL"), &[&None::<T>])
@@ -115,8 +107,8 @@ where
 /// `needles`.
 async fn check_err<T: FromSqlOwned + Debug>(c: &mut Connection, sql: &str, needles: &[&str]) {
     for (format, e) in [
-        ("binary", read_bin::<T>(c, sql).await),
-        ("text", read_text::<T>(c, sql).await),
+        ("binary", common::read_binary::<T>(c, sql).await),
+        ("text", common::read_text::<T>(c, sql).await),
     ] {
         let msg = e
             .expect_err(&format!("{format} {sql} should fail"))
@@ -360,15 +352,15 @@ async fn timestamptz_under_non_utc_session_time_zones() {
             .unwrap();
         let sql = "SELECT '2024-07-01 12:00:00.25+00'::timestamptz";
         // Binary values are UTC whatever the zone; text ones keep the zone's offset.
-        let b: DateTime<FixedOffset> = read_bin(&mut c, sql).await.unwrap();
+        let b: DateTime<FixedOffset> = common::read_binary(&mut c, sql).await.unwrap();
         assert_eq!(b, instant);
         assert_eq!(b.offset().local_minus_utc(), 0, "{zone}");
-        let t: DateTime<FixedOffset> = read_text(&mut c, sql).await.unwrap();
+        let t: DateTime<FixedOffset> = common::read_text(&mut c, sql).await.unwrap();
         assert_eq!(t, instant, "{zone}");
         assert_eq!(t.offset().local_minus_utc(), offset_secs, "{zone}");
-        let u: DateTime<Utc> = read_text(&mut c, sql).await.unwrap();
+        let u: DateTime<Utc> = common::read_text(&mut c, sql).await.unwrap();
         assert_eq!(u, instant, "{zone}");
-        let o: time::OffsetDateTime = read_text(&mut c, sql).await.unwrap();
+        let o: time::OffsetDateTime = common::read_text(&mut c, sql).await.unwrap();
         assert_eq!(
             o.unix_timestamp_nanos(),
             instant.timestamp_nanos_opt().unwrap().into()
@@ -393,11 +385,15 @@ async fn chrono_arrays() {
     let dates = vec![nd(2024, 1, 2), nd(-43, 3, 15), nd(2000, 1, 1)];
     let sql = "SELECT ARRAY['2024-01-02', '0044-03-15 BC', '2000-01-01']::date[]";
     assert_eq!(
-        read_bin::<Vec<NaiveDate>>(&mut c, sql).await.unwrap(),
+        common::read_binary::<Vec<NaiveDate>>(&mut c, sql)
+            .await
+            .unwrap(),
         dates
     );
     assert_eq!(
-        read_text::<Vec<NaiveDate>>(&mut c, sql).await.unwrap(),
+        common::read_text::<Vec<NaiveDate>>(&mut c, sql)
+            .await
+            .unwrap(),
         dates
     );
     let back: Vec<NaiveDate> = c
@@ -410,13 +406,13 @@ async fn chrono_arrays() {
     let times = vec![Some(nt(1, 2, 3, 4)), None, Some(nt(23, 59, 59, 999_999))];
     let sql = "SELECT ARRAY['01:02:03.000004', NULL, '23:59:59.999999']::time[]";
     assert_eq!(
-        read_bin::<Vec<Option<NaiveTime>>>(&mut c, sql)
+        common::read_binary::<Vec<Option<NaiveTime>>>(&mut c, sql)
             .await
             .unwrap(),
         times
     );
     assert_eq!(
-        read_text::<Vec<Option<NaiveTime>>>(&mut c, sql)
+        common::read_text::<Vec<Option<NaiveTime>>>(&mut c, sql)
             .await
             .unwrap(),
         times
@@ -438,14 +434,18 @@ async fn chrono_arrays() {
     let sql =
         "SELECT ARRAY['2024-05-06 07:08:09+00', '2024-05-06 07:08:09.000001+00']::timestamptz[]";
     assert_eq!(
-        read_bin::<Vec<DateTime<Utc>>>(&mut c, sql).await.unwrap(),
+        common::read_binary::<Vec<DateTime<Utc>>>(&mut c, sql)
+            .await
+            .unwrap(),
         stamps
     );
     assert_eq!(
-        read_text::<Vec<DateTime<Utc>>>(&mut c, sql).await.unwrap(),
+        common::read_text::<Vec<DateTime<Utc>>>(&mut c, sql)
+            .await
+            .unwrap(),
         stamps
     );
-    let naive: Vec<NaiveDateTime> = read_text(
+    let naive: Vec<NaiveDateTime> = common::read_text(
         &mut c,
         "SELECT ARRAY['2024-05-06 07:08:09', '0001-01-01 00:00:00 BC']::timestamp[]",
     )
@@ -540,13 +540,13 @@ async fn time_crate_types() {
     let dates = vec![Some(td(2024, 1, 2)), None, Some(td(-43, 3, 15))];
     let sql = "SELECT ARRAY['2024-01-02', NULL, '0044-03-15 BC']::date[]";
     assert_eq!(
-        read_bin::<Vec<Option<time::Date>>>(&mut c, sql)
+        common::read_binary::<Vec<Option<time::Date>>>(&mut c, sql)
             .await
             .unwrap(),
         dates
     );
     assert_eq!(
-        read_text::<Vec<Option<time::Date>>>(&mut c, sql)
+        common::read_text::<Vec<Option<time::Date>>>(&mut c, sql)
             .await
             .unwrap(),
         dates
@@ -592,11 +592,15 @@ async fn uuid_crate() {
     let list = vec![u, uuid::Uuid::nil()];
     let sql = "SELECT ARRAY['a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11', '00000000-0000-0000-0000-000000000000']::uuid[]";
     assert_eq!(
-        read_bin::<Vec<uuid::Uuid>>(&mut c, sql).await.unwrap(),
+        common::read_binary::<Vec<uuid::Uuid>>(&mut c, sql)
+            .await
+            .unwrap(),
         list
     );
     assert_eq!(
-        read_text::<Vec<uuid::Uuid>>(&mut c, sql).await.unwrap(),
+        common::read_text::<Vec<uuid::Uuid>>(&mut c, sql)
+            .await
+            .unwrap(),
         list
     );
     let back: Vec<uuid::Uuid> = c
@@ -641,11 +645,11 @@ async fn rust_decimal_exact_or_error() {
         let d = dec(s);
         check(&mut c, "numeric", &format!("'{s}'"), d).await;
         // The scale survives (Decimal's == ignores it).
-        let b: Decimal = read_bin(&mut c, &format!("SELECT '{s}'::numeric"))
+        let b: Decimal = common::read_binary(&mut c, &format!("SELECT '{s}'::numeric"))
             .await
             .unwrap();
         assert_eq!(b.to_string(), s);
-        let t: Decimal = read_text(&mut c, &format!("SELECT '{s}'::numeric"))
+        let t: Decimal = common::read_text(&mut c, &format!("SELECT '{s}'::numeric"))
             .await
             .unwrap();
         assert_eq!(t.to_string(), s);
@@ -657,9 +661,10 @@ async fn rust_decimal_exact_or_error() {
         assert_eq!(text, s);
     }
     // Zeros past the 28th place are not rounding: the value is kept, at scale 28.
-    let d: Decimal = read_bin(&mut c, "SELECT '1.000000000000000000000000000000'::numeric")
-        .await
-        .unwrap();
+    let d: Decimal =
+        common::read_binary(&mut c, "SELECT '1.000000000000000000000000000000'::numeric")
+            .await
+            .unwrap();
     assert_eq!(d.to_string(), "1.0000000000000000000000000000");
     // Everything else that does not fit is an error naming the value, never rounded.
     for (lit, needle) in [
@@ -688,11 +693,13 @@ async fn rust_decimal_exact_or_error() {
     let list = vec![Some(dec("1.5")), None, Some(dec("-0.001"))];
     let sql = "SELECT ARRAY[1.5, NULL, -0.001]::numeric[]";
     assert_eq!(
-        read_bin::<Vec<Option<Decimal>>>(&mut c, sql).await.unwrap(),
+        common::read_binary::<Vec<Option<Decimal>>>(&mut c, sql)
+            .await
+            .unwrap(),
         list
     );
     assert_eq!(
-        read_text::<Vec<Option<Decimal>>>(&mut c, sql)
+        common::read_text::<Vec<Option<Decimal>>>(&mut c, sql)
             .await
             .unwrap(),
         list
@@ -795,19 +802,19 @@ async fn serde_json_values_and_typed_wrapper() {
         SerdeJson(Inner { n: 2, ok: true }),
     ];
     assert_eq!(
-        read_bin::<Vec<SerdeJson<Inner>>>(&mut c, sql)
+        common::read_binary::<Vec<SerdeJson<Inner>>>(&mut c, sql)
             .await
             .unwrap(),
         expect
     );
     assert_eq!(
-        read_text::<Vec<SerdeJson<Inner>>>(&mut c, sql)
+        common::read_text::<Vec<SerdeJson<Inner>>>(&mut c, sql)
             .await
             .unwrap(),
         expect
     );
     let values: Vec<serde_json::Value> =
-        read_text(&mut c, "SELECT ARRAY['1', '{\"a\": [2]}']::json[]")
+        common::read_text(&mut c, "SELECT ARRAY['1', '{\"a\": [2]}']::json[]")
             .await
             .unwrap();
     assert_eq!(values, vec![json!(1), json!({"a": [2]})]);

@@ -7,7 +7,8 @@ use std::future::Future;
 use std::time::{Duration, Instant};
 
 use pg_harness::cluster;
-use pgwire_lite::{Config, Connection};
+use pgwire_lite::types::FromSqlOwned;
+use pgwire_lite::{Config, Connection, Format};
 use pool_core::{PsqlPool, PsqlPoolBuilder};
 
 /// A pool on the shared cluster as the superuser, tagged with `app` so its backends can be
@@ -144,4 +145,33 @@ pub async fn within<T>(
         Ok(v) => v,
         Err(_) => panic!("{what} took longer than {limit:?} + {slack:?}"),
     }
+}
+
+/// Column 0 of the single row of `sql`, through the extended protocol (binary format).
+pub async fn read_binary<T: FromSqlOwned>(
+    c: &mut Connection,
+    sql: &str,
+) -> Result<T, pgwire_lite::Error> {
+    let row = c
+        .query_one(sql, &[])
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"));
+    assert_eq!(row.columns()[0].format(), Format::Binary, "{sql}");
+    row.try_get(0)
+}
+
+/// Column 0 of the single row of `sql`, through the simple protocol (text format).
+pub async fn read_text<T: FromSqlOwned>(
+    c: &mut Connection,
+    sql: &str,
+) -> Result<T, pgwire_lite::Error> {
+    let results = c
+        .simple_query(sql)
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"));
+    let result = results.last().expect("one result");
+    assert_eq!(result.len(), 1, "{sql}");
+    let row = &result.rows()[0];
+    assert_eq!(row.columns()[0].format(), Format::Text, "{sql}");
+    row.try_get(0)
 }
