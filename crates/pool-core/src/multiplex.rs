@@ -6,17 +6,21 @@
 //! The multiplexer borrows up to `max_db_pool_size` connections from the pool, one at a time
 //! as load asks for them, and shares each among callers:
 //!
-//! 1. A caller picks the connection with the fewest requests queued and, under that
-//!    connection's short mutex, appends its encoded request (Bind/Execute, or the first time
+//! 1. A caller picks a connection (the fullest line shorter than 4 requests, else the
+//!    shortest line: see [`Multiplexer::choose`]) and, under that connection's short mutex,
+//!    appends its encoded request (Bind/Execute, or the first time
 //!    a connection sees the statement, a Parse/Describe first) to the connection's unsent
 //!    buffer, and takes the next place in its line of responses.
 //! 2. **Writing**: whoever finds the write side free writes *everything* queued, its own
-//!    request and everyone else's, in one write (flat combining). While a reader waits for
+//!    request and everyone else's, in one write (flat combining). On an idle connection it
+//!    first lets the runtime's other ready tasks run once, so that callers woken together
+//!    queue together. While a reader waits for
 //!    responses, requests only queue: the reader writes them all before it blocks again, so
 //!    requests that arrive together leave together. There is no aggregator task: the writer
 //!    is a caller, and the work moves to whichever caller comes next.
 //! 3. **Reading**: whoever finds the read side free reads responses in order and hands each
-//!    to its caller (waking it), until its own arrives; then it passes the role on by waking
+//!    to its caller (waking it), until its own arrives; it also hands out every response that
+//!    came with its own (already read, no more waiting), then passes the role on by waking
 //!    the next waiting caller.
 //!
 //! By default every request ends with its own Sync: each statement is its own implicit
@@ -277,13 +281,7 @@ impl Multiplexer {
                 Enqueued::Failed(e) => return Some(Err(e)),
                 Enqueued::NotHere => break,
             };
-            let answer = Call {
-                conn: conn.clone(),
-                seq,
-                done: false,
-            }
-            .wait()
-            .await;
+            let answer = Call::new(conn.clone(), seq).wait().await;
             match answer {
                 Answer::Retry => alone = true,
                 Answer::Done(Ok(_)) if prepare => {}
@@ -307,10 +305,10 @@ impl Multiplexer {
         None
     }
 
-    /// The least-queued shared connection, borrowing a new one from the pool while the pool
+    /// The shared connection to queue on ([`choose`](Self::choose)), borrowing a new one from the pool while the pool
     /// has a free slot and every shared one is busy.
     async fn pick(&self, pool: &PsqlPool) -> Result<Option<Arc<MuxConn>>> {
-        let best = self.least_queued();
+        let best = self.choose();
         let n = self.connections();
         let busy = best.as_ref().is_none_or(|c| {
             c.queued.load(Ordering::Relaxed) >= GROW_AT_DEPTH || c.large.load(Ordering::Relaxed)
@@ -337,7 +335,7 @@ impl Multiplexer {
             // Registered before looking, so a connection shared meanwhile is not missed.
             let mut shared = std::pin::pin!(self.shared_ready.notified());
             shared.as_mut().enable();
-            if let Some(best) = self.least_queued() {
+            if let Some(best) = self.choose() {
                 return Ok(Some(best));
             }
             let got = {
@@ -359,17 +357,34 @@ impl Multiplexer {
         }
     }
 
-    /// The open shared connection with the shortest line, avoiding one that reads a large
-    /// result.
-    fn least_queued(&self) -> Option<Arc<MuxConn>> {
-        self.lock_conns()
+    /// The open shared connection to queue on, avoiding one that reads a large result: the
+    /// fullest line shorter than [`GROW_AT_DEPTH`] (fill first), else the shortest line.
+    ///
+    /// Filling one line before the next keeps the callers that come back together (woken by
+    /// one read) together: their requests leave in one write and their responses come back in
+    /// one read. Spreading them over the shortest lines instead splits every batch between the
+    /// connections, and each half costs the server and the client a send and a wake-up.
+    fn choose(&self) -> Option<Arc<MuxConn>> {
+        let conns = self.lock_conns();
+        let usable = |c: &&Arc<MuxConn>| {
+            c.open.load(Ordering::Acquire)
+                && !c.large.load(Ordering::Relaxed)
+                && c.queued.load(Ordering::Relaxed) < GROW_AT_DEPTH
+        };
+        conns
             .iter()
-            .filter(|c| c.open.load(Ordering::Acquire))
-            .min_by_key(|c| {
-                (
-                    c.large.load(Ordering::Relaxed),
-                    c.queued.load(Ordering::Relaxed),
-                )
+            .filter(usable)
+            .max_by_key(|c| c.queued.load(Ordering::Relaxed))
+            .or_else(|| {
+                conns
+                    .iter()
+                    .filter(|c| c.open.load(Ordering::Acquire))
+                    .min_by_key(|c| {
+                        (
+                            c.large.load(Ordering::Relaxed),
+                            c.queued.load(Ordering::Relaxed),
+                        )
+                    })
             })
             .cloned()
     }

@@ -305,6 +305,31 @@ impl Connection {
         last: bool,
         dec: &mut MuxDecoder,
     ) -> Poll<Result<(Result<QueryResult>, bool)>> {
+        self.mux_response(Some(cx), req, last, dec)
+    }
+
+    /// [`mux_poll_response`](Self::mux_poll_response) from what is already buffered, without
+    /// reading the socket: Pending when the response is not all there yet (what was there is
+    /// consumed into `dec`, so the next call continues). A reader whose own response came hands
+    /// out the ones that arrived with it, so their callers go on together.
+    #[allow(clippy::type_complexity)]
+    pub fn mux_poll_buffered(
+        &mut self,
+        req: &MuxRequest,
+        last: bool,
+        dec: &mut MuxDecoder,
+    ) -> Poll<Result<(Result<QueryResult>, bool)>> {
+        self.mux_response(None, req, last, dec)
+    }
+
+    #[allow(clippy::type_complexity)]
+    fn mux_response(
+        &mut self,
+        cx: Option<&mut Context<'_>>,
+        req: &MuxRequest,
+        last: bool,
+        dec: &mut MuxDecoder,
+    ) -> Poll<Result<(Result<QueryResult>, bool)>> {
         let r = self.mux_poll_response_inner(cx, req, last, dec);
         if let Poll::Ready(Err(e)) = &r {
             let why = match e {
@@ -320,7 +345,7 @@ impl Connection {
     #[allow(clippy::type_complexity)]
     fn mux_poll_response_inner(
         &mut self,
-        cx: &mut Context<'_>,
+        mut cx: Option<&mut Context<'_>>,
         req: &MuxRequest,
         last: bool,
         dec: &mut MuxDecoder,
@@ -332,7 +357,9 @@ impl Connection {
             let frame = match self.try_recv() {
                 Err(e) => return Poll::Ready(Err(e)),
                 Ok(Some(frame)) => frame,
-                Ok(None) => match self.stream.poll_read_buf(cx, &mut self.read_buf) {
+                Ok(None) => match cx.as_deref_mut().map_or(Poll::Pending, |cx| {
+                    self.stream.poll_read_buf(cx, &mut self.read_buf)
+                }) {
                     Poll::Ready(Ok(0)) => {
                         self.state.set_broken("the server closed the connection");
                         return Poll::Ready(Err(self.goodbye(None)));

@@ -31,7 +31,7 @@ const LARGE_RESPONSE_ROWS: usize = 1024;
 /// One shared connection.
 pub(super) struct MuxConn {
     state: Mutex<ConnState>,
-    /// Requests queued or in flight: read without the lock to pick the least-queued one.
+    /// Requests queued or in flight: read without the lock to pick a connection.
     pub(super) queued: AtomicUsize,
     /// A large response is being read: pick another connection if there is one.
     pub(super) large: AtomicBool,
@@ -414,6 +414,70 @@ impl ConnState {
         self.pop_gone();
     }
 
+    /// Reads the response of place `next_read` and settles it: from the socket with `cx`, from
+    /// what is already buffered without. Ready: a response was settled, or the connection
+    /// failed (look again); Pending: more bytes are needed.
+    fn read_next(&mut self, shared: &MuxConn, cx: Option<&mut Context<'_>>) -> Poll<()> {
+        let (Some(pooled), Some(entry)) = (
+            self.conn.as_mut(),
+            usize::try_from(self.next_read - self.base)
+                .ok()
+                .and_then(|i| self.entries.get(i)),
+        ) else {
+            // Gone or given back: the caller's next look answers it.
+            return Poll::Ready(());
+        };
+        let conn = pooled.raw();
+        let polled = match cx {
+            Some(cx) => conn.mux_poll_response(cx, &entry.req, entry.last, &mut self.decoder),
+            None => conn.mux_poll_buffered(&entry.req, entry.last, &mut self.decoder),
+        };
+        match polled {
+            Poll::Ready(Ok((outcome, ended))) => {
+                self.decoder.reset();
+                shared.large.store(false, Ordering::Relaxed);
+                if conn.parameter_changes() != self.settings_seen {
+                    // A statement changed a reported setting (TimeZone, DateStyle, ...): what
+                    // runs next on this session would run under it.
+                    shared.open.store(false, Ordering::Release);
+                    self.changed_by = Some(self.next_read);
+                    self.fail(
+                        pgwire_lite::Error::Closed(
+                            "a multiplexed statement changed a session setting (the server \
+                             reported it); the shared connection is closed",
+                        ),
+                        &shared.queued,
+                    );
+                } else {
+                    self.settle(outcome, ended, &shared.queued);
+                }
+                Poll::Ready(())
+            }
+            Poll::Ready(Err(e)) => {
+                shared.open.store(false, Ordering::Release);
+                self.fail(e, &shared.queued);
+                Poll::Ready(())
+            }
+            Poll::Pending => {
+                if self.decoder.rows_so_far() > LARGE_RESPONSE_ROWS {
+                    shared.large.store(true, Ordering::Relaxed);
+                }
+                Poll::Pending
+            }
+        }
+    }
+
+    /// Settles every response already buffered, without reading the socket: a reader whose
+    /// own response came lets the callers whose responses came with it go on at once (they
+    /// then queue their next requests together) instead of one after the other.
+    fn settle_buffered(&mut self, shared: &MuxConn) {
+        while self.next_read < self.handed && !self.is_dead() {
+            if self.read_next(shared, None).is_pending() {
+                break;
+            }
+        }
+    }
+
     /// Settles place `seq`: `Some` outcome (a held result is handed out as it is), or `None`:
     /// run again. A caller that left just drops it.
     fn deliver(&mut self, seq: u64, outcome: Option<Result<QueryResult>>) {
@@ -436,10 +500,13 @@ impl ConnState {
 
 /// One caller's wait for its response, doing the writing and reading its turn brings.
 pub(super) struct Call {
-    pub(super) conn: Arc<MuxConn>,
+    conn: Arc<MuxConn>,
     /// The caller's place in line, or [`DRAINER`].
-    pub(super) seq: u64,
-    pub(super) done: bool,
+    seq: u64,
+    done: bool,
+    /// Found the connection idle and let the other ready tasks run once before writing (see
+    /// `Call::poll`).
+    deferred: bool,
 }
 
 /// The place of a drainer: a task that reads and writes for callers that all left, so a line
@@ -447,6 +514,16 @@ pub(super) struct Call {
 const DRAINER: u64 = u64::MAX;
 
 impl Call {
+    /// The wait of the caller at place `seq`.
+    pub(super) fn new(conn: Arc<MuxConn>, seq: u64) -> Call {
+        Call {
+            conn,
+            seq,
+            done: false,
+            deferred: false,
+        }
+    }
+
     pub(super) async fn wait(mut self) -> Answer {
         poll_fn(|cx| self.poll(cx)).await
     }
@@ -482,6 +559,9 @@ impl Call {
                             Outcome::Ready(r) => Answer::Done(r),
                             _ => Answer::Retry,
                         };
+                        if st.reader == Some(self.seq) {
+                            st.settle_buffered(&self.conn);
+                        }
                         self.done = true;
                         self.give_up_roles(st);
                         st.pop_gone();
@@ -513,6 +593,16 @@ impl Call {
                 && st.reader.is_none_or(|r| r == self.seq)
                 && (!st.writing.is_empty() || !st.unsent.is_empty())
             {
+                if st.writer.is_none() && st.reader.is_none() && !self.deferred {
+                    // An idle connection: callers woken by the same read (or arriving with
+                    // this one) are about to queue too. Let every ready task run once (a
+                    // self-wake puts this task at the back of the run queue) so that they
+                    // leave in one write, not one write each. No role is held meanwhile:
+                    // whoever comes back first writes for all.
+                    self.deferred = true;
+                    cx.waker().wake_by_ref();
+                    return Poll::Pending;
+                }
                 st.writer = Some(self.seq);
                 end_batch(&mut st.unsent, &mut st.unsynced, &mut st.entries);
                 if st.writing.is_empty() {
@@ -538,49 +628,10 @@ impl Call {
                 }
             }
             // 3. The read side: whoever finds it free reads responses in order.
-            let conn = match st.conn.as_mut() {
-                Some(c) => c.raw(),
-                None => continue,
-            };
             if st.reader.is_none_or(|r| r == self.seq) && st.next_read < st.handed {
                 st.reader = Some(self.seq);
-                let Some(i) = usize::try_from(st.next_read - st.base).ok() else {
+                if st.read_next(&self.conn, Some(cx)).is_ready() {
                     continue;
-                };
-                let Some(entry) = st.entries.get(i) else {
-                    continue;
-                };
-                match conn.mux_poll_response(cx, &entry.req, entry.last, &mut st.decoder) {
-                    Poll::Ready(Ok((outcome, ended))) => {
-                        st.decoder.reset();
-                        self.conn.large.store(false, Ordering::Relaxed);
-                        if conn.parameter_changes() != st.settings_seen {
-                            // A statement changed a reported setting (TimeZone, DateStyle,
-                            // ...): what runs next on this session would run under it.
-                            self.conn.open.store(false, Ordering::Release);
-                            st.changed_by = Some(st.next_read);
-                            st.fail(
-                                pgwire_lite::Error::Closed(
-                                    "a multiplexed statement changed a session setting (the \
-                                     server reported it); the shared connection is closed",
-                                ),
-                                &self.conn.queued,
-                            );
-                            continue;
-                        }
-                        st.settle(outcome, ended, &self.conn.queued);
-                        continue;
-                    }
-                    Poll::Ready(Err(e)) => {
-                        self.conn.open.store(false, Ordering::Release);
-                        st.fail(e, &self.conn.queued);
-                        continue;
-                    }
-                    Poll::Pending => {
-                        if st.decoder.rows_so_far() > LARGE_RESPONSE_ROWS {
-                            self.conn.large.store(true, Ordering::Relaxed);
-                        }
-                    }
                 }
             } else if st.reader == Some(self.seq) {
                 st.reader = None;
@@ -628,11 +679,7 @@ fn hand_over(conn: &Arc<MuxConn>, st: &mut ConnState) {
     }
     if let Ok(rt) = tokio::runtime::Handle::try_current() {
         st.drainer = Some(Waker::noop().clone());
-        let drainer = Call {
-            conn: conn.clone(),
-            seq: DRAINER,
-            done: false,
-        };
+        let drainer = Call::new(conn.clone(), DRAINER);
         rt.spawn(drainer.wait());
     }
 }
