@@ -20,7 +20,7 @@ impl Manager for Noop {
         Ok(())
     }
 
-    fn health(&self, _conn: &mut (), _idle: bool) -> Health {
+    fn health(&self, _conn: &mut (), _at: crate::manager::Check) -> Health {
         Health::Ok
     }
 

@@ -13,10 +13,10 @@ pub(crate) trait Manager: Send + Sync + 'static {
     /// Opens a new connection (bounded by the create timeout).
     fn create(&self) -> impl Future<Output = Result<Self::Conn, Error>> + Send;
 
-    /// Local checks only, no I/O on the query path. `idle` is true at checkout of an idle
-    /// connection, when a non-blocking look at the socket is allowed (a server that closed
-    /// it is noticed without a round trip); false when a borrower gives the connection back.
-    fn health(&self, conn: &mut Self::Conn, idle: bool) -> Health;
+    /// Local checks only, no I/O on the query path, except at a checkout that asks for a
+    /// probe: a non-blocking look at the socket (a server that closed it is noticed without a
+    /// round trip).
+    fn health(&self, conn: &mut Self::Conn, at: Check) -> Health;
 
     /// Brings a [`Health::Dirty`] connection back to idle (drain a cancelled query, roll back
     /// a transaction). Bounded by the recycle timeout; an error closes the connection.
@@ -37,6 +37,16 @@ pub(crate) trait Manager: Send + Sync + 'static {
     /// Closes a connection politely (e.g. sends Terminate). Used where awaiting is possible:
     /// `close()` and background maintenance. Elsewhere connections are simply dropped.
     fn close(&self, conn: Self::Conn) -> impl Future<Output = ()> + Send;
+}
+
+/// When [`Manager::health`] is asked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Check {
+    /// Checkout of an idle connection. `probe`: look at its socket too; false for one given
+    /// back moments ago (see `slots::PROBE_AFTER`).
+    Checkout { probe: bool },
+    /// A borrower gives the connection back.
+    GiveBack,
 }
 
 /// The verdict of [`Manager::health`].

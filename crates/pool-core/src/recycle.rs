@@ -4,7 +4,8 @@
 //!
 //! 1. **Always, whatever the method** (local checks, no I/O unless the connection is dirty):
 //!    a broken connection, or an idle one whose socket the server closed (noticed by a
-//!    non-blocking read, no round trip), is closed and replaced. A connection given back
+//!    non-blocking read, no round trip; skipped for a connection given back less than 100 µs
+//!    ago, whose server answered it a moment ago), is closed and replaced. A connection given back
 //!    with a cancelled query still running, or inside a transaction (including a failed
 //!    one), is drained and rolled back (`ROLLBACK`) before anyone else sees it: a query still
 //!    running after 50 ms is cancelled on the server first (CancelRequest). If that fails or
@@ -17,7 +18,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use pgwire_lite::{ClientSettings, Connection, TargetSessionAttrs};
 
 use crate::error::Error;
-use crate::manager::{Health, Manager};
+use crate::manager::{Check, Health, Manager};
 
 /// How an idle connection is checked (and cleaned) before it is handed to the next borrower.
 /// psqlpy's `conn_recycling_method` (the same three as deadpool-postgres, plus `Custom`).
@@ -265,8 +266,8 @@ impl Manager for PgManager {
         Ok(conn)
     }
 
-    fn health(&self, conn: &mut Connection, idle: bool) -> Health {
-        if !idle {
+    fn health(&self, conn: &mut Connection, at: Check) -> Health {
+        if at == Check::GiveBack {
             // Given back: whatever the borrower changed on the client side (message cap,
             // statement cache size, parameter typing, notice handler) is undone here, so it
             // never reaches the next borrower whatever the recycling method.
@@ -279,7 +280,11 @@ impl Manager for PgManager {
             Health::Dead
         } else if conn.has_pending() || conn.in_transaction() {
             Health::Dirty
-        } else if idle && !conn.check_idle_socket() {
+        } else if match at {
+            Check::Checkout { probe: true } => !conn.check_idle_socket(),
+            Check::Checkout { probe: false } => !conn.check_runtime(),
+            Check::GiveBack => false,
+        } {
             Health::Dead
         } else if self.role_changed(conn) {
             // Never handed out under the wrong attributes: a new connection goes through

@@ -382,6 +382,13 @@ impl Connection {
     /// notifications and parameter changes waiting on the socket are processed and do not count
     /// against it.
     pub fn check_idle_socket(&mut self) -> bool {
+        self.check_runtime() && self.check_idle()
+    }
+
+    /// [`check_idle_socket`](Self::check_idle_socket) without the look at the socket: false
+    /// when the connection is broken or was opened on another tokio runtime (then it is marked
+    /// broken). No system call.
+    pub fn check_runtime(&mut self) -> bool {
         if self.is_broken() {
             return false;
         }
@@ -391,7 +398,7 @@ impl Connection {
                 .set_broken("the connection was opened on another tokio runtime");
             return false;
         }
-        self.check_idle()
+        true
     }
 
     /// Closes the connection politely (Terminate, then shutdown).

@@ -131,6 +131,11 @@ impl<C> Entry<C> {
         self.handed_out();
     }
 
+    /// How long it has been idle at `now` (since it was given back or opened).
+    pub(super) fn idle_for(&self, now: Instant) -> Duration {
+        now.saturating_duration_since(self.metrics.last_used)
+    }
+
     pub(super) fn idle_too_long(&self, now: Instant) -> bool {
         self.idle_limit
             .is_some_and(|limit| now.saturating_duration_since(self.metrics.last_used) >= limit)

@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use super::{Health, Manager, SlotConfig, Slots};
+use super::{Check, Health, Manager, SlotConfig, Slots};
 use crate::error::Error;
 
 /// How a scripted step behaves.
@@ -131,8 +131,11 @@ impl Manager for Arc<Fake> {
         })
     }
 
-    fn health(&self, conn: &mut FakeConn, idle: bool) -> Health {
-        let killed = idle && self.killed.lock().is_ok_and(|k| k.contains(&conn.id));
+    fn health(&self, conn: &mut FakeConn, at: Check) -> Health {
+        // Like a flag the connection keeps (deadpool's `is_closed`), not a socket probe: seen
+        // at every checkout, fresh or not.
+        let killed = matches!(at, Check::Checkout { .. })
+            && self.killed.lock().is_ok_and(|k| k.contains(&conn.id));
         if conn.broken || killed {
             Health::Dead
         } else if conn.dirty {
