@@ -102,8 +102,8 @@ pub use config::{
 };
 pub use connection::{
     BinaryCopyInWriter, BinaryCopyOutRow, BinaryCopyOutStream, CancelToken, ClientSettings,
-    Connection, CopyInSink, CopyOutStream, MuxDecoder, MuxRequest, NoticeHandler, Notification,
-    ParamTypes, Peer, Pipeline, RowStream, TransactionStatus,
+    Connection, CopyInSink, CopyOutStream, MuxDecoder, MuxIo, MuxRequest, NoticeHandler,
+    Notification, ParamTypes, Peer, Pipeline, RowStream, TransactionStatus,
 };
 pub use error::{ConfigError, DbError, Error, Result, SqlState, TimeoutOutcome};
 pub use from_row::FromRow;

@@ -61,7 +61,7 @@ mod type_lookup;
 pub use binary_copy::{BinaryCopyInWriter, BinaryCopyOutRow, BinaryCopyOutStream};
 pub use cancel::CancelToken;
 pub use copy::{CopyInSink, CopyOutStream};
-pub use multiplex::{MuxDecoder, MuxRequest};
+pub use multiplex::{MuxDecoder, MuxIo, MuxRequest};
 pub use pipeline::Pipeline;
 pub use stream::RowStream;
 pub use transport::Peer;

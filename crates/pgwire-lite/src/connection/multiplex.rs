@@ -7,12 +7,15 @@
 //!   [`Connection::mux_sync`] ends a batch. With a Sync after every request, each statement is
 //!   its own implicit transaction; with one Sync after several, they are one implicit
 //!   transaction, and an error rolls back the whole batch and skips the rest of it.
-//! - [`Connection::mux_poll_write`] writes some of such a buffer, polled by hand; what was
-//!   not written stays in the buffer, so a writer whose future is dropped loses nothing.
-//! - [`Connection::mux_poll_response`] reads the response of the oldest request: up to its
-//!   CommandComplete, or up to the ReadyForQuery when it is the last of its batch or failed. Its progress lives in a caller-owned [`MuxDecoder`] and frames leave the
-//!   read buffer only whole, so a reader dropped mid-response loses nothing either: the next
-//!   reader continues where it stopped.
+//! - [`Connection::mux_lend_io`] lends the socket and the read buffer out as a [`MuxIo`], so
+//!   that one write ([`MuxIo::poll_write`]) or read ([`MuxIo::poll_fill`]) happens without
+//!   the pool's lock on the rest of the connection; what was not written stays in the
+//!   caller's buffer, so a writer whose future is dropped loses nothing.
+//! - [`Connection::mux_poll_buffered`] decodes the response of the oldest request from the
+//!   read buffer: up to its CommandComplete, or up to the ReadyForQuery when it is the last of
+//!   its batch or failed. Its progress lives in a caller-owned [`MuxDecoder`] and frames leave
+//!   the read buffer only whole, so a reader dropped mid-response loses nothing either: the
+//!   next reader continues where it stopped.
 //!
 //! These requests bypass the request-state core (`reader.rs`): their ReadyForQuery messages
 //! are counted by the pool, which hands the connection back as a whole one only once every
@@ -27,6 +30,7 @@ use bytes::{Buf, Bytes, BytesMut};
 
 use super::extended::{accepts_all, check_param_count, row_from, unexpected};
 use super::prepare::columns_from;
+use super::transport::Stream;
 use super::{Connection, ParamTypes};
 use crate::error::{Error, Result};
 use crate::protocol::backend::{BackendMessage, decode, transaction_status};
@@ -34,6 +38,52 @@ use crate::protocol::frontend::{self, PORTAL, STATEMENT};
 use crate::row::{Column, QueryResult, Rows};
 use crate::statement::Statement;
 use crate::types::{Format, ToSql, Type};
+
+/// A shared connection's socket and read buffer, lent out by [`Connection::mux_lend_io`] for
+/// one read or write done without the lock that guards the rest of the connection: callers keep
+/// queueing requests and taking their answers meanwhile. Polled by hand; cancel-safe like the
+/// connection's own I/O (written bytes leave the caller's buffer, read bytes land in the lent
+/// read buffer). Give it back with [`Connection::mux_return_io`].
+pub struct MuxIo {
+    stream: Stream,
+    read_buf: BytesMut,
+}
+
+impl std::fmt::Debug for MuxIo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MuxIo")
+            .field("buffered", &self.read_buf.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl MuxIo {
+    /// Writes `buf` out, then flushes (TLS may keep records back); written bytes leave `buf`.
+    /// Ready once all of it is written. On an error, see [`Connection::mux_write_failed`].
+    pub fn poll_write(
+        &mut self,
+        cx: &mut Context<'_>,
+        buf: &mut BytesMut,
+    ) -> Poll<std::io::Result<()>> {
+        while !buf.is_empty() {
+            match self.stream.poll_write(cx, buf) {
+                Poll::Ready(Ok(0)) => {
+                    return Poll::Ready(Err(std::io::ErrorKind::WriteZero.into()));
+                }
+                Poll::Ready(Ok(n)) => buf.advance(n),
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+        self.stream.poll_flush(cx)
+    }
+
+    /// Reads what the socket holds into the read buffer: the number of bytes, `Ok(0)` at EOF.
+    /// On EOF or an error, see [`Connection::mux_read_failed`].
+    pub fn poll_fill(&mut self, cx: &mut Context<'_>) -> Poll<std::io::Result<usize>> {
+        self.stream.poll_read_buf(cx, &mut self.read_buf)
+    }
+}
 
 /// What the response of one multiplexed request looks like: what [`MuxDecoder`] needs to read
 /// it. Kept by the pool with the request's place in line.
@@ -257,61 +307,51 @@ impl Connection {
         }
     }
 
-    /// Writes `buf` out, polled by hand; written bytes leave `buf`, so a dropped writer leaves
-    /// the rest for the next one. Ready once all of it is written (and flushed). A failure
-    /// breaks the connection.
-    pub fn mux_poll_write(&mut self, cx: &mut Context<'_>, buf: &mut BytesMut) -> Poll<Result<()>> {
-        if let Some(why) = self.state.broken() {
-            return Poll::Ready(Err(Error::Closed(why)));
-        }
-        while !buf.is_empty() {
-            match self.stream.poll_write(cx, buf) {
-                Poll::Ready(Ok(0)) => {
-                    self.state.set_broken("writing to the server failed");
-                    return Poll::Ready(Err(Error::Io(std::io::ErrorKind::WriteZero.into())));
-                }
-                Poll::Ready(Ok(n)) => buf.advance(n),
-                Poll::Ready(Err(e)) => {
-                    self.state.set_broken("writing to the server failed");
-                    return Poll::Ready(Err(e.into()));
-                }
-                Poll::Pending => return Poll::Pending,
-            }
-        }
-        match self.stream.poll_flush(cx) {
-            Poll::Ready(Err(e)) => {
-                self.state.set_broken("writing to the server failed");
-                Poll::Ready(Err(e.into()))
-            }
-            Poll::Ready(Ok(())) => Poll::Ready(Ok(())),
-            Poll::Pending => Poll::Pending,
+    /// Lends out the socket and the read buffer, for one read or write done without the lock
+    /// that guards the rest of the shared connection. Until [`mux_return_io`](Self::mux_return_io),
+    /// the connection's own I/O fails; encoding requests still works.
+    pub fn mux_lend_io(&mut self) -> MuxIo {
+        MuxIo {
+            stream: std::mem::replace(&mut self.stream, Stream::Lent),
+            read_buf: std::mem::take(&mut self.read_buf),
         }
     }
 
-    /// Reads the response to `req`, continuing from `dec`: up to its CommandComplete when more
-    /// requests of its batch follow (`last` false), up to the batch's ReadyForQuery when it is
-    /// the last one or when it failed (the server then skips the rest of the batch).
+    /// Takes back what [`mux_lend_io`](Self::mux_lend_io) lent, with what was read into it.
+    pub fn mux_return_io(&mut self, io: MuxIo) {
+        self.stream = io.stream;
+        self.read_buf = io.read_buf;
+    }
+
+    /// A lent write failed: the connection is broken; the error to hand out.
+    pub fn mux_write_failed(&mut self, e: std::io::Error) -> Error {
+        self.state.set_broken("writing to the server failed");
+        e.into()
+    }
+
+    /// A lent read ended with EOF (`None`) or an I/O error: the connection is broken; the error
+    /// to hand out (the server's FATAL goodbye when it sent one).
+    pub fn mux_read_failed(&mut self, e: Option<std::io::Error>) -> Error {
+        self.state.set_broken(if e.is_some() {
+            "an I/O error occurred"
+        } else {
+            "the server closed the connection"
+        });
+        self.goodbye(e)
+    }
+
+    /// Reads the response to `req` from what the read buffer holds (fill it with
+    /// [`MuxIo::poll_fill`]), continuing from `dec`: up to its CommandComplete when more requests
+    /// of its batch follow (`last` false), up to the batch's ReadyForQuery when it is the last
+    /// one or when it failed (the server then skips the rest of the batch). Pending when the
+    /// response is not all there yet; what was there is consumed into `dec`, so the next call
+    /// continues.
     ///
-    /// The outer error is the connection's (I/O, protocol, FATAL, or a ReadyForQuery that is
-    /// not idle): it is broken, and no later response can be trusted. Inside: the statement's
-    /// own outcome, and whether the batch's ReadyForQuery was read (always after an error). A
+    /// The outer error is the connection's (protocol, FATAL, or a ReadyForQuery that is not
+    /// idle): it is broken, and no later response can be trusted. Inside: the statement's own
+    /// outcome, and whether the batch's ReadyForQuery was read (always after an error). A
     /// statement whose cached plan went stale fails with an error for which
     /// [`Error::is_stale_statement`] is true: nothing ran, and it may be prepared again.
-    #[allow(clippy::type_complexity)]
-    pub fn mux_poll_response(
-        &mut self,
-        cx: &mut Context<'_>,
-        req: &MuxRequest,
-        last: bool,
-        dec: &mut MuxDecoder,
-    ) -> Poll<Result<(Result<QueryResult>, bool)>> {
-        self.mux_response(Some(cx), req, last, dec)
-    }
-
-    /// [`mux_poll_response`](Self::mux_poll_response) from what is already buffered, without
-    /// reading the socket: Pending when the response is not all there yet (what was there is
-    /// consumed into `dec`, so the next call continues). A reader whose own response came hands
-    /// out the ones that arrived with it, so their callers go on together.
     #[allow(clippy::type_complexity)]
     pub fn mux_poll_buffered(
         &mut self,
@@ -319,18 +359,7 @@ impl Connection {
         last: bool,
         dec: &mut MuxDecoder,
     ) -> Poll<Result<(Result<QueryResult>, bool)>> {
-        self.mux_response(None, req, last, dec)
-    }
-
-    #[allow(clippy::type_complexity)]
-    fn mux_response(
-        &mut self,
-        cx: Option<&mut Context<'_>>,
-        req: &MuxRequest,
-        last: bool,
-        dec: &mut MuxDecoder,
-    ) -> Poll<Result<(Result<QueryResult>, bool)>> {
-        let r = self.mux_poll_response_inner(cx, req, last, dec);
+        let r = self.mux_poll_buffered_inner(req, last, dec);
         if let Poll::Ready(Err(e)) = &r {
             let why = match e {
                 Error::Io(_) => "an I/O error occurred",
@@ -343,9 +372,8 @@ impl Connection {
     }
 
     #[allow(clippy::type_complexity)]
-    fn mux_poll_response_inner(
+    fn mux_poll_buffered_inner(
         &mut self,
-        mut cx: Option<&mut Context<'_>>,
         req: &MuxRequest,
         last: bool,
         dec: &mut MuxDecoder,
@@ -357,20 +385,7 @@ impl Connection {
             let frame = match self.try_recv() {
                 Err(e) => return Poll::Ready(Err(e)),
                 Ok(Some(frame)) => frame,
-                Ok(None) => match cx.as_deref_mut().map_or(Poll::Pending, |cx| {
-                    self.stream.poll_read_buf(cx, &mut self.read_buf)
-                }) {
-                    Poll::Ready(Ok(0)) => {
-                        self.state.set_broken("the server closed the connection");
-                        return Poll::Ready(Err(self.goodbye(None)));
-                    }
-                    Poll::Ready(Ok(_)) => continue,
-                    Poll::Ready(Err(e)) => {
-                        self.state.set_broken("an I/O error occurred");
-                        return Poll::Ready(Err(self.goodbye(Some(e))));
-                    }
-                    Poll::Pending => return Poll::Pending,
-                },
+                Ok(None) => return Poll::Pending,
             };
             match self.mux_step(req, last, dec, frame) {
                 Ok(Some(outcome)) => return Poll::Ready(Ok(outcome)),

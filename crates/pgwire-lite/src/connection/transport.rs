@@ -69,6 +69,19 @@ pub(super) enum Stream {
     Tls(Box<TlsStream<TcpStream>>, Arc<TlsPlan>, String),
     #[cfg(unix)]
     Unix(UnixStream),
+    /// Lent out to a shared connection's reader or writer for one read or write, done
+    /// without the lock that guards the rest of the connection (see [`MuxIo`]).
+    ///
+    /// [`MuxIo`]: super::multiplex::MuxIo
+    Lent,
+}
+
+/// The error of I/O on a [`Stream::Lent`]: never seen unless a lent stream was not given back.
+fn lent() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::NotConnected,
+        "the socket is lent to a multiplexed reader or writer",
+    )
 }
 
 impl Stream {
@@ -143,6 +156,7 @@ impl Stream {
             Stream::Tls(s, ..) => s.read_buf(buf).await,
             #[cfg(unix)]
             Stream::Unix(s) => s.read_buf(buf).await,
+            Stream::Lent => Err(lent()),
         }
     }
 
@@ -156,6 +170,7 @@ impl Stream {
             }
             #[cfg(unix)]
             Stream::Unix(s) => s.write_all(buf).await,
+            Stream::Lent => Err(lent()),
         }
     }
 
@@ -177,6 +192,7 @@ impl Stream {
             Stream::Tls(s, ..) => s.write(buf).await,
             #[cfg(unix)]
             Stream::Unix(s) => s.write(buf).await,
+            Stream::Lent => Err(lent()),
         }
     }
 
@@ -194,6 +210,7 @@ impl Stream {
             Stream::Tls(s, ..) => s.flush().await,
             #[cfg(unix)]
             Stream::Unix(s) => s.flush().await,
+            Stream::Lent => Err(lent()),
         }
     }
 
@@ -232,6 +249,7 @@ impl Stream {
                 let (mut r, mut w) = s.split();
                 write_all_reading(&mut r, &mut w, buf, rbuf).await
             }
+            Stream::Lent => Err(lent()),
         }
     }
 
@@ -269,6 +287,7 @@ impl Stream {
                 Stream::Tls(s, ..) => s.read(&mut sink).await?,
                 #[cfg(unix)]
                 Stream::Unix(s) => s.read(&mut sink).await?,
+                Stream::Lent => return Err(lent()),
             };
             if n == 0 {
                 return Ok(());
@@ -282,6 +301,7 @@ impl Stream {
             Stream::Tls(s, ..) => s.shutdown().await,
             #[cfg(unix)]
             Stream::Unix(s) => s.shutdown().await,
+            Stream::Lent => Err(lent()),
         }
     }
 
@@ -305,6 +325,7 @@ impl Stream {
             Stream::Tcp(s) => socket2::SockRef::from(&*s),
             #[cfg(unix)]
             Stream::Unix(s) => socket2::SockRef::from(&*s),
+            Stream::Lent => return ReadNow::Failed,
         };
         loop {
             let mut r = &*sock;

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Poll, Waker};
 
 use bytes::BytesMut;
-use pgwire_lite::{MuxDecoder, MuxRequest, QueryResult, ToSql};
+use pgwire_lite::{MuxDecoder, MuxIo, MuxRequest, QueryResult, ToSql};
 
 use super::QUEUE_PER_CONNECTION;
 use crate::error::{Error, Result};
@@ -53,9 +53,14 @@ pub(super) struct ConnState {
     unsent: BytesMut,
     /// What the current (or a dropped) writer still has to write.
     writing: BytesMut,
-    /// The caller (by place in line) holding the write side, and the read side.
+    /// The caller (by place in line) holding the write side, and the read side. Only the
+    /// reader does I/O: a writer takes the read side too, or writes for the reader's sake only
+    /// as the reader.
     writer: Option<u64>,
     reader: Option<u64>,
+    /// The reader has the socket and the read buffer out ([`MuxIo`]) for one read or write,
+    /// done without this lock.
+    io_out: bool,
     /// The place in line of `entries[0]`.
     base: u64,
     /// The next place in line to hand out.
@@ -130,6 +135,7 @@ impl MuxConn {
                 writing: BytesMut::with_capacity(8 * 1024),
                 writer: None,
                 reader: None,
+                io_out: false,
                 base: 0,
                 next_seq: 0,
                 handed: 0,
@@ -265,7 +271,8 @@ impl ConnState {
 
     /// Nothing queued, in flight or half-written: the connection can be handed back whole.
     pub(super) fn is_quiescent(&self) -> bool {
-        self.entries.is_empty()
+        !self.io_out
+            && self.entries.is_empty()
             && self.unsent.is_empty()
             && self.writing.is_empty()
             && self.conn.as_ref().is_some_and(|c| c.mux_ready())
@@ -414,10 +421,25 @@ impl ConnState {
         self.pop_gone();
     }
 
-    /// Reads the response of place `next_read` and settles it: from the socket with `cx`, from
-    /// what is already buffered without. Ready: a response was settled, or the connection
-    /// failed (look again); Pending: more bytes are needed.
-    fn read_next(&mut self, shared: &MuxConn, cx: Option<&mut Context<'_>>) -> Poll<()> {
+    /// Lends the socket and the read buffer out, for one read or write without the lock.
+    fn lend_io(&mut self) -> Option<MuxIo> {
+        let io = self.conn.as_mut()?.raw().mux_lend_io();
+        self.io_out = true;
+        Some(io)
+    }
+
+    /// Takes back what [`lend_io`](Self::lend_io) lent.
+    fn return_io(&mut self, io: MuxIo) {
+        if let Some(c) = self.conn.as_mut() {
+            c.raw().mux_return_io(io);
+        }
+        self.io_out = false;
+    }
+
+    /// Decodes the response of place `next_read` from what is buffered and settles it. Ready:
+    /// a response was settled, or the connection failed (look again); Pending: more bytes are
+    /// needed.
+    fn read_next(&mut self, shared: &MuxConn) -> Poll<()> {
         let (Some(pooled), Some(entry)) = (
             self.conn.as_mut(),
             usize::try_from(self.next_read - self.base)
@@ -428,10 +450,7 @@ impl ConnState {
             return Poll::Ready(());
         };
         let conn = pooled.raw();
-        let polled = match cx {
-            Some(cx) => conn.mux_poll_response(cx, &entry.req, entry.last, &mut self.decoder),
-            None => conn.mux_poll_buffered(&entry.req, entry.last, &mut self.decoder),
-        };
+        let polled = conn.mux_poll_buffered(&entry.req, entry.last, &mut self.decoder);
         match polled {
             Poll::Ready(Ok((outcome, ended))) => {
                 self.decoder.reset();
@@ -472,7 +491,7 @@ impl ConnState {
     /// then queue their next requests together) instead of one after the other.
     fn settle_buffered(&mut self, shared: &MuxConn) {
         while self.next_read < self.handed && !self.is_dead() {
-            if self.read_next(shared, None).is_pending() {
+            if self.read_next(shared).is_pending() {
                 break;
             }
         }
@@ -529,10 +548,10 @@ impl Call {
     }
 
     fn poll(&mut self, cx: &mut Context<'_>) -> Poll<Answer> {
-        let conn = self.conn.clone();
-        let mut guard = conn.lock();
-        let st = &mut *guard;
+        let shared = self.conn.clone();
+        let mut guard = shared.lock();
         loop {
+            let st = &mut *guard;
             if self.seq == DRAINER {
                 let empty =
                     st.next_read == st.next_seq && st.writing.is_empty() && st.unsent.is_empty();
@@ -578,19 +597,19 @@ impl Call {
                     }
                 }
             }
-            let Some(pooled) = st.conn.as_mut() else {
+            if st.conn.is_none() {
                 self.done = true;
                 return Poll::Ready(Answer::Done(Err(Error::Backend(
                     pgwire_lite::Error::Closed("the multiplexed connection was closed"),
                 ))));
-            };
-            let conn = pooled.raw();
+            }
             // 2. The write side: whoever finds it free writes everything queued. While a
             // reader waits for responses, the server is busy with this connection's earlier
             // requests anyway: new ones wait in the queue and the reader writes them all in one
             // go before it blocks again, so requests that arrive together leave together.
             if st.writer.is_none_or(|w| w == self.seq)
                 && st.reader.is_none_or(|r| r == self.seq)
+                && !st.io_out
                 && (!st.writing.is_empty() || !st.unsent.is_empty())
             {
                 if st.writer.is_none() && st.reader.is_none() && !self.deferred {
@@ -603,7 +622,10 @@ impl Call {
                     cx.waker().wake_by_ref();
                     return Poll::Pending;
                 }
+                // The writer reads too: only the reader does I/O, so nobody else reaches for
+                // the socket while it is out.
                 st.writer = Some(self.seq);
+                st.reader = Some(self.seq);
                 end_batch(&mut st.unsent, &mut st.unsynced, &mut st.entries);
                 if st.writing.is_empty() {
                     std::mem::swap(&mut st.writing, &mut st.unsent);
@@ -612,7 +634,17 @@ impl Call {
                     st.unsent.clear();
                 }
                 st.handed = st.next_seq;
-                match conn.mux_poll_write(cx, &mut st.writing) {
+                let Some(mut io) = st.lend_io() else { continue };
+                let mut buf = std::mem::take(&mut st.writing);
+                // The write (and the loopback delivery and server wake-up the kernel does in
+                // it) happens without the lock: other callers queue and take answers meanwhile.
+                drop(guard);
+                let written = io.poll_write(cx, &mut buf);
+                guard = shared.lock();
+                let st = &mut *guard;
+                st.writing = buf;
+                st.return_io(io);
+                match written {
                     Poll::Ready(Ok(())) => {
                         st.writer = None;
                         if !st.unsent.is_empty() {
@@ -620,6 +652,10 @@ impl Call {
                         }
                     }
                     Poll::Ready(Err(e)) => {
+                        let e = match st.conn.as_mut() {
+                            Some(c) => c.raw().mux_write_failed(e),
+                            None => e.into(),
+                        };
                         self.conn.open.store(false, Ordering::Release);
                         st.fail(e, &self.conn.queued);
                         continue;
@@ -628,15 +664,37 @@ impl Call {
                 }
             }
             // 3. The read side: whoever finds it free reads responses in order.
-            if st.reader.is_none_or(|r| r == self.seq) && st.next_read < st.handed {
+            let st = &mut *guard;
+            if st.reader.is_none_or(|r| r == self.seq) && st.next_read < st.handed && !st.io_out {
                 st.reader = Some(self.seq);
-                if st.read_next(&self.conn, Some(cx)).is_ready() {
+                if st.read_next(&self.conn).is_ready() {
                     continue;
                 }
-            } else if st.reader == Some(self.seq) {
+                // The buffer holds no whole response: read the socket, without the lock.
+                let Some(mut io) = st.lend_io() else { continue };
+                drop(guard);
+                let read = io.poll_fill(cx);
+                guard = shared.lock();
+                let st = &mut *guard;
+                st.return_io(io);
+                match read {
+                    Poll::Ready(Ok(n)) if n > 0 => continue,
+                    Poll::Ready(r) => {
+                        let e = match st.conn.as_mut() {
+                            Some(c) => c.raw().mux_read_failed(r.err()),
+                            None => continue,
+                        };
+                        self.conn.open.store(false, Ordering::Release);
+                        st.fail(e, &self.conn.queued);
+                        continue;
+                    }
+                    Poll::Pending => {}
+                }
+            } else if st.reader == Some(self.seq) && !st.io_out {
                 st.reader = None;
             }
             // 4. Wait: for my response, for the socket (as a role holder), or for a role.
+            let st = &mut *guard;
             if self.seq == DRAINER {
                 st.drainer = Some(cx.waker().clone());
             } else if let Some(e) = st.entry(self.seq) {
