@@ -430,6 +430,7 @@ fn run(mut args: Args) -> Result<ExitCode, String> {
     if target.bouncer.is_some() {
         rt.block_on(schema::grant(&target.admin_url, &target::bouncer_grants()))?;
     }
+    let prewarmed = rt.block_on(schema::prewarm(&target.admin_url));
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
     println!(
         "pgbench-load: workload {} scale {} clients {} pool {} seconds {} (+{} warm-up) rounds {} \
@@ -450,6 +451,9 @@ fn run(mut args: Args) -> Result<ExitCode, String> {
             ""
         },
     );
+    if !prewarmed {
+        println!("note: pg_prewarm unavailable: the first driver of round 1 fills the cache");
+    }
     if args.drivers.contains(&Kind::Pgbench) && args.pool < args.clients {
         println!(
             "note: pgbench has no pool: it opens one connection per client ({}), not --pool {}",
