@@ -26,7 +26,9 @@
 //! By default every request ends with its own Sync: each statement is its own implicit
 //! transaction, so a failing statement affects nobody else. With
 //! [`multiplexing_batches`](crate::PsqlPoolBuilder::multiplexing_batches), what one write carries
-//! ends with one Sync (a batch, as pgbench's `\startpipeline` does: one server flush per batch).
+//! ends with one Sync (a batch, as pgbench's `\startpipeline` does: one server flush per batch),
+//! and a connection takes its next batch only once the previous one is answered: what queues
+//! meanwhile leaves together, so batches grow with the load.
 //! A batch is one implicit transaction: results are held until its ReadyForQuery says it
 //! committed, and when a statement fails, the others of its batch (rolled back, or skipped by
 //! the server) are answered "retry" and their callers run them again, alone. A Parse is always
