@@ -440,13 +440,21 @@ impl ConnState {
     /// a response was settled, or the connection failed (look again); Pending: more bytes are
     /// needed.
     fn read_next(&mut self, shared: &MuxConn) -> Poll<()> {
-        let (Some(pooled), Some(entry)) = (
-            self.conn.as_mut(),
-            usize::try_from(self.next_read - self.base)
-                .ok()
-                .and_then(|i| self.entries.get(i)),
-        ) else {
-            // Gone or given back: the caller's next look answers it.
+        let at = usize::try_from(self.next_read - self.base).ok();
+        if at.is_none_or(|i| i >= self.entries.len()) {
+            // Places from `next_read` on stay in line until answered, so this cannot happen;
+            // fail the line rather than loop on it.
+            shared.open.store(false, Ordering::Release);
+            self.fail(
+                pgwire_lite::Error::Closed("the multiplexed connection lost its place in line"),
+                &shared.queued,
+            );
+            return Poll::Ready(());
+        }
+        let (Some(pooled), Some(entry)) =
+            (self.conn.as_mut(), at.and_then(|i| self.entries.get(i)))
+        else {
+            // Given back or quarantined (`is_dead`): the caller's next look answers it.
             return Poll::Ready(());
         };
         let conn = pooled.raw();
