@@ -1,7 +1,8 @@
 //! Multiplexed `pool.execute` (`multiplexing(true)`) against a real server: every caller gets
 //! its own statement's outcome (no cross-talk) under cancellation, failures stay with their
 //! statement, connection failures and server restarts end every caller's wait, session-changing
-//! statements never share a connection, and a large result does not hold up other callers.
+//! statements never share a connection, a large result does not hold up other callers, and
+//! `resize()` moves the multiplexer with the pool.
 
 mod common;
 
@@ -591,4 +592,90 @@ async fn a_select_that_changes_a_reported_setting_is_caught() {
     }
     assert_status_adds_up(&pool).await;
     pool.close().await;
+}
+
+/// `resize()` moves the multiplexer with the pool: a shrink hands the surplus shared
+/// connections back (and the pool closes them), and the queue bound follows the new size
+/// (`max × 64` callers queued or in flight), also for permits held while it shrank.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resize_moves_the_multiplexer_with_the_pool() {
+    let pool = mux_pool("mux_resize", 4, false).await;
+    // Slow enough that lines fill up (another connection is shared only when every line has
+    // 4 or more) and up to 2 × 64 callers stay queued after the shrink.
+    let slow = "SELECT $1::int8 FROM pg_sleep(0.002)";
+    let r = pool.execute(slow, &[&-1i64]).await.unwrap();
+    assert_eq!(r.rows()[0].get::<_, i64>(0), -1);
+    let burst = |callers: i64, rounds: i64| {
+        let pool = pool.clone();
+        async move {
+            let mut tasks = Vec::new();
+            for caller in 0..callers {
+                let pool = pool.clone();
+                tasks.push(tokio::spawn(async move {
+                    for i in 0..rounds {
+                        let v = caller * 100 + i;
+                        let r = tokio::time::timeout(CALL_LIMIT, pool.execute(slow, &[&v]))
+                            .await
+                            .expect("a call hung")
+                            .unwrap();
+                        assert_eq!(r.rows()[0].get::<_, i64>(0), v, "cross-talk");
+                    }
+                }));
+            }
+            for t in tasks {
+                t.await.unwrap();
+            }
+        }
+    };
+    burst(32, 5).await;
+    let before = pool.multiplexed_connections();
+    assert!(
+        before > 2,
+        "32 callers shared only {before} connections: {:?}",
+        pool.status()
+    );
+
+    pool.resize(2).unwrap();
+    assert!(
+        pool.multiplexed_connections() <= 2,
+        "{} connections still shared after resize(2)",
+        pool.multiplexed_connections()
+    );
+    let done = Arc::new(AtomicBool::new(false));
+    let max_queued = Arc::new(AtomicUsize::new(0));
+    let sampler = {
+        let (pool, done, max_queued) = (pool.clone(), done.clone(), max_queued.clone());
+        tokio::spawn(async move {
+            while !done.load(Ordering::Acquire) {
+                max_queued.fetch_max(pool.status().queued, Ordering::AcqRel);
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+        })
+    };
+    // 200 callers at once: the old bound (4 × 64) would let all of them queue.
+    burst(200, 1).await;
+    done.store(true, Ordering::Release);
+    sampler.await.unwrap();
+    let max_queued = max_queued.load(Ordering::Acquire);
+    assert!(
+        max_queued <= 2 * 64,
+        "{max_queued} queued: the queue bound did not follow resize(2)"
+    );
+    assert!(
+        max_queued > 64,
+        "the burst never filled the queue ({max_queued}): nothing was tested"
+    );
+    assert!(
+        pool.multiplexed_connections() <= 2,
+        "{} connections shared after resize(2)",
+        pool.multiplexed_connections()
+    );
+    assert_status_adds_up(&pool).await;
+    assert!(pool.status().size <= 2, "{:?}", pool.status());
+
+    // Growing again gives the multiplexer the room back.
+    pool.resize(4).unwrap();
+    burst(32, 5).await;
+    assert!(pool.multiplexed_connections() > 2, "{:?}", pool.status());
+    assert_status_adds_up(&pool).await;
 }

@@ -119,7 +119,11 @@ pub(crate) struct Multiplexer {
     mux_waiting: AtomicUsize,
     /// Wakes callers waiting for a slot when another caller starts sharing a connection.
     shared_ready: tokio::sync::Notify,
-    max_conns: usize,
+    /// The pool's `max_db_pool_size`, changed by [`resize`](Self::resize).
+    max_conns: AtomicUsize,
+    /// Queue permits a shrink could not take back at once (they were held): forgotten as their
+    /// callers give them back.
+    permits_owed: AtomicUsize,
     /// One Sync per batch (see [`PsqlPoolBuilder::multiplexing_batches`](crate::PsqlPoolBuilder::multiplexing_batches)).
     batches: bool,
 }
@@ -136,7 +140,8 @@ impl Multiplexer {
             wanted: AtomicUsize::new(0),
             mux_waiting: AtomicUsize::new(0),
             shared_ready: tokio::sync::Notify::new(),
-            max_conns,
+            max_conns: AtomicUsize::new(max_conns),
+            permits_owed: AtomicUsize::new(0),
             batches,
         }
     }
@@ -145,6 +150,44 @@ impl Multiplexer {
     pub(crate) fn want_whole(&self) -> WantGuard<'_> {
         self.wanted.fetch_add(1, Ordering::AcqRel);
         CountDown(&self.wanted)
+    }
+
+    /// Follows the pool to a new `max_db_pool_size`: the queue bound becomes
+    /// `max × QUEUE_PER_CONNECTION` (permits held by callers now are taken back as they return),
+    /// and when shrinking, the shared connections beyond the new size stop taking requests and
+    /// go back to the pool (which closes the surplus) once their lines are empty.
+    pub(crate) fn resize(&self, max_conns: usize) {
+        {
+            // The set's lock also keeps two resizes from interleaving.
+            let conns = self.lock_conns();
+            let old = self.max_conns.swap(max_conns, Ordering::AcqRel);
+            if max_conns > old {
+                let grow = (max_conns - old) * QUEUE_PER_CONNECTION;
+                let owed = self
+                    .permits_owed
+                    .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                        Some(n.saturating_sub(grow))
+                    })
+                    .unwrap_or(0);
+                self.permits.add_permits(grow - owed.min(grow));
+            } else if max_conns < old {
+                let shrink = (old - max_conns) * QUEUE_PER_CONNECTION;
+                let forgotten = self.permits.forget_permits(shrink);
+                self.permits_owed
+                    .fetch_add(shrink - forgotten, Ordering::AcqRel);
+                let mut open: Vec<&Arc<MuxConn>> = conns
+                    .iter()
+                    .filter(|c| c.open.load(Ordering::Acquire))
+                    .collect();
+                open.sort_by_key(|c| c.queued.load(Ordering::Relaxed));
+                let excess = open.len().saturating_sub(max_conns);
+                for c in open.into_iter().take(excess) {
+                    c.close();
+                }
+            }
+        }
+        // Quiescent surplus connections go back now; the others with their last caller.
+        self.rebalance(false, false);
     }
 
     /// Whether `sql` has shown that it may be multiplexed.
@@ -264,7 +307,10 @@ impl Multiplexer {
         unnamed: bool,
     ) -> Option<Result<QueryResult>> {
         let permit = match tokio::time::timeout(pool.wait_timeout(), self.permits.acquire()).await {
-            Ok(Ok(p)) => p,
+            Ok(Ok(p)) => QueuePlace {
+                permit: Some(p),
+                owed: &self.permits_owed,
+            },
             Ok(Err(_)) => return Some(Err(Error::Closed)),
             Err(_) => return Some(Err(Error::Timeout(TimeoutKind::Wait))),
         };
@@ -316,7 +362,11 @@ impl Multiplexer {
             c.queued.load(Ordering::Relaxed) >= GROW_AT_DEPTH || c.large.load(Ordering::Relaxed)
         });
         let wanted = self.wanted.load(Ordering::Acquire) > 0;
-        if busy && !wanted && n < self.max_conns && !self.growing.swap(true, Ordering::AcqRel) {
+        if busy
+            && !wanted
+            && n < self.max_conns.load(Ordering::Acquire)
+            && !self.growing.swap(true, Ordering::AcqRel)
+        {
             // Reset however this ends: a caller cancelled here must not stop all growth.
             let _growing = ResetOnDrop(&self.growing);
             if let Ok(c) = pool.connection_to_share().await {
@@ -421,6 +471,27 @@ impl Multiplexer {
         let all = self.closed.load(Ordering::Acquire);
         if want || all || self.draining.load(Ordering::Relaxed) > 0 {
             self.rebalance(want, all);
+        }
+    }
+}
+
+/// A caller's place in the bounded queue: its permit goes back when dropped (however the call
+/// ends), or is forgotten while a shrink still owes permits.
+struct QueuePlace<'a> {
+    permit: Option<tokio::sync::SemaphorePermit<'a>>,
+    owed: &'a AtomicUsize,
+}
+
+impl Drop for QueuePlace<'_> {
+    fn drop(&mut self) {
+        if let Some(p) = self.permit.take() {
+            let owed = self
+                .owed
+                .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1))
+                .is_ok();
+            if owed {
+                p.forget();
+            }
         }
     }
 }

@@ -420,6 +420,8 @@ impl PsqlPool {
 
     /// Changes the maximum size. Growing takes effect at once (waiters are served); shrinking
     /// closes surplus idle connections at once and surplus borrowed ones as they come back.
+    /// With multiplexing, the queue bound follows (`max × 64` callers) and surplus shared
+    /// connections go back to be closed once their lines are empty.
     ///
     /// # Errors
     /// [`Error::Config`] if `max_db_pool_size` would drop below 2 or below `min_idle`, with the
@@ -432,6 +434,9 @@ impl PsqlPool {
         };
         limits::validate(&resized, slots.manager.query_timeout)?;
         slots.resize(max_db_pool_size);
+        if let Some(mux) = &self.inner.mux {
+            mux.resize(max_db_pool_size);
+        }
         Ok(())
     }
 
