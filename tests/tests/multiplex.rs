@@ -679,3 +679,48 @@ async fn resize_moves_the_multiplexer_with_the_pool() {
     assert!(pool.multiplexed_connections() > 2, "{:?}", pool.status());
     assert_status_adds_up(&pool).await;
 }
+
+/// A multiplexed request too large to share (over 16 KiB) takes the normal path; the Closes
+/// of evicted statements that were encoded in front of it go with the next request instead of
+/// being lost (the evicted statement would stay prepared on the server until the connection
+/// closed).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn closes_in_front_of_a_request_too_large_to_share_are_not_lost() {
+    let pool = started(
+        PsqlPool::builder()
+            .dsn(format!(
+                "{}?application_name=mux_closes&connect_timeout=2&statement_cache_capacity=2",
+                pg_harness::cluster().admin_url()
+            ))
+            .max_db_pool_size(2)
+            .multiplexing(true),
+    )
+    .await;
+    let a = "SELECT $1::int8 AS mux_closes_a";
+    let c = "SELECT $1::int8 AS mux_closes_c";
+    let d = "SELECT length($1::text)::int8 AS mux_closes_d";
+    let q = "SELECT count(*)::int8 FROM pg_prepared_statements WHERE statement = $1";
+    // One caller at a time: every statement's first run is alone (on the other connection,
+    // where it is learnt safe), later runs share the one shared connection, whose statement
+    // cache holds 2.
+    for sql in [a, a, c, c] {
+        pool.execute(sql, &[&1i64]).await.unwrap();
+    }
+    pool.execute(d, &[&"x"]).await.unwrap();
+    assert_eq!(pool.multiplexed_connections(), 1);
+    // Shared: d is prepared first (evicting a, whose Close waits for the next request), then
+    // its Bind is too large to share: it runs on the other connection, and the Close must not
+    // go with it.
+    let huge = "z".repeat(20 * 1024);
+    let r = pool.execute(d, &[&huge]).await.unwrap();
+    assert_eq!(r.rows()[0].get::<_, i64>(0), 20 * 1024);
+    // Learnt on the other connection, then shared: a's Close rides in front of it.
+    pool.execute(q, &[&a]).await.unwrap();
+    let r = pool.execute(q, &[&a]).await.unwrap();
+    assert_eq!(pool.multiplexed_connections(), 1);
+    assert_eq!(
+        r.rows()[0].get::<_, i64>(0),
+        0,
+        "an evicted statement stayed prepared on the shared connection"
+    );
+}

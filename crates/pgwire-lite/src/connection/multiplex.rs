@@ -3,7 +3,9 @@
 //! The pool (pool-core's `multiplex.rs`) owns the sharing: a queue of encoded requests, who
 //! writes, who reads, who gets which response. This file only knows bytes and one response:
 //!
-//! - `mux_encode*` append one request (without Sync) to a caller-owned buffer, and
+//! - `mux_encode*` append one request (without Sync) to a caller-owned buffer, which the
+//!   caller then keeps ([`Connection::mux_appended`]) or takes back
+//!   ([`Connection::mux_unappend`]: statement Closes written in front of it stay queued), and
 //!   [`Connection::mux_sync`] ends a batch. With a Sync after every request, each statement is
 //!   its own implicit transaction; with one Sync after several, they are one implicit
 //!   transaction, and an error rolls back the whole batch and skips the rest of it.
@@ -281,8 +283,25 @@ impl Connection {
         frontend::sync(out);
     }
 
+    /// Keeps the request just appended by a `mux_encode*` call: the statement Closes written in
+    /// front of it are in the shared buffer, which goes out whole or breaks the connection, so
+    /// they count as sent. Call this or [`mux_unappend`](Self::mux_unappend) after every
+    /// successful `mux_encode*`, before the next one.
+    pub fn mux_appended(&mut self) {
+        self.cache.closes_sent();
+    }
+
+    /// Takes back the request just appended by a `mux_encode*` call, which started at `at` in
+    /// `out` (the caller found it too large to share, say): `out` is cut back and the
+    /// statement Closes that rode in front of it go with a later request.
+    pub fn mux_unappend(&mut self, out: &mut BytesMut, at: usize) {
+        out.truncate(at);
+        self.cache.closes_unsent();
+    }
+
     /// Runs `write` against `out` (as the write buffer); on an error, `out` is cut back and
-    /// queued statement Closes stay queued.
+    /// queued statement Closes stay queued. On success the caller keeps or takes back what was
+    /// appended ([`mux_appended`](Self::mux_appended) / [`mux_unappend`](Self::mux_unappend)).
     fn mux_append(
         &mut self,
         out: &mut BytesMut,
@@ -292,19 +311,10 @@ impl Connection {
         std::mem::swap(&mut self.write_buf, out);
         let r = write(self);
         std::mem::swap(&mut self.write_buf, out);
-        match r {
-            Ok(()) => {
-                // The Closes are in the shared buffer, which goes out whole or breaks the
-                // connection: they count as sent.
-                self.cache.closes_sent();
-                Ok(())
-            }
-            Err(e) => {
-                out.truncate(at);
-                self.cache.closes_unsent();
-                Err(e)
-            }
+        if r.is_err() {
+            self.mux_unappend(out, at);
         }
+        r
     }
 
     /// Lends out the socket and the read buffer, for one read or write done without the lock

@@ -200,7 +200,8 @@ impl MuxConn {
         if !batch {
             end_batch(&mut st.unsent, &mut st.unsynced, &mut st.entries);
         }
-        let at = st.unsent.len();
+        // Where this request's bytes start (after any Sync ending the batch before it).
+        let mut at = st.unsent.len();
         let encoded = if unnamed {
             conn.mux_encode_unnamed(sql, params, &mut st.unsent)
         } else {
@@ -208,6 +209,7 @@ impl MuxConn {
                 Ok(None) => {
                     // A Parse is a batch of its own.
                     end_batch(&mut st.unsent, &mut st.unsynced, &mut st.entries);
+                    at = st.unsent.len();
                     conn.mux_encode_prepare(sql, params, &mut st.unsent)
                         .map(Some)
                 }
@@ -220,9 +222,11 @@ impl MuxConn {
             Err(e) => return Enqueued::Failed(e.into()),
         };
         if st.unsent.len() - at > MAX_MULTIPLEXED_REQUEST {
-            st.unsent.truncate(at);
+            // Taken back whole, with the statement Closes that rode in front of it.
+            conn.mux_unappend(&mut st.unsent, at);
             return Enqueued::NotHere;
         }
+        conn.mux_appended();
         let prepare = req.is_prepare();
         let seq = st.next_seq;
         st.next_seq += 1;
