@@ -44,14 +44,21 @@ pub struct PgbenchArgs<'a> {
     /// issue's pipelined pgbench reference does. Every logged transaction then counts as N
     /// statements with the pipeline's latency, so rates compare to one-statement drivers.
     pub pipeline: usize,
+    /// The scale of the pgbench tables, written into the pipeline script: a custom script's
+    /// `:scale` is 1 unless `-s` is given (pgbench detects the scale only for its built-in
+    /// scripts), which would confine the script to the first 100 000 accounts.
+    pub scale: i32,
 }
 
 /// The `\startpipeline` script of [`PgbenchArgs::pipeline`]: `depth` selects of random
-/// accounts in one pipeline. (pgbench reads `:scale` from `pgbench_branches`.)
-pub fn pipeline_script(depth: usize) -> String {
+/// accounts in one pipeline, drawn from all `100 000 × scale` of them as `pgbench -S` draws.
+/// The scale is written in: pgbench sets a custom script's `:scale` to 1 unless `-s` is given
+/// (it reads `pgbench_branches` only for its built-in scripts), and a reference confined to
+/// the first 100 000 accounts reads a hotter, smaller index than the drivers it is compared with.
+pub fn pipeline_script(depth: usize, scale: i32) -> String {
     let mut s = String::new();
     for i in 0..depth {
-        s.push_str(&format!("\\set aid{i} random(1, 100000 * :scale)\n"));
+        s.push_str(&format!("\\set aid{i} random(1, 100000 * {scale})\n"));
     }
     s.push_str("\\startpipeline\n");
     for i in 0..depth {
@@ -89,7 +96,7 @@ fn run_in(args: &PgbenchArgs<'_>, dir: &Path) -> Result<PgbenchRun, String> {
     match args.workload {
         Workload::Select if args.pipeline > 0 => {
             let script = dir.join("pipeline.sql");
-            std::fs::write(&script, pipeline_script(args.pipeline))
+            std::fs::write(&script, pipeline_script(args.pipeline, args.scale))
                 .map_err(|e| format!("writing {}: {e}", script.display()))?;
             cmd.arg("-f").arg(script)
         }
@@ -208,8 +215,12 @@ mod tests {
 
     #[test]
     fn pipeline_script_sends_depth_selects_in_one_pipeline() {
-        let s = pipeline_script(3);
+        let s = pipeline_script(3, 10);
         assert_eq!(s.matches("\\set aid").count(), 3);
+        // Every account of the scale-10 tables, not only the first 100 000 (`:scale` is 1 in
+        // a custom script).
+        assert_eq!(s.matches("random(1, 100000 * 10)").count(), 3);
+        assert!(!s.contains(":scale"));
         assert_eq!(s.matches("SELECT abalance").count(), 3);
         let start = s.find("\\startpipeline").unwrap();
         let end = s.find("\\endpipeline").unwrap();

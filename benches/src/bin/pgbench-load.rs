@@ -501,6 +501,7 @@ fn run(mut args: Args) -> Result<ExitCode, String> {
                     progress: !args.quiet,
                     unnamed,
                     pipeline,
+                    scale: args.scale,
                 })?;
                 RunResult {
                     kind,
