@@ -724,3 +724,68 @@ async fn closes_in_front_of_a_request_too_large_to_share_are_not_lost() {
         "an evicted statement stayed prepared on the shared connection"
     );
 }
+
+/// Runs `sql` (`SELECT $1::int8 ...`) from `callers` tasks, `rounds` times each, checking that
+/// every caller gets its own value back.
+async fn callers_run(pool: &PsqlPool, sql: &'static str, callers: i64, rounds: i64) {
+    let mut tasks = Vec::new();
+    for caller in 0..callers {
+        let pool = pool.clone();
+        tasks.push(tokio::spawn(async move {
+            for i in 0..rounds {
+                let v = caller * 100 + i;
+                let r = tokio::time::timeout(CALL_LIMIT, pool.execute(sql, &[&v]))
+                    .await
+                    .expect("a call hung")
+                    .unwrap();
+                assert_eq!(r.rows()[0].get::<_, i64>(0), v, "cross-talk");
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+}
+
+/// With one Sync per batch, lines grow deeper before another connection is shared (16 per
+/// line once two are shared; one Sync per statement: 4): 8 callers share exactly two
+/// connections (a second one at 4, so one batch is on the server while the other queues), and
+/// 40 callers at most three (a fourth only once three lines hold 16 each), where one Sync per
+/// statement spreads the same 40 over more.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batches_fill_deeper_lines_before_sharing_more_connections() {
+    // Slow enough that every caller is queued or in flight at once.
+    let slow = "SELECT $1::int8 FROM pg_sleep(0.002)";
+    let batches = mux_pool("mux_depth_batches", 8, true).await;
+    let r = batches.execute(slow, &[&-1i64]).await.unwrap();
+    assert_eq!(r.rows()[0].get::<_, i64>(0), -1);
+    callers_run(&batches, slow, 8, 10).await;
+    assert_eq!(
+        batches.multiplexed_connections(),
+        2,
+        "8 callers in batches: {:?}",
+        batches.status()
+    );
+    callers_run(&batches, slow, 40, 5).await;
+    let shared = batches.multiplexed_connections();
+    assert!(
+        (2..=3).contains(&shared),
+        "40 callers in batches shared {shared} connections: {:?}",
+        batches.status()
+    );
+    assert_status_adds_up(&batches).await;
+    batches.close().await;
+
+    let single = mux_pool("mux_depth_single", 8, false).await;
+    let r = single.execute(slow, &[&-1i64]).await.unwrap();
+    assert_eq!(r.rows()[0].get::<_, i64>(0), -1);
+    callers_run(&single, slow, 40, 5).await;
+    let shared = single.multiplexed_connections();
+    assert!(
+        shared > 3,
+        "40 callers with one Sync per statement shared only {shared} connections: {:?}",
+        single.status()
+    );
+    assert_status_adds_up(&single).await;
+    single.close().await;
+}
