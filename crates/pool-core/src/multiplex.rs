@@ -320,13 +320,24 @@ impl Multiplexer {
         params: &[&(dyn ToSql + Sync)],
         unnamed: bool,
     ) -> Option<Result<QueryResult>> {
-        let permit = match tokio::time::timeout(pool.wait_timeout(), self.permits.acquire()).await {
-            Ok(Ok(p)) => QueuePlace {
+        // A free place is taken without a timer (no clock read, no timer entry); only a
+        // caller that has to wait arms the pool's wait timeout.
+        let acquired = match self.permits.try_acquire() {
+            Ok(p) => Ok(p),
+            Err(tokio::sync::TryAcquireError::Closed) => return Some(Err(Error::Closed)),
+            Err(tokio::sync::TryAcquireError::NoPermits) => {
+                match tokio::time::timeout(pool.wait_timeout(), self.permits.acquire()).await {
+                    Ok(r) => r.map_err(|_| ()),
+                    Err(_) => return Some(Err(Error::Timeout(TimeoutKind::Wait))),
+                }
+            }
+        };
+        let permit = match acquired {
+            Ok(p) => QueuePlace {
                 permit: Some(p),
                 owed: &self.permits_owed,
             },
-            Ok(Err(_)) => return Some(Err(Error::Closed)),
-            Err(_) => return Some(Err(Error::Timeout(TimeoutKind::Wait))),
+            Err(()) => return Some(Err(Error::Closed)),
         };
         let conn = match self.pick(pool).await {
             Ok(Some(c)) => c,
@@ -491,7 +502,9 @@ impl Multiplexer {
     /// After a call: a connection that failed leaves the set; when whole-connection borrowers
     /// wait, a quiescent shared connection goes back to the pool.
     fn after_call(&self, pool: &PsqlPool, conn: &Arc<MuxConn>) {
-        let dead = conn.lock().is_dead();
+        // Every path that fails a line or takes its connection clears `open` first (closing
+        // does too), so an open line is alive without taking its lock.
+        let dead = !conn.open.load(Ordering::Acquire) && conn.lock().is_dead();
         if dead {
             self.lock_conns().retain(|c| !Arc::ptr_eq(c, conn));
             // Closed (it is broken) and its slot freed, outside the lock.

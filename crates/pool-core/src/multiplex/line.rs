@@ -560,7 +560,7 @@ impl Call {
     }
 
     fn poll(&mut self, cx: &mut Context<'_>) -> Poll<Answer> {
-        let shared = self.conn.clone();
+        let shared = &self.conn;
         let mut guard = shared.lock();
         loop {
             let st = &mut *guard;
