@@ -615,15 +615,22 @@ pub async fn client_loop(
 ) {
     // Distinct clients get distinct, fixed streams.
     let mut rng = Rng::for_stream(client);
-    while Instant::now() < deadline {
+    // Each task its own counters (the low half of `client` is its index), and one clock read
+    // per transaction: its end is the next one's start and the deadline check.
+    let shard = recorder.shard(client as u32 as usize);
+    let mut now = Instant::now();
+    while now < deadline {
         let p = Params::draw(&mut rng, scale);
-        let start = Instant::now();
-        match driver.run(workload, &p).await {
-            Ok(()) => recorder.record(start.elapsed()),
+        let start = now;
+        let result = driver.run(workload, &p).await;
+        now = Instant::now();
+        match result {
+            Ok(()) => shard.record(now.duration_since(start)),
             Err(e) => {
                 recorder.error(|| format!("{}: {e}", driver.kind()));
                 // An error loop (server gone) must not spin a core the server needs.
                 tokio::time::sleep(Duration::from_millis(10)).await;
+                now = Instant::now();
             }
         }
     }

@@ -289,7 +289,7 @@ fn run_inproc(
     args: &Args,
     round: usize,
 ) -> RunResult {
-    let recorder = Arc::new(Recorder::new());
+    let recorder = Arc::new(Recorder::with_shards(args.clients));
     let name = driver.kind().name();
     rt.block_on(async {
         let start = Instant::now();
