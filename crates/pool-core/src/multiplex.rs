@@ -96,7 +96,8 @@ const GROW_AT_DEPTH: usize = 4;
 /// server wake-up, one read and one send, so bigger batches cost the server and the client
 /// less per statement. Measured with 64 callers over a pool of 8 on 2 cores (pgbench-load,
 /// one run each): 4 per line, 0.74-0.77x pgbench's `\startpipeline` script (8 x 8); 8, 0.89x;
-/// 16, 0.98-1.0x; 32, 0.98x. The first two connections still fill only to [`GROW_AT_DEPTH`]:
+/// 16, 0.85-1.0x; 32, 0.98x; with the shortest-line picking of [`Multiplexer::choose`], 16
+/// measured 0.92-0.98x in two passes. The first two connections still fill only to [`GROW_AT_DEPTH`]:
 /// a connection answers one batch at a time, so a single line leaves the server idle while
 /// its callers queue the next batch (8 callers: 49k statements/s on one line of 8, 106k on
 /// two lines of 4).
