@@ -33,8 +33,10 @@ use crate::workload::{self, Params, Workload};
 pub enum Kind {
     /// psqlpool (`pool_core::PsqlPool`).
     Ours,
-    /// psqlpool multiplexed with one Sync per batch (`multiplexing_batches(true)`), beside
-    /// `ours` with `--multiplex` (one Sync per statement) in the same run.
+    /// psqlpool multiplexed with one Sync per batch (`multiplexing_batches(true)`; on the
+    /// read-only select load the same as the default, which batches reads), beside `ours`
+    /// with `--multiplex` (`multiplexing_batches(false)`: one Sync per statement) in the same
+    /// run.
     OursBatches,
     /// tokio-postgres through deadpool-postgres.
     Deadpool,
@@ -171,7 +173,8 @@ pub struct Options {
     /// `prepared_statements(false)` and values declaring their types, tokio-postgres with
     /// `query_typed` (the unnamed statement, types given: one round trip each).
     pub unnamed: bool,
-    /// psqlpool with `multiplexing(true)`: concurrent `execute` calls share connections.
+    /// psqlpool with `multiplexing(true)`: concurrent `execute` calls share connections (with
+    /// one Sync per statement for `ours`, `multiplexing_batches(false)`).
     pub multiplex: bool,
 }
 

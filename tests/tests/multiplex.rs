@@ -789,3 +789,75 @@ async fn batches_fill_deeper_lines_before_sharing_more_connections() {
     assert_status_adds_up(&single).await;
     single.close().await;
 }
+
+/// Runs `sql` (returning the caller's value and `pg_current_xact_id()`) from 32 callers, 20
+/// times each, and returns how many distinct transactions ran them and how many statements.
+async fn transactions_of(pool: &PsqlPool, sql: &str, first_id: i64) -> (usize, usize) {
+    let mut tasks = Vec::new();
+    for caller in 0..32i64 {
+        let (pool, sql) = (pool.clone(), sql.to_owned());
+        tasks.push(tokio::spawn(async move {
+            let mut xids = Vec::new();
+            for round in 0..20i64 {
+                let id = first_id + caller * 100 + round;
+                let r = tokio::time::timeout(CALL_LIMIT, pool.execute(&sql, &[&id]))
+                    .await
+                    .expect("a call hung")
+                    .unwrap();
+                let row = &r.rows()[0];
+                assert_eq!(row.get::<_, i64>(0), id, "cross-talk");
+                xids.push(row.get::<_, String>(1));
+            }
+            xids
+        }));
+    }
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await.unwrap());
+    }
+    let n = all.len();
+    all.sort();
+    all.dedup();
+    (all.len(), n)
+}
+
+/// Without `multiplexing_batches`, reads share a Sync (one implicit transaction per batch, so
+/// several callers' SELECTs report the same transaction id) and writes do not: every INSERT,
+/// and every SELECT ... FOR UPDATE, is a transaction of its own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn by_default_reads_share_a_sync_and_writes_keep_their_own() {
+    let table = unique_name("mux_default_t");
+    let mut a = admin().await;
+    a.batch_execute(&format!(
+        "CREATE TABLE {table} (id int8 PRIMARY KEY);
+         INSERT INTO {table} SELECT -g FROM generate_series(1, 4000) g"
+    ))
+    .await
+    .unwrap();
+    let pool = started(pool_builder(&unique_name("mux_default"), 4).multiplexing(true)).await;
+    let read = "SELECT $1::int8, pg_current_xact_id()::text";
+    let write =
+        format!("INSERT INTO {table} (id) VALUES ($1) RETURNING id, pg_current_xact_id()::text");
+    let locking =
+        format!("SELECT id, pg_current_xact_id()::text FROM {table} WHERE id = $1 FOR UPDATE");
+    // Each learned on a whole connection first (that run is its own transaction).
+    for (sql, id) in [(read, 0i64), (&write, 0), (&locking, -4000)] {
+        pool.execute(sql, &[&id]).await.unwrap();
+    }
+
+    let (xacts, statements) = transactions_of(&pool, read, 1).await;
+    assert!(
+        xacts < statements,
+        "{statements} SELECTs ran in {xacts} transactions: reads were not batched"
+    );
+    let (xacts, statements) = transactions_of(&pool, &write, 1).await;
+    assert_eq!(xacts, statements, "INSERTs shared a transaction");
+    let (xacts, statements) = transactions_of(&pool, &locking, -3999).await;
+    assert_eq!(
+        xacts, statements,
+        "SELECT ... FOR UPDATEs shared a transaction"
+    );
+    assert!(pool.multiplexed_connections() > 0, "{:?}", pool.status());
+    assert_status_adds_up(&pool).await;
+    pool.close().await;
+}

@@ -47,7 +47,9 @@ USAGE: pgbench-load [OPTIONS]
                            ours-batches: multiplexed, one Sync per batch);
                            ratios are to the first
   --multiplex              psqlpool with multiplexing(true): concurrent executes share
-                           connections (pgbench-pipeline: the \\startpipeline reference)
+                           connections, one Sync per statement (ours-batches: the
+                           default's batched reads; pgbench-pipeline: the
+                           \\startpipeline reference)
   --peer-defaults          keep the peers' per-checkout health checks (bb8
                            test_on_check_out, sqlx test_before_acquire): +1 round trip
   --init                   recreate the pgbench tables even if present

@@ -6,9 +6,9 @@
 //! The multiplexer borrows up to `max_db_pool_size` connections from the pool, one at a time
 //! as load asks for them, and shares each among callers:
 //!
-//! 1. A caller picks a connection (the fullest line shorter than 4 requests, 16 with one Sync
-//!    per batch, else the shortest line: see [`Multiplexer::choose`]) and, under that
-//!    connection's short mutex,
+//! 1. A caller picks a connection (a batched statement the shortest line; one with a Sync of
+//!    its own the fullest line shorter than 4 requests, else the shortest: see
+//!    [`Multiplexer::choose`]) and, under that connection's short mutex,
 //!    appends its encoded request (Bind/Execute, or the first time
 //!    a connection sees the statement, a Parse/Describe first) to the connection's unsent
 //!    buffer, and takes the next place in its line of responses.
@@ -24,12 +24,13 @@
 //!    came with its own (already read, no more waiting), then passes the role on by waking
 //!    the next waiting caller.
 //!
-//! By default every request ends with its own Sync: each statement is its own implicit
-//! transaction, so a failing statement affects nobody else. With
-//! [`multiplexing_batches`](crate::PsqlPoolBuilder::multiplexing_batches), what one write carries
-//! ends with one Sync (a batch, as pgbench's `\startpipeline` does: one server flush per batch),
-//! and a connection takes its next batch only once the previous one is answered: what queues
-//! meanwhile leaves together, so batches grow with the load.
+//! Reads (tag SELECT, no row locks in the text) written together share one Sync (a batch, as
+//! pgbench's `\startpipeline` does: one server flush per batch); writes end with a Sync each,
+//! so each is its own implicit transaction and a failing write affects nobody else.
+//! [`multiplexing_batches`](crate::PsqlPoolBuilder::multiplexing_batches) batches every
+//! statement (`true`) or none (`false`). A connection takes its next batch only once the
+//! previous one is answered: what queues meanwhile leaves together, so batches grow with the
+//! load.
 //! A batch is one implicit transaction: results are held until its ReadyForQuery says it
 //! committed, and when a statement fails, the others of its batch (rolled back, or skipped by
 //! the server) are answered "retry" and their callers run them again, alone. A Parse is always
@@ -110,13 +111,62 @@ const MAX_SAFE_STATEMENTS: usize = 4096;
 /// Command tags of statements that leave no session or transaction state behind.
 const SAFE_TAGS: &[&str] = &["SELECT", "INSERT", "UPDATE", "DELETE", "MERGE"];
 
+/// Which multiplexed statements share one Sync with the others written with them
+/// ([`PsqlPoolBuilder::multiplexing_batches`](crate::PsqlPoolBuilder::multiplexing_batches)).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Batching {
+    /// None: a Sync per statement.
+    Never,
+    /// Reads ([`Verdict::Read`]); writes keep a Sync each. The default.
+    Reads,
+    /// Every statement.
+    All,
+}
+
+/// What a solo run showed about a statement text.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Verdict {
+    /// Never shared: one of its runs changed a setting.
+    Never,
+    /// Shared, with a Sync of its own unless every statement is batched: it writes (or locks
+    /// rows), so in a batch it would hold its locks until the batch ends.
+    Write,
+    /// Shared, and batched with the others: tag SELECT and no row-locking clause.
+    Read,
+}
+
+/// Whether a SELECT's text asks for row locks (`FOR UPDATE`, `FOR NO KEY UPDATE`, `FOR SHARE`,
+/// `FOR KEY SHARE`). Word-based and conservative: the words inside a string literal or a
+/// comment count too, which only costs that statement its batching.
+fn locks_rows(sql: &str) -> bool {
+    let mut words = sql
+        .split(|c: char| !c.is_ascii_alphanumeric() && c != '_')
+        .filter(|w| !w.is_empty());
+    while let Some(w) = words.next() {
+        if !w.eq_ignore_ascii_case("FOR") {
+            continue;
+        }
+        let mut next = words.clone();
+        let lock = match next.next() {
+            Some(w) if w.eq_ignore_ascii_case("UPDATE") || w.eq_ignore_ascii_case("SHARE") => true,
+            Some(w) if w.eq_ignore_ascii_case("NO") || w.eq_ignore_ascii_case("KEY") => next
+                .next()
+                .is_some_and(|w| w.eq_ignore_ascii_case("KEY") || w.eq_ignore_ascii_case("SHARE")),
+            _ => false,
+        };
+        if lock {
+            return true;
+        }
+    }
+    false
+}
+
 /// The multiplexer of one pool.
 pub(crate) struct Multiplexer {
     conns: Mutex<Vec<Arc<MuxConn>>>,
-    /// Statement texts judged by a solo run: `true` safe to share, `false` never (one of its
-    /// runs changed a setting: pooled sessions keep settings, so a later run that changes
-    /// nothing proves nothing).
-    statements: RwLock<HashMap<Box<str>, bool>>,
+    /// Statement texts judged by a solo run. [`Verdict::Never`] sticks: pooled sessions keep
+    /// settings, so a later run that changes nothing proves nothing.
+    statements: RwLock<HashMap<Box<str>, Verdict>>,
     /// The bounded queue: a caller takes a permit before it queues (first come, first served,
     /// at most the pool's wait timeout).
     permits: Semaphore,
@@ -139,12 +189,12 @@ pub(crate) struct Multiplexer {
     /// Queue permits a shrink could not take back at once (they were held): forgotten as their
     /// callers give them back.
     permits_owed: AtomicUsize,
-    /// One Sync per batch (see [`PsqlPoolBuilder::multiplexing_batches`](crate::PsqlPoolBuilder::multiplexing_batches)).
-    batches: bool,
+    /// Which statements are batched.
+    batching: Batching,
 }
 
 impl Multiplexer {
-    pub(crate) fn new(max_conns: usize, batches: bool) -> Multiplexer {
+    pub(crate) fn new(max_conns: usize, batching: Batching) -> Multiplexer {
         Multiplexer {
             conns: Mutex::new(Vec::new()),
             statements: RwLock::new(HashMap::new()),
@@ -157,7 +207,7 @@ impl Multiplexer {
             shared_ready: tokio::sync::Notify::new(),
             max_conns: AtomicUsize::new(max_conns),
             permits_owed: AtomicUsize::new(0),
-            batches,
+            batching,
         }
     }
 
@@ -205,13 +255,19 @@ impl Multiplexer {
         self.rebalance(false, false);
     }
 
-    /// Whether `sql` has shown that it may be multiplexed.
-    pub(crate) fn is_safe(&self, sql: &str) -> bool {
-        self.statements
+    /// `Some` when `sql` has shown that it may be multiplexed, with whether it is batched
+    /// with the others written with it.
+    pub(crate) fn share_kind(&self, sql: &str) -> Option<bool> {
+        let verdict = *self
+            .statements
             .read()
             .unwrap_or_else(PoisonError::into_inner)
-            .get(sql)
-            .is_some_and(|safe| *safe)
+            .get(sql)?;
+        match (verdict, self.batching) {
+            (Verdict::Never, _) => None,
+            (_, Batching::All) | (Verdict::Read, Batching::Reads) => Some(true),
+            _ => Some(false),
+        }
     }
 
     /// Never shares `sql` again: a run of it changed a session setting.
@@ -220,10 +276,10 @@ impl Multiplexer {
             .statements
             .write()
             .unwrap_or_else(PoisonError::into_inner);
-        if let Some(safe) = statements.get_mut(sql) {
-            *safe = false;
+        if let Some(verdict) = statements.get_mut(sql) {
+            *verdict = Verdict::Never;
         } else if statements.len() < MAX_SAFE_STATEMENTS {
-            statements.insert(sql.into(), false);
+            statements.insert(sql.into(), Verdict::Never);
         }
     }
 
@@ -236,10 +292,8 @@ impl Multiplexer {
         status: TransactionStatus,
         settings_changed: bool,
     ) {
-        let tag_ok = result
-            .command_tag()
-            .and_then(|t| t.split(' ').next())
-            .is_some_and(|verb| SAFE_TAGS.contains(&verb));
+        let verb = result.command_tag().and_then(|t| t.split(' ').next());
+        let tag_ok = verb.is_some_and(|verb| SAFE_TAGS.contains(&verb));
         if settings_changed {
             self.deny(sql);
             return;
@@ -247,12 +301,17 @@ impl Multiplexer {
         if !tag_ok || status != TransactionStatus::Idle {
             return;
         }
+        let verdict = if verb == Some("SELECT") && !locks_rows(sql) {
+            Verdict::Read
+        } else {
+            Verdict::Write
+        };
         let mut statements = self
             .statements
             .write()
             .unwrap_or_else(PoisonError::into_inner);
         if !statements.contains_key(sql) && statements.len() < MAX_SAFE_STATEMENTS {
-            statements.insert(sql.into(), true);
+            statements.insert(sql.into(), verdict);
         }
     }
 
@@ -320,6 +379,7 @@ impl Multiplexer {
         sql: &str,
         params: &[&(dyn ToSql + Sync)],
         unnamed: bool,
+        batch: bool,
     ) -> Option<Result<QueryResult>> {
         // A free place is taken without a timer (no clock read, no timer entry); only a
         // caller that has to wait arms the pool's wait timeout.
@@ -340,7 +400,7 @@ impl Multiplexer {
             },
             Err(()) => return Some(Err(Error::Closed)),
         };
-        let conn = match self.pick(pool).await {
+        let conn = match self.pick(pool, batch).await {
             Ok(Some(c)) => c,
             Ok(None) => return None,
             Err(e) => return Some(Err(e)),
@@ -350,7 +410,7 @@ impl Multiplexer {
         // again alone.
         let mut alone = false;
         for _ in 0..4 {
-            let (seq, prepare) = match conn.enqueue(sql, params, unnamed, alone) {
+            let (seq, prepare) = match conn.enqueue(sql, params, unnamed, batch && !alone) {
                 Enqueued::Queued { seq, prepare } => (seq, prepare),
                 Enqueued::Failed(e) => return Some(Err(e)),
                 Enqueued::NotHere => break,
@@ -381,9 +441,9 @@ impl Multiplexer {
 
     /// The shared connection to queue on ([`choose`](Self::choose)), borrowing a new one from the pool while the pool
     /// has a free slot and every shared one is busy.
-    async fn pick(&self, pool: &PsqlPool) -> Result<Option<Arc<MuxConn>>> {
-        let (best, n) = self.choose();
-        let deep = self.grow_at(n);
+    async fn pick(&self, pool: &PsqlPool, batch: bool) -> Result<Option<Arc<MuxConn>>> {
+        let (best, n) = self.choose(batch);
+        let deep = grow_at(n, batch);
         let busy = best.as_ref().is_none_or(|c| {
             c.queued.load(Ordering::Relaxed) >= deep || c.large.load(Ordering::Relaxed)
         });
@@ -413,7 +473,7 @@ impl Multiplexer {
             // Registered before looking, so a connection shared meanwhile is not missed.
             let mut shared = std::pin::pin!(self.shared_ready.notified());
             shared.as_mut().enable();
-            if let (Some(best), _) = self.choose() {
+            if let (Some(best), _) = self.choose(batch) {
                 return Ok(Some(best));
             }
             let got = {
@@ -436,9 +496,9 @@ impl Multiplexer {
     }
 
     /// The open shared connection to queue on, avoiding one that reads a large result, and
-    /// how many connections are shared. With one Sync per statement: the fullest line shorter
-    /// than [`GROW_AT_DEPTH`] (fill first), else the shortest line. With one Sync per batch:
-    /// the shortest line.
+    /// how many connections are shared. For a statement with a Sync of its own: the fullest
+    /// line shorter than [`GROW_AT_DEPTH`] (fill first), else the shortest line. For a batched
+    /// one (`batch`): the shortest line.
     ///
     /// One Sync per statement: filling one line before the next keeps the callers that come
     /// back together (woken by one read) together: their requests leave in one write and
@@ -451,7 +511,7 @@ impl Multiplexer {
     /// shortest) while the others' batches are on the server. Filling the fullest line
     /// instead would pile them behind a batch still in flight and leave their own
     /// connection idle (8 callers over two lines: 55k statements/s against 106k).
-    fn choose(&self) -> (Option<Arc<MuxConn>>, usize) {
+    fn choose(&self, batch: bool) -> (Option<Arc<MuxConn>>, usize) {
         let conns = self.lock_conns();
         let open = |c: &&Arc<MuxConn>| c.open.load(Ordering::Acquire);
         let shortest = || {
@@ -462,7 +522,7 @@ impl Multiplexer {
                 )
             })
         };
-        let best = if self.batches {
+        let best = if batch {
             shortest()
         } else {
             conns
@@ -478,23 +538,13 @@ impl Multiplexer {
         (best.cloned(), conns.len())
     }
 
-    /// How deep every line gets before another connection is shared, with `lines` shared now
-    /// ([`GROW_AT_DEPTH`], [`GROW_AT_DEPTH_BATCHES`]).
-    fn grow_at(&self, lines: usize) -> usize {
-        if self.batches && lines >= 2 {
-            GROW_AT_DEPTH_BATCHES
-        } else {
-            GROW_AT_DEPTH
-        }
-    }
-
     /// Starts sharing a freshly borrowed connection (it must be idle and clean: a fresh guard
     /// has no rollback of its own pending).
     fn share(&self, c: PooledConnection) -> Option<Arc<MuxConn>> {
         if !c.mux_ready() {
             return None;
         }
-        let mc = Arc::new(MuxConn::new(c, self.batches));
+        let mc = Arc::new(MuxConn::new(c, self.batching != Batching::Never));
         self.lock_conns().push(mc.clone());
         self.shared_ready.notify_waiters();
         Some(mc)
@@ -521,6 +571,16 @@ impl Multiplexer {
         if want || all || self.draining.load(Ordering::Relaxed) > 0 {
             self.rebalance(want, all);
         }
+    }
+}
+
+/// How deep every line gets before another connection is shared, with `lines` shared now,
+/// for a batched statement or not ([`GROW_AT_DEPTH`], [`GROW_AT_DEPTH_BATCHES`]).
+fn grow_at(lines: usize, batch: bool) -> usize {
+    if batch && lines >= 2 {
+        GROW_AT_DEPTH_BATCHES
+    } else {
+        GROW_AT_DEPTH
     }
 }
 
@@ -563,5 +623,32 @@ pub(crate) struct CountDown<'a>(&'a AtomicUsize);
 impl Drop for CountDown<'_> {
     fn drop(&mut self) {
         self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::locks_rows;
+
+    #[test]
+    fn row_locking_clauses_are_found_in_any_case_and_spacing() {
+        for sql in [
+            "SELECT * FROM t WHERE id = $1 FOR UPDATE",
+            "select * from t for no key update skip locked",
+            "SELECT * FROM t FOR SHARE",
+            "SELECT * FROM t\nFOR\tKEY SHARE NOWAIT",
+            "SELECT * FROM t FOR UPDATE OF t",
+        ] {
+            assert!(locks_rows(sql), "{sql}");
+        }
+        for sql in [
+            "SELECT abalance FROM pgbench_accounts WHERE aid = $1",
+            "SELECT format FROM updates",
+            "SELECT for_update FROM t",
+            "SELECT $1::int8",
+            "SELECT * FROM t FOR",
+        ] {
+            assert!(!locks_rows(sql), "{sql}");
+        }
     }
 }

@@ -12,7 +12,7 @@ use crate::error::{Error, Result};
 use crate::guard::PooledConnection;
 use crate::hooks::Hooks;
 use crate::limits;
-use crate::multiplex::Multiplexer;
+use crate::multiplex::{Batching, Multiplexer};
 use crate::recycle::PgManager;
 use crate::slots::{Object, PoolStats, SlotConfig, Slots, Status};
 
@@ -81,9 +81,9 @@ impl PsqlPool {
         config: SlotConfig,
         hooks: Hooks<pgwire_lite::Connection>,
         multiplexing: bool,
-        batches: bool,
+        batching: Batching,
     ) -> PsqlPool {
-        let mux = multiplexing.then(|| Multiplexer::new(config.max_size, batches));
+        let mux = multiplexing.then(|| Multiplexer::new(config.max_size, batching));
         PsqlPool {
             inner: Arc::new(Inner {
                 slots: Slots::with_hooks(manager, config, hooks),
@@ -139,12 +139,16 @@ impl PsqlPool {
         self.inner.slots.waiting()
     }
 
-    /// Whether `execute` may multiplex `sql` now; `None` without multiplexing. A pool query
-    /// timeout keeps everything on the normal path: its CancelRequest would hit whatever
-    /// statement the shared backend runs, possibly another caller's.
-    fn multiplexer(&self, sql: &str) -> Option<&Multiplexer> {
+    /// Whether `execute` may multiplex `sql` now, and whether it may share a Sync with others
+    /// ([`Multiplexer::share_kind`]); `None` without multiplexing. A pool query timeout keeps
+    /// everything on the normal path: its CancelRequest would hit whatever statement the
+    /// shared backend runs, possibly another caller's.
+    fn multiplexer(&self, sql: &str) -> Option<(&Multiplexer, bool)> {
         let mux = self.inner.mux.as_ref()?;
-        (self.inner.slots.manager.query_timeout.is_none() && mux.is_safe(sql)).then_some(mux)
+        if self.inner.slots.manager.query_timeout.is_some() {
+            return None;
+        }
+        mux.share_kind(sql).map(|batch| (mux, batch))
     }
 
     /// Runs `sql` on a whole connection (the normal path), and with multiplexing on, learns
@@ -285,9 +289,12 @@ impl PsqlPool {
         parameters: &[&(dyn ToSql + Sync)],
     ) -> Result<QueryResult> {
         self.check_started()?;
-        if let Some(mux) = self.multiplexer(querystring) {
+        if let Some((mux, batch)) = self.multiplexer(querystring) {
             let unnamed = !self.prepared_statements();
-            if let Some(r) = mux.execute(self, querystring, parameters, unnamed).await {
+            if let Some(r) = mux
+                .execute(self, querystring, parameters, unnamed, batch)
+                .await
+            {
                 return r;
             }
         }
@@ -331,8 +338,11 @@ impl PsqlPool {
         parameters: &[&(dyn ToSql + Sync)],
     ) -> Result<QueryResult> {
         self.check_started()?;
-        if let Some(mux) = self.multiplexer(querystring) {
-            if let Some(r) = mux.execute(self, querystring, parameters, true).await {
+        if let Some((mux, batch)) = self.multiplexer(querystring) {
+            if let Some(r) = mux
+                .execute(self, querystring, parameters, true, batch)
+                .await
+            {
                 return r;
             }
         }

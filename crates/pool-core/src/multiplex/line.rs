@@ -73,8 +73,8 @@ pub(super) struct ConnState {
     decoder: MuxDecoder,
     /// A drainer runs (its waker, to hand it a role someone gave up).
     drainer: Option<Waker>,
-    /// One Sync per batch of requests instead of one per request
-    /// ([`PsqlPoolBuilder::multiplexing_batches`](crate::PsqlPoolBuilder::multiplexing_batches)).
+    /// Requests may share a Sync ([`PsqlPoolBuilder::multiplexing_batches`](crate::PsqlPoolBuilder::multiplexing_batches)
+    /// is not `false`): one batch at a time is on the server.
     batches: bool,
     /// `unsent` ends with requests that no Sync follows yet (an open batch).
     unsynced: bool,
@@ -178,14 +178,15 @@ impl MuxConn {
         }
     }
 
-    /// Encodes the request (or the Parse it needs first) and takes a place in line. `alone`:
-    /// in a batch of its own (a statement re-run after its batch failed).
+    /// Encodes the request (or the Parse it needs first) and takes a place in line. `batch`:
+    /// it shares a Sync with the requests around it that are batched too; otherwise it ends
+    /// with its own (a write, or a statement re-run after its batch failed).
     pub(super) fn enqueue(
         &self,
         sql: &str,
         params: &[&(dyn ToSql + Sync)],
         unnamed: bool,
-        alone: bool,
+        batch: bool,
     ) -> Enqueued {
         let mut guard = self.lock();
         let st = &mut *guard;
@@ -196,7 +197,6 @@ impl MuxConn {
             return Enqueued::NotHere;
         };
         let conn = conn.raw();
-        let batch = st.batches && !alone;
         if !batch {
             end_batch(&mut st.unsent, &mut st.unsynced, &mut st.entries);
         }
