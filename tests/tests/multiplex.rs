@@ -605,29 +605,7 @@ async fn resize_moves_the_multiplexer_with_the_pool() {
     let slow = "SELECT $1::int8 FROM pg_sleep(0.002)";
     let r = pool.execute(slow, &[&-1i64]).await.unwrap();
     assert_eq!(r.rows()[0].get::<_, i64>(0), -1);
-    let burst = |callers: i64, rounds: i64| {
-        let pool = pool.clone();
-        async move {
-            let mut tasks = Vec::new();
-            for caller in 0..callers {
-                let pool = pool.clone();
-                tasks.push(tokio::spawn(async move {
-                    for i in 0..rounds {
-                        let v = caller * 100 + i;
-                        let r = tokio::time::timeout(CALL_LIMIT, pool.execute(slow, &[&v]))
-                            .await
-                            .expect("a call hung")
-                            .unwrap();
-                        assert_eq!(r.rows()[0].get::<_, i64>(0), v, "cross-talk");
-                    }
-                }));
-            }
-            for t in tasks {
-                t.await.unwrap();
-            }
-        }
-    };
-    burst(32, 5).await;
+    callers_run(&pool, slow, 32, 5).await;
     let before = pool.multiplexed_connections();
     assert!(
         before > 2,
@@ -653,7 +631,7 @@ async fn resize_moves_the_multiplexer_with_the_pool() {
         })
     };
     // 200 callers at once: the old bound (4 × 64) would let all of them queue.
-    burst(200, 1).await;
+    callers_run(&pool, slow, 200, 1).await;
     done.store(true, Ordering::Release);
     sampler.await.unwrap();
     let max_queued = max_queued.load(Ordering::Acquire);
@@ -675,7 +653,7 @@ async fn resize_moves_the_multiplexer_with_the_pool() {
 
     // Growing again gives the multiplexer the room back.
     pool.resize(4).unwrap();
-    burst(32, 5).await;
+    callers_run(&pool, slow, 32, 5).await;
     assert!(pool.multiplexed_connections() > 2, "{:?}", pool.status());
     assert_status_adds_up(&pool).await;
 }
