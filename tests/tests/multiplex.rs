@@ -839,3 +839,89 @@ async fn by_default_reads_share_a_sync_and_writes_keep_their_own() {
     assert_status_adds_up(&pool).await;
     pool.close().await;
 }
+
+/// Reads and writes on the same lines at once (the default batching): every caller gets its
+/// own value, the one failing INSERT fails alone, every good row is in the table once, and no
+/// INSERT shares a transaction with any other statement.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reads_and_writes_interleaved_on_shared_lines() {
+    let table = unique_name("mux_mixed_t");
+    let mut a = admin().await;
+    a.batch_execute(&format!(
+        "CREATE TABLE {table} (id int8 PRIMARY KEY, v int8 NOT NULL CHECK (v >= 0))"
+    ))
+    .await
+    .unwrap();
+    let pool = started(pool_builder(&unique_name("mux_mixed"), 2).multiplexing(true)).await;
+    let read = "SELECT $1::int8, pg_current_xact_id()::text";
+    let write = format!(
+        "INSERT INTO {table} (id, v) VALUES ($1, $2) RETURNING id, pg_current_xact_id()::text"
+    );
+    pool.execute(read, &[&0i64]).await.unwrap();
+    pool.execute(&write, &[&0i64, &0i64]).await.unwrap();
+
+    let mut tasks = Vec::new();
+    for caller in 0..32i64 {
+        let (pool, write) = (pool.clone(), write.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut out = Vec::new();
+            for round in 0..20i64 {
+                let id = 1 + caller * 100 + round;
+                let writes = (caller + round) % 2 == 1;
+                // One INSERT violates the CHECK constraint.
+                let v = if caller == 7 && round == 8 { -1 } else { 1 };
+                let call = async {
+                    if writes {
+                        pool.execute(&write, &[&id, &v]).await
+                    } else {
+                        pool.execute(read, &[&id]).await
+                    }
+                };
+                let r = tokio::time::timeout(CALL_LIMIT, call)
+                    .await
+                    .expect("a call hung");
+                out.push((id, writes, v, r));
+            }
+            out
+        }));
+    }
+    let (mut read_xids, mut write_xids, mut inserted) = (Vec::new(), Vec::new(), 0i64);
+    for t in tasks {
+        for (id, writes, v, r) in t.await.unwrap() {
+            if v < 0 {
+                let e = r.expect_err("the failing INSERT errors");
+                assert!(matches!(&e, PoolError::Backend(_)), "{e:?}");
+                continue;
+            }
+            let r = r.unwrap_or_else(|e| panic!("statement {id} (write: {writes}) failed: {e}"));
+            let row = &r.rows()[0];
+            assert_eq!(row.get::<_, i64>(0), id, "cross-talk");
+            let xid = row.get::<_, String>(1);
+            if writes {
+                inserted += 1;
+                write_xids.push(xid);
+            } else {
+                read_xids.push(xid);
+            }
+        }
+    }
+    let n = write_xids.len();
+    write_xids.sort();
+    write_xids.dedup();
+    assert_eq!(write_xids.len(), n, "INSERTs shared a transaction");
+    read_xids.sort();
+    assert!(
+        write_xids
+            .iter()
+            .all(|x| read_xids.binary_search(x).is_err()),
+        "an INSERT shared a transaction with a read"
+    );
+    let count = a
+        .query_one(&format!("SELECT count(*) FROM {table} WHERE id > 0"), &[])
+        .await
+        .unwrap()
+        .get::<_, i64>(0);
+    assert_eq!(count, inserted, "good rows lost or doubled");
+    assert_status_adds_up(&pool).await;
+    pool.close().await;
+}
