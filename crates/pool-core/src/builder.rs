@@ -287,7 +287,8 @@ impl PsqlPoolBuilder {
     ///
     /// Every caller gets exactly its own statement's outcome. Reads written together share
     /// one Sync and writes keep one each (see
-    /// [`multiplexing_batches`](Self::multiplexing_batches)). A statement text is multiplexed only after it ran once on a whole
+    /// [`multiplexing_batches`](Self::multiplexing_batches)). A statement text is multiplexed
+    /// only after it ran once on a whole
     /// connection and showed that it leaves no session state behind (command tag SELECT,
     /// INSERT, UPDATE, DELETE or MERGE, and no open transaction); everything else, and
     /// everything while a [`query_timeout`](Self::query_timeout) is set, takes the normal

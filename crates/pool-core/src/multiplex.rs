@@ -98,10 +98,10 @@ const GROW_AT_DEPTH: usize = 4;
 /// less per statement. Measured with 64 callers over a pool of 8 on 2 cores (pgbench-load,
 /// one run each): 4 per line, 0.74-0.77x pgbench's `\startpipeline` script (8 x 8); 8, 0.89x;
 /// 16, 0.85-1.0x; 32, 0.98x; with the shortest-line picking of [`Multiplexer::choose`], 16
-/// measured 0.92-0.98x in two passes. The first two connections still fill only to [`GROW_AT_DEPTH`]:
-/// a connection answers one batch at a time, so a single line leaves the server idle while
-/// its callers queue the next batch (8 callers: 49k statements/s on one line of 8, 106k on
-/// two lines of 4).
+/// measured 0.92-0.98x in two passes. The first two connections still fill only to
+/// [`GROW_AT_DEPTH`]: a connection answers one batch at a time, so a single line leaves the
+/// server idle while its callers queue the next batch (8 callers: 49k statements/s on one
+/// line of 8, 106k on two lines of 4).
 const GROW_AT_DEPTH_BATCHES: usize = 16;
 
 /// Statement texts remembered as safe (or never) to multiplex; beyond this, new texts take the normal
@@ -383,24 +383,22 @@ impl Multiplexer {
     ) -> Option<Result<QueryResult>> {
         // A free place is taken without a timer (no clock read, no timer entry); only a
         // caller that has to wait arms the pool's wait timeout.
-        let acquired = match self.permits.try_acquire() {
-            Ok(p) => Ok(p),
+        let permit = match self.permits.try_acquire() {
+            Ok(p) => p,
             Err(tokio::sync::TryAcquireError::Closed) => return Some(Err(Error::Closed)),
             Err(tokio::sync::TryAcquireError::NoPermits) => {
                 match tokio::time::timeout(pool.wait_timeout(), self.permits.acquire()).await {
-                    Ok(r) => r.map_err(|_| ()),
+                    Ok(Ok(p)) => p,
+                    Ok(Err(_)) => return Some(Err(Error::Closed)),
                     Err(_) => return Some(Err(Error::Timeout(TimeoutKind::Wait))),
                 }
             }
         };
-        let permit = match acquired {
-            Ok(p) => QueuePlace {
-                permit: Some(p),
-                owed: &self.permits_owed,
-            },
-            Err(()) => return Some(Err(Error::Closed)),
+        let permit = QueuePlace {
+            permit: Some(permit),
+            owed: &self.permits_owed,
         };
-        let conn = match self.pick(pool, batch).await {
+        let mut conn = match self.pick(pool, batch).await {
             Ok(Some(c)) => c,
             Ok(None) => return None,
             Err(e) => return Some(Err(e)),
@@ -409,10 +407,29 @@ impl Multiplexer {
         // this connection, and a statement whose batch failed because of another one runs
         // again alone.
         let mut alone = false;
-        for _ in 0..4 {
+        let mut moved = 0;
+        let mut rounds = 0;
+        while rounds < 4 {
+            rounds += 1;
             let (seq, prepare) = match conn.enqueue(sql, params, unnamed, batch && !alone) {
                 Enqueued::Queued { seq, prepare } => (seq, prepare),
                 Enqueued::Failed(e) => return Some(Err(e)),
+                Enqueued::NotHere if moved < 2 && !conn.open.load(Ordering::Acquire) => {
+                    // The line began draining (a whole-connection borrower wants its slot) or
+                    // failed after this caller picked it: queue on another one. Taking the
+                    // normal path instead would make this caller a whole-connection borrower
+                    // too, and drain the next line: under load, callers caught by one drain
+                    // cascaded until no connection was shared.
+                    moved += 1;
+                    rounds -= 1;
+                    self.after_call(pool, &conn);
+                    conn = match self.pick(pool, batch).await {
+                        Ok(Some(c)) => c,
+                        Ok(None) => return None,
+                        Err(e) => return Some(Err(e)),
+                    };
+                    continue;
+                }
                 Enqueued::NotHere => break,
             };
             let answer = Call::new(conn.clone(), seq).wait().await;

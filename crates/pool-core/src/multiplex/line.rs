@@ -73,8 +73,9 @@ pub(super) struct ConnState {
     decoder: MuxDecoder,
     /// A drainer runs (its waker, to hand it a role someone gave up).
     drainer: Option<Waker>,
-    /// Requests may share a Sync ([`PsqlPoolBuilder::multiplexing_batches`](crate::PsqlPoolBuilder::multiplexing_batches)
-    /// is not `false`): one batch at a time is on the server.
+    /// Requests may share a Sync (`multiplexing_batches` is not `false`, see
+    /// [`PsqlPoolBuilder::multiplexing_batches`](crate::PsqlPoolBuilder::multiplexing_batches)):
+    /// one batch at a time is on the server.
     batches: bool,
     /// `unsent` ends with requests that no Sync follows yet (an open batch).
     unsynced: bool,
