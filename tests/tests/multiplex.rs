@@ -41,7 +41,13 @@ async fn mux_pool(app: &str, max: usize, batches: bool) -> PsqlPool {
 
 /// Runs `SELECT $1::int8` once so the pool learns it is safe to multiplex.
 async fn learn_select(pool: &PsqlPool) {
-    let r = pool.execute("SELECT $1::int8", &[&-1i64]).await.unwrap();
+    learn(pool, "SELECT $1::int8").await;
+}
+
+/// Runs `sql` (`SELECT $1::int8 ...`) once on a whole connection so the pool learns it is
+/// safe to multiplex.
+async fn learn(pool: &PsqlPool, sql: &str) {
+    let r = pool.execute(sql, &[&-1i64]).await.unwrap();
     assert_eq!(r.rows()[0].get::<_, i64>(0), -1);
 }
 
@@ -603,8 +609,7 @@ async fn resize_moves_the_multiplexer_with_the_pool() {
     // Slow enough that lines fill up (another connection is shared only when every line has
     // 4 or more) and up to 2 × 64 callers stay queued after the shrink.
     let slow = "SELECT $1::int8 FROM pg_sleep(0.002)";
-    let r = pool.execute(slow, &[&-1i64]).await.unwrap();
-    assert_eq!(r.rows()[0].get::<_, i64>(0), -1);
+    learn(&pool, slow).await;
     callers_run(&pool, slow, 32, 5).await;
     let before = pool.multiplexed_connections();
     assert!(
@@ -735,8 +740,7 @@ async fn batches_fill_deeper_lines_before_sharing_more_connections() {
     // Slow enough that every caller is queued or in flight at once.
     let slow = "SELECT $1::int8 FROM pg_sleep(0.002)";
     let batches = mux_pool("mux_depth_batches", 8, true).await;
-    let r = batches.execute(slow, &[&-1i64]).await.unwrap();
-    assert_eq!(r.rows()[0].get::<_, i64>(0), -1);
+    learn(&batches, slow).await;
     callers_run(&batches, slow, 8, 10).await;
     assert_eq!(
         batches.multiplexed_connections(),
@@ -755,8 +759,7 @@ async fn batches_fill_deeper_lines_before_sharing_more_connections() {
     batches.close().await;
 
     let single = mux_pool("mux_depth_single", 8, false).await;
-    let r = single.execute(slow, &[&-1i64]).await.unwrap();
-    assert_eq!(r.rows()[0].get::<_, i64>(0), -1);
+    learn(&single, slow).await;
     callers_run(&single, slow, 40, 5).await;
     let shared = single.multiplexed_connections();
     assert!(
